@@ -1,0 +1,212 @@
+"""CoEForCausalLM: embeddings, decoder layers (attention + Chain-of-Experts block), LM head.
+
+A transformers ``PreTrainedModel`` with ``GenerationMixin``: save_pretrained / from_pretrained through
+safetensors, ``generate()`` with transformers' cache classes, registered with the Auto classes.
+
+Shapes: B batch, S positions, D hidden, V vocabulary, T = B * S tokens, N experts, K choices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import MoeCausalLMOutputWithPast
+
+from coe.config import CoEConfig
+from coe.nn.attention import RotaryEmbedding, build_attention, causal_mask
+from coe.nn.chain import ChainOfExperts, ChainOutput
+from coe.nn.experts import Experts
+from coe.nn.mlp import RMSNorm, SwiGLU
+from coe.nn.router import Router
+
+# transformers renamed the cache argument and output field from `past_key_values` to `cache` in 5.2x.
+CACHE_FIELD = "cache" if "cache" in {f.name for f in fields(MoeCausalLMOutputWithPast)} else "past_key_values"
+IGNORE_INDEX = -100
+
+
+@dataclass
+class CoECausalLMOutput(MoeCausalLMOutputWithPast):
+    """transformers' MoE output plus what CoE adds. Router tensors come layer-major, iteration-minor:
+    entry ``i * C + t`` belongs to the i-th MoE layer, iteration t.
+
+    - loss: lm_loss + aux_loss (when labels are given)
+    - lm_loss: the language-model cross-entropy alone
+    - aux_loss: ``aux_loss_alpha * sum(balance_losses) + router_z_loss_coef * sum(z_losses)`` (training only)
+    - balance_losses, z_losses: (R,) unweighted, one per (MoE layer, iteration) (training only)
+    - router_logits: R tensors (T, N) and selected_experts: R tensors (T, K) with output_router_logits=True
+    """
+
+    lm_loss: torch.Tensor | None = None
+    balance_losses: torch.Tensor | None = None
+    z_losses: torch.Tensor | None = None
+    selected_experts: tuple[torch.Tensor, ...] | None = None
+    routing_weights: tuple[torch.Tensor, ...] | None = None
+
+
+class CoEDecoderLayer(GradientCheckpointingLayer):
+    """``h = h + Attn(norm1(h))``, then the CoE block on ``norm2(h)`` (see :class:`CoEConfig`)."""
+
+    def __init__(self, config: CoEConfig, layer_idx: int) -> None:
+        super().__init__()
+        D = config.hidden_size
+        self.self_attn = build_attention(config, layer_idx)
+        self.input_layernorm = RMSNorm(D, config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(D, config.rms_norm_eps)
+        self.is_moe = config.is_moe_layer(layer_idx)
+        self.mlp = ChainOfExperts(config) if self.is_moe else SwiGLU(D, config.intermediate_size)
+        self.outer_residual = config.outer_residual
+
+    def forward(self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None,
+                cache: Cache | None = None) -> tuple[torch.Tensor, ChainOutput | None]:
+        h = h + self.self_attn(self.input_layernorm(h), rope, mask, cache)
+        x = self.post_attention_layernorm(h)
+        if not self.is_moe:
+            return h + self.mlp(x), None  # dense layers keep the standard residual
+        chain = self.mlp(x)
+        return (chain.hidden + h if self.outer_residual else chain.hidden), chain
+
+
+class CoEPreTrainedModel(PreTrainedModel):
+    config: CoEConfig
+    config_class = CoEConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["CoEDecoderLayer"]
+    _supports_sdpa = True
+    _keep_in_fp32_modules_strict = ["routers"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, Router):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.expert_bias is not None:
+                init.zeros_(module.expert_bias)
+        elif isinstance(module, Experts):
+            init.normal_(module.gate_up_proj, mean=0.0, std=std)
+            init.normal_(module.down_proj, mean=0.0, std=std)
+        elif isinstance(module, ChainOfExperts):
+            init.zeros_(module.tokens_per_expert)
+
+
+class CoEModel(CoEPreTrainedModel):
+    """The decoder stack without the LM head."""
+
+    def __init__(self, config: CoEConfig) -> None:
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.layers = nn.ModuleList(CoEDecoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.rotary_emb = RotaryEmbedding(config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, cache: Cache | None = None,
+                inputs_embeds: torch.Tensor | None = None, use_cache: bool = False,
+                output_hidden_states: bool = False) -> tuple[torch.Tensor, list[ChainOutput], Cache | None,
+                                                             tuple[torch.Tensor, ...] | None]:
+        """Returns (last hidden (B, S, D), one ChainOutput per MoE layer, cache, all hidden states or None)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        h = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        B, S, _ = h.shape
+        if use_cache and cache is None:
+            cache = DynamicCache()
+        past = cache.get_seq_length() if cache is not None else 0
+        if position_ids is None:
+            position_ids = torch.arange(past, past + S, device=h.device).unsqueeze(0)
+        rope = self.rotary_emb(h, position_ids)
+        mask = causal_mask(attention_mask, S, past + S, h.device)
+        chains: list[ChainOutput] = []
+        hidden_states = [h] if output_hidden_states else None
+        for layer in self.layers:
+            h, chain = layer(h, rope, mask, cache)
+            if chain is not None:
+                chains.append(chain)
+                # Counted here rather than inside the layer so that activation recomputation doesn't recount.
+                layer.mlp.record(chain)
+            if hidden_states is not None:
+                hidden_states.append(h)
+        h = self.norm(h)
+        if hidden_states is not None:
+            hidden_states[-1] = h
+        return h, chains, cache, tuple(hidden_states) if hidden_states is not None else None
+
+
+class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
+    """Chain-of-Experts causal language model (MoE when ``inner_iter == 1``)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: CoEConfig) -> None:
+        super().__init__(config)
+        self.model = CoEModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def chains(self) -> list[ChainOutput]:
+        """The Chain-of-Experts blocks, one per MoE layer, in layer order."""
+        return [layer.mlp for layer in self.model.layers if layer.is_moe]
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values: Cache | None = None,
+                cache: Cache | None = None, inputs_embeds: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, shift_labels: torch.Tensor | None = None,
+                use_cache: bool | None = None, output_router_logits: bool = False,
+                output_hidden_states: bool = False, logits_to_keep: int | torch.Tensor = 0,
+                **kwargs) -> CoECausalLMOutput:
+        """Logits (B, S', V) and, with ``labels`` (B, S) (shifted inside, -100 ignored) or ``shift_labels``
+        (B, S) (already the next tokens), the loss. Other keyword arguments from generate() are ignored."""
+        cache = cache if cache is not None else past_key_values
+        if use_cache is None:
+            use_cache = self.config.use_cache and not self.training
+        h, chains, cache, hidden_states = self.model(
+            input_ids, attention_mask, position_ids, cache, inputs_embeds, use_cache, output_hidden_states)
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(h[:, keep, :])
+
+        routings = [r for chain in chains for r in chain.routings]
+        out = CoECausalLMOutput(logits=logits, hidden_states=hidden_states, **{CACHE_FIELD: cache})
+        balance = [b for chain in chains for b in chain.balance_losses]
+        z = [z for chain in chains for z in chain.z_losses]
+        if balance or z:
+            out.aux_loss = logits.new_zeros((), dtype=torch.float32)
+        if balance:
+            out.balance_losses = torch.stack(balance)
+            out.aux_loss = out.aux_loss + self.config.aux_loss_alpha * out.balance_losses.sum()
+        if z:
+            out.z_losses = torch.stack(z)
+            out.aux_loss = out.aux_loss + self.config.router_z_loss_coef * out.z_losses.sum()
+        if labels is not None or shift_labels is not None:
+            if shift_labels is None:
+                shift_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+            out.lm_loss = F.cross_entropy(logits.float().flatten(0, 1), shift_labels.flatten(),
+                                          ignore_index=IGNORE_INDEX)
+            out.loss = out.lm_loss if out.aux_loss is None else out.lm_loss + out.aux_loss
+        if output_router_logits:
+            out.router_logits = tuple(r.logits for r in routings)
+            out.selected_experts = tuple(r.topk_idx for r in routings)
+            out.routing_weights = tuple(r.topk_weight for r in routings)
+        return out
+
+    def reset_routing_counts(self) -> None:
+        """Zero every (layer, iteration) tokens-per-expert counter."""
+        for chain in self.chains():
+            chain.reset_counts()
+
+    def routing_counts(self) -> torch.Tensor:
+        """Tokens per expert since the last reset: (MoE layers, C, N) float32."""
+        return torch.stack([chain.tokens_per_expert for chain in self.chains()])
+
+    def update_router_biases(self) -> None:
+        """One auxiliary-loss-free balancing step (call after each optimizer step); resets the counts."""
+        for chain in self.chains():
+            chain.update_expert_bias(self.config.router_bias_update_rate)

@@ -1,0 +1,191 @@
+"""Attention: rotary embeddings (default / linear / dynamic / YaRN), DeepSeek-V2 MLA and grouped-query attention.
+
+Shapes: B batch, S query positions, P key positions (cache included), H heads, G key/value heads,
+R rotary size, L kv_lora_rank.
+
+Both attentions run through ``F.scaled_dot_product_attention``. The key/value cache is any of transformers'
+``Cache`` classes; MLA stores its compressed latent (L + R numbers a position) as DeepSeek-V2 does.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
+
+from coe.config import Attention, CoEConfig
+from coe.nn.mlp import RMSNorm
+
+
+def yarn_mscale(factor: float, mscale: float = 1.0) -> float:
+    """YaRN's attention temperature correction, ``0.1 * mscale * ln(factor) + 1`` (1 when factor <= 1)."""
+    return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
+
+
+def softmax_scale(config: CoEConfig, head_dim: int) -> float:
+    """``head_dim**-0.5``, times ``mscale(factor, mscale_all_dim)**2`` under DeepSeek's YaRN."""
+    scale = head_dim**-0.5
+    rope = config.rope_parameters
+    if rope["rope_type"] == "yarn" and rope.get("mscale_all_dim"):
+        scale *= yarn_mscale(rope["factor"], rope["mscale_all_dim"]) ** 2
+    return scale
+
+
+class RotaryEmbedding(nn.Module):
+    """cos / sin tables ``[B, S, R/2]`` for the given positions; frequencies from transformers' initialisers."""
+
+    def __init__(self, config: CoEConfig) -> None:
+        super().__init__()
+        # transformers' initialisers read the rotary size from `head_dim`.
+        rope_config = copy.copy(config)
+        rope_config.head_dim = config.rope_head_dim
+        self.config = rope_config
+        self.rope_type = config.rope_parameters["rope_type"]
+        self.max_seq_len_cached = self.original_max_seq_len = config.max_position_embeddings
+        init_fn = ROPE_INIT_FUNCTIONS.get(self.rope_type, self.compute_default_rope_parameters)
+        inv_freq, self.attention_scaling = init_fn(rope_config, None)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.register_buffer("original_inv_freq", inv_freq.clone(), persistent=False)
+
+    @staticmethod
+    def compute_default_rope_parameters(config: CoEConfig, device=None, **_) -> tuple[torch.Tensor, float]:
+        """Plain RoPE: ``theta ** (-2i / R)`` (transformers' weight initialiser calls this by name)."""
+        dim, theta = config.head_dim, config.rope_parameters["rope_theta"]
+        return 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float32, device=device) / dim), 1.0
+
+    @torch.no_grad()
+    @dynamic_rope_update
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = position_ids[..., None].float() * self.inv_freq.float()  # (B, S, R/2)
+        return freqs.cos() * self.attention_scaling, freqs.sin() * self.attention_scaling
+
+
+def rotate_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on adjacent pairs (x0, x1), (x2, x3), ... as DeepSeek-V2. x: (B, *, S, R); cos, sin: (B, S, R/2)."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    x32 = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = x32[..., 0], x32[..., 1]
+    return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2).to(x.dtype)
+
+
+def rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on the halves (x[:R/2], x[R/2:]) as Llama. x: (B, *, S, R); cos, sin: (B, S, R/2)."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    x32 = x.float()
+    x0, x1 = x32.chunk(2, dim=-1)
+    return torch.cat((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).to(x.dtype)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Tensor | None, scale: float,
+           dropout: float, gqa: bool = False) -> torch.Tensor:
+    """SDPA, causal when no mask is given. q: (B, H, S, E); k: (B, G, P, E); v: (B, G, P, Ev) -> (B, S, H*Ev)."""
+    kwargs = {"enable_gqa": True} if gqa and k.shape[1] != q.shape[1] else {}
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
+                                         dropout_p=dropout, **kwargs)
+    return out.transpose(1, 2).flatten(2)
+
+
+class MultiHeadLatentAttention(nn.Module):
+    """DeepSeek-V2 multi-head latent attention; parameter names as in DeepSeek-V2 checkpoints."""
+
+    def __init__(self, config: CoEConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.num_heads = config.num_attention_heads
+        self.nope_dim, self.rope_dim = config.qk_nope_head_dim, config.qk_rope_head_dim
+        self.v_dim, self.kv_lora_rank = config.v_head_dim, config.kv_lora_rank
+        self.q_lora_rank = config.q_lora_rank
+        self.dropout = config.attention_dropout
+        q_dim = self.num_heads * (self.nope_dim + self.rope_dim)
+        D, bias = config.hidden_size, config.attention_bias
+        if self.q_lora_rank is None:
+            self.q_proj = nn.Linear(D, q_dim, bias=False)
+        else:
+            self.q_a_proj = nn.Linear(D, self.q_lora_rank, bias=bias)
+            self.q_a_layernorm = RMSNorm(self.q_lora_rank, config.rms_norm_eps)
+            self.q_b_proj = nn.Linear(self.q_lora_rank, q_dim, bias=False)
+        self.kv_a_proj_with_mqa = nn.Linear(D, self.kv_lora_rank + self.rope_dim, bias=bias)
+        self.kv_a_layernorm = RMSNorm(self.kv_lora_rank, config.rms_norm_eps)
+        self.kv_b_proj = nn.Linear(self.kv_lora_rank, self.num_heads * (self.nope_dim + self.v_dim), bias=False)
+        self.o_proj = nn.Linear(self.num_heads * self.v_dim, D, bias=bias)
+        self.scale = softmax_scale(config, self.nope_dim + self.rope_dim)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None,
+                cache=None) -> torch.Tensor:
+        B, S, _ = x.shape
+        H = self.num_heads
+        q = self.q_proj(x) if self.q_lora_rank is None else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
+        q = q.view(B, S, H, -1).transpose(1, 2)  # (B, H, S, nope + R)
+        q_nope, q_pe = q.split((self.nope_dim, self.rope_dim), dim=-1)
+        latent, k_pe = self.kv_a_proj_with_mqa(x).split((self.kv_lora_rank, self.rope_dim), dim=-1)
+        latent = self.kv_a_layernorm(latent).view(B, 1, S, self.kv_lora_rank)  # (B, 1, S, L)
+        k_pe = k_pe.view(B, 1, S, self.rope_dim)  # one rotary key shared by all heads
+        cos, sin = rope
+        q_pe, k_pe = rotate_interleaved(q_pe, cos, sin), rotate_interleaved(k_pe, cos, sin)
+        if cache is not None:
+            latent, k_pe = cache.update(latent, k_pe, self.layer_idx)  # (B, 1, P, L), (B, 1, P, R)
+        P = latent.shape[2]
+        kv = self.kv_b_proj(latent).view(B, P, H, self.nope_dim + self.v_dim).transpose(1, 2)
+        k_nope, v = kv.split((self.nope_dim, self.v_dim), dim=-1)  # (B, H, P, nope), (B, H, P, V)
+        k = torch.cat((k_nope, k_pe.expand(B, H, P, self.rope_dim)), dim=-1)
+        q = torch.cat((q_nope, q_pe), dim=-1)
+        out = attend(q, k, v, mask=mask, scale=self.scale, dropout=self.dropout if self.training else 0.0)
+        return self.o_proj(out)
+
+
+class GroupedQueryAttention(nn.Module):
+    """Llama-style attention with G key/value heads shared by groups of query heads (rotate-half RoPE)."""
+
+    def __init__(self, config: CoEConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim = config.gqa_head_dim
+        self.dropout = config.attention_dropout
+        D, bias = config.hidden_size, config.attention_bias
+        self.q_proj = nn.Linear(D, self.num_heads * self.head_dim, bias=bias)
+        self.k_proj = nn.Linear(D, self.num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(D, self.num_kv_heads * self.head_dim, bias=bias)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, D, bias=bias)
+        self.scale = softmax_scale(config, self.head_dim)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None,
+                cache=None) -> torch.Tensor:
+        B, S, _ = x.shape
+        q = self.q_proj(x).view(B, S, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, S, E)
+        k = self.k_proj(x).view(B, S, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, G, S, E)
+        v = self.v_proj(x).view(B, S, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        cos, sin = rope
+        q, k = rotate_half(q, cos, sin), rotate_half(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)
+        out = attend(q, k, v, mask=mask, scale=self.scale, dropout=self.dropout if self.training else 0.0,
+                     gqa=True)
+        return self.o_proj(out)
+
+
+def build_attention(config: CoEConfig, layer_idx: int) -> nn.Module:
+    if config.attention == Attention.MLA:
+        return MultiHeadLatentAttention(config, layer_idx)
+    return GroupedQueryAttention(config, layer_idx)
+
+
+def causal_mask(padding_mask: torch.Tensor | None, num_queries: int, num_keys: int,
+                   device: torch.device) -> torch.Tensor | None:
+    """Boolean (B, 1, S, P) mask, True where attention is allowed; None for the plain causal case.
+
+    The S queries are the last S of the P cached positions. padding_mask: (B, P), 1 for real tokens.
+    """
+    if padding_mask is None and num_queries == num_keys:
+        return None  # SDPA's is_causal path
+    key_pos = torch.arange(num_keys, device=device)
+    query_pos = torch.arange(num_keys - num_queries, num_keys, device=device)
+    allowed = (key_pos[None, :] <= query_pos[:, None])[None, None]  # (1, 1, S, P)
+    if padding_mask is not None:
+        allowed = allowed & padding_mask[:, None, None, :].bool()
+    # A query with nothing to attend to (a padding position) would give NaN: let it see everything.
+    return allowed | ~allowed.any(dim=-1, keepdim=True)

@@ -1,0 +1,103 @@
+"""The Chain-of-Experts block: C iterations of routed + shared experts, each with its own router.
+
+    x_0 = x;   x_t = sum_k g_tk * E_k(x_{t-1}) + S(x_{t-1}) + x_{t-1};   y = x_C
+
+(the inner residual ``+ x_{t-1}`` when ``inner_residual``). MoE is C = 1.
+
+Shapes: B sequences, S positions, T = B * S tokens, D hidden, N routed experts, K choices, C iterations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from coe.config import BalanceLoss, CoEConfig
+from coe.nn.experts import Experts
+from coe.nn.losses import batch_balance_loss, expert_counts, router_z_loss, sequence_balance_loss
+from coe.nn.mlp import SwiGLU
+from coe.nn.router import Router, Routing
+
+
+@dataclass
+class ChainOutput:
+    hidden: torch.Tensor  # (B, S, D)
+    routings: list[Routing]  # one per iteration
+    balance_losses: list[torch.Tensor] = field(default_factory=list)  # per iteration, unweighted, training only
+    z_losses: list[torch.Tensor] = field(default_factory=list)  # per iteration, unweighted, training only
+
+
+class ChainOfExperts(nn.Module):
+    """The feed-forward block of a CoE layer (of an MoE layer when ``inner_iter == 1``).
+
+    ``tokens_per_expert`` (C, N), a non-persistent buffer, counts the tokens each iteration sent to each
+    expert since the last :meth:`reset_counts` (it feeds load metrics and auxiliary-loss-free balancing).
+    """
+
+    def __init__(self, config: CoEConfig) -> None:
+        super().__init__()
+        self.num_iterations = config.inner_iter
+        self.inner_residual = config.inner_residual
+        self.num_experts = config.n_routed_experts
+        self.balance_loss = config.balance_loss
+        self.compute_z_loss = config.router_z_loss_coef > 0
+        self.routers = nn.ModuleList(Router(config) for _ in range(config.num_routers))
+        self.experts = Experts(config.n_routed_experts, config.hidden_size, config.moe_intermediate_size,
+                               config.expert_backend)
+        self.shared_experts = (SwiGLU(config.hidden_size, config.moe_intermediate_size * config.n_shared_experts)
+                               if config.n_shared_experts else None)
+        self.register_buffer("tokens_per_expert", torch.zeros(config.inner_iter, config.n_routed_experts),
+                             persistent=False)
+
+    def router(self, iteration: int) -> Router:
+        return self.routers[iteration if len(self.routers) > 1 else 0]
+
+    def forward(self, x: torch.Tensor) -> ChainOutput:
+        """x: (B, S, D), already normalised -> ChainOutput with hidden (B, S, D)."""
+        B, S, D = x.shape
+        x_TD = x.reshape(B * S, D)
+        out = ChainOutput(hidden=x, routings=[])
+        for t in range(self.num_iterations):
+            routing = self.router(t)(x_TD)
+            y_TD = self.experts(x_TD, routing.topk_idx, routing.topk_weight)
+            if self.shared_experts is not None:
+                y_TD = y_TD + self.shared_experts(x_TD)
+            x_TD = y_TD + x_TD if self.inner_residual else y_TD
+            out.routings.append(routing)
+            if self.training:
+                self._add_losses(out, routing, B)
+        out.hidden = x_TD.view(B, S, D)
+        return out
+
+    def _add_losses(self, out: ChainOutput, routing: Routing, batch_size: int) -> None:
+        if self.balance_loss == BalanceLoss.SEQ:
+            out.balance_losses.append(sequence_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx,
+                                                            batch_size=batch_size))
+        elif self.balance_loss == BalanceLoss.BATCH:
+            out.balance_losses.append(batch_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx))
+        if self.compute_z_loss:
+            out.z_losses.append(router_z_loss(logits=routing.logits))
+
+    @torch.no_grad()
+    def record(self, out: ChainOutput) -> None:
+        """Add the tokens-per-expert counts of one forward to ``tokens_per_expert`` (on the device)."""
+        for t, routing in enumerate(out.routings):
+            self.tokens_per_expert[t] += expert_counts(routing.topk_idx, self.num_experts)
+
+    def reset_counts(self) -> None:
+        self.tokens_per_expert.zero_()
+
+    @torch.no_grad()
+    def update_expert_bias(self, rate: float) -> None:
+        """Auxiliary-loss-free balancing step: move each router's bias by ``rate * sign(mean load - load)``.
+
+        Uses the counts since the last reset (then resets them). A router shared by all iterations sees the
+        load of all of them.
+        """
+        loads = self.tokens_per_expert if len(self.routers) > 1 else self.tokens_per_expert.sum(0, keepdim=True)
+        for router, load in zip(self.routers, loads):
+            if router.expert_bias is not None:
+                router.expert_bias += rate * torch.sign(load.mean() - load)
+        self.reset_counts()

@@ -1,0 +1,72 @@
+"""N SwiGLU experts as stacked weights, with two backends behind one interface.
+
+Shapes: T tokens, D hidden, F expert intermediate, N experts, K choices per token, M = T * K.
+Weights: ``gate_up_proj`` (N, 2F, D) holding gate rows then up rows, ``down_proj`` (N, D, F), the layout of
+transformers' DeepseekV2 experts.
+
+- "loop": a plain Python loop over experts with boolean indexing. Slow and host-synchronising; the ground
+  truth that tests compare against.
+- "grouped": sort token copies by expert, one grouped matmul per projection, a weighted index-add combine.
+  No host synchronisation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from coe.config import ExpertBackend
+from coe.nn.dispatch import combine, permute, sort_by_expert
+
+# torch >= 2.10 exposes the public name; older releases only the private op (it also runs on the CPU).
+_grouped_mm = getattr(F, "grouped_mm", None) or torch._grouped_mm
+
+
+def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Row block e of x times w[e]. x: (M, I); w: (N, I, O); offsets: (N,) int32 cumulative -> (M, O)."""
+    return _grouped_mm(x, w, offs=offsets)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    # grouped_mm is not on autocast's list: follow autocast by hand so bf16 training runs bf16 matmuls.
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+class Experts(nn.Module):
+    """``y_t = sum_k w_tk * down_e(silu(gate_e(x_t)) * up_e(x_t))`` over the chosen experts e = topk_idx[t, k]."""
+
+    def __init__(self, num_experts: int, hidden_size: int, intermediate_size: int, backend: str = "auto"):
+        super().__init__()
+        self.num_experts, self.intermediate_size = num_experts, intermediate_size
+        self.backend = ExpertBackend.GROUPED if backend == ExpertBackend.AUTO else ExpertBackend(backend)
+        self.gate_up_proj = nn.Parameter(torch.empty(num_experts, 2 * intermediate_size, hidden_size))
+        self.down_proj = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size))
+
+    def forward(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:
+        """x: (T, D); topk_idx, topk_weight: (T, K) -> (T, D) in x's dtype."""
+        if self.backend == ExpertBackend.LOOP:
+            return self._loop(x, topk_idx, topk_weight)
+        return self._grouped(x, topk_idx, topk_weight)
+
+    def _grouped(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:
+        dtype = _compute_dtype(x)
+        dispatch = sort_by_expert(topk_idx, self.num_experts)
+        xs = permute(x.to(dtype), dispatch)  # (M, D)
+        gate_up = grouped_mm(xs, self.gate_up_proj.to(dtype).transpose(1, 2), dispatch.offsets)  # (M, 2F)
+        gate, up = gate_up.chunk(2, dim=-1)
+        ys = grouped_mm(F.silu(gate) * up, self.down_proj.to(dtype).transpose(1, 2), dispatch.offsets)  # (M, D)
+        return combine(ys, topk_weight, dispatch, x.shape[0]).to(x.dtype)
+
+    def _loop(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
+        for e in range(self.num_experts):
+            token, k = torch.where(topk_idx == e)
+            if token.numel() == 0:
+                continue
+            gate, up = F.linear(x[token], self.gate_up_proj[e]).chunk(2, dim=-1)
+            y = F.linear(F.silu(gate) * up, self.down_proj[e])  # (tokens of e, D)
+            out.index_add_(0, token, y.float() * topk_weight[token, k].unsqueeze(-1))
+        return out.to(x.dtype)
