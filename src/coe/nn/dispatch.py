@@ -36,7 +36,8 @@ def permute(x: torch.Tensor, dispatch: Dispatch) -> torch.Tensor:
 
 
 def combine(y: torch.Tensor, weight: torch.Tensor, dispatch: Dispatch, num_tokens: int) -> torch.Tensor:
-    """Weighted sum of expert outputs back per token, in float32. y: (M, D); weight: (T, K) -> (T, D)."""
-    w = weight.flatten().index_select(0, dispatch.slot).unsqueeze(-1)  # (M, 1)
-    out = y.new_zeros(num_tokens, y.shape[-1], dtype=torch.float32)
-    return out.index_add_(0, dispatch.token, y.float() * w)
+    """Weighted sum of expert outputs back per token, in float32 at least. y: (M, D); weight: (T, K) -> (T, D)."""
+    dtype = torch.promote_types(y.dtype, torch.float32)
+    w = weight.flatten().index_select(0, dispatch.slot).unsqueeze(-1).to(dtype)  # (M, 1)
+    out = y.new_zeros(num_tokens, y.shape[-1], dtype=dtype)
+    return out.index_add_(0, dispatch.token, y.to(dtype) * w)

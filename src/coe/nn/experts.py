@@ -24,7 +24,20 @@ _grouped_mm = getattr(F, "grouped_mm", None) or torch._grouped_mm
 
 
 def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Row block e of x times w[e]. x: (M, I); w: (N, I, O); offsets: (N,) int32 cumulative -> (M, O)."""
+    """Row block e of x times w[e]. x: (M, I); w: (N, I, O); offsets: (N,) int32 cumulative -> (M, O).
+
+    The kernels take float32, bfloat16 and float16 and need 16-byte-aligned row strides; sizes that are not (small test models) are zero-padded,
+    which leaves the product unchanged. Shapes are static, so this costs nothing at paper sizes.
+    """
+    if x.dtype == torch.float64:  # no kernel for it: gather each row's expert weight (checks only, small)
+        expert = torch.searchsorted(offsets, torch.arange(x.shape[0], device=x.device), right=True)
+        return torch.bmm(x.unsqueeze(1), w.index_select(0, expert)).squeeze(1)
+    align = 16 // x.element_size()
+    I, O = w.shape[1], w.shape[2]
+    pad_i, pad_o = -I % align, -O % align
+    if pad_i or pad_o:
+        x, w = F.pad(x, (0, pad_i)), F.pad(w, (0, pad_o, 0, pad_i))
+        return _grouped_mm(x, w, offs=offsets)[:, :O]
     return _grouped_mm(x, w, offs=offsets)
 
 
@@ -61,12 +74,12 @@ class Experts(nn.Module):
         return combine(ys, topk_weight, dispatch, x.shape[0]).to(x.dtype)
 
     def _loop(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
+        out = torch.zeros(x.shape, device=x.device, dtype=torch.promote_types(x.dtype, torch.float32))
         for e in range(self.num_experts):
             token, k = torch.where(topk_idx == e)
             if token.numel() == 0:
                 continue
             gate, up = F.linear(x[token], self.gate_up_proj[e]).chunk(2, dim=-1)
             y = F.linear(F.silu(gate) * up, self.down_proj[e])  # (tokens of e, D)
-            out.index_add_(0, token, y.float() * topk_weight[token, k].unsqueeze(-1))
+            out.index_add_(0, token, y.to(out.dtype) * topk_weight[token, k].unsqueeze(-1))
         return out.to(x.dtype)

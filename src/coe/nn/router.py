@@ -18,10 +18,10 @@ from coe.config import CoEConfig, ScoringFunc, TopkMethod
 class Routing:
     """What a router decided for T tokens."""
 
-    logits: torch.Tensor  # (T, N) float32
-    scores: torch.Tensor  # (T, N) float32, softmax or sigmoid of the logits
+    logits: torch.Tensor  # (T, N) float32 (float64 for a float64 model)
+    scores: torch.Tensor  # (T, N), softmax or sigmoid of the logits
     topk_idx: torch.Tensor  # (T, K) int64, the chosen experts (in no particular order)
-    topk_weight: torch.Tensor  # (T, K) float32, their gate weights
+    topk_weight: torch.Tensor  # (T, K), their gate weights
 
 
 class Router(nn.Module):
@@ -52,7 +52,8 @@ class Router(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Routing:
         """x: (T, D) -> Routing."""
-        logits = F.linear(x.float(), self.weight.float())  # (T, N)
+        dtype = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 for float64 checks
+        logits = F.linear(x.to(dtype), self.weight.to(dtype))  # (T, N)
         scores = logits.softmax(dim=-1) if self.scoring_func == ScoringFunc.SOFTMAX else logits.sigmoid()
         choice = scores.detach()
         if self.expert_bias is not None:

@@ -1,0 +1,55 @@
+"""Attention: GQA against transformers' Llama, the masks, RoPE forms and the YaRN softmax scale."""
+
+import math
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from coe import CoEConfig, CoEForCausalLM
+from coe.nn.attention import causal_mask, rotate_half, rotate_interleaved, softmax_scale
+from tests.conftest import rel_err
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2, 1])
+def test_all_dense_gqa_model_equals_transformers_llama(kv_heads):
+    """first_k_dense_replace = all layers makes a Llama: same logits as transformers' LlamaForCausalLM."""
+    cfg = CoEConfig(vocab_size=101, hidden_size=32, num_hidden_layers=2, intermediate_size=48, attention="gqa",
+                    num_attention_heads=4, num_key_value_heads=kv_heads, first_k_dense_replace=2,
+                    rope_parameters={"rope_type": "default", "rope_theta": 500.0}, initializer_range=0.3)
+    ours = CoEForCausalLM(cfg).eval()
+    llama = LlamaForCausalLM(LlamaConfig(
+        vocab_size=101, hidden_size=32, num_hidden_layers=2, intermediate_size=48, num_attention_heads=4,
+        num_key_value_heads=kv_heads, rope_parameters={"rope_type": "default", "rope_theta": 500.0},
+        rms_norm_eps=cfg.rms_norm_eps, attn_implementation="eager")).eval()
+    missing, unexpected = llama.load_state_dict(ours.state_dict(), strict=False)
+    assert not unexpected and all("rotary" in k for k in missing)
+    ids = torch.randint(0, 101, (2, 13))
+    with torch.no_grad():
+        assert rel_err(ours(ids).logits, llama(ids).logits) < 1e-5
+
+
+def test_rope_forms_rotate_the_same_pairs_differently_laid_out():
+    x = torch.randn(1, 1, 5, 8)
+    cos, sin = torch.rand(1, 5, 4), torch.rand(1, 5, 4)
+    halves = torch.cat([x[..., 0::2], x[..., 1::2]], dim=-1)  # the reference's pair-to-halves permutation
+    a = rotate_interleaved(x, cos, sin)
+    b = rotate_half(halves, cos, sin)
+    torch.testing.assert_close(torch.cat([a[..., 0::2], a[..., 1::2]], dim=-1), b)
+
+
+def test_yarn_softmax_scale():
+    cfg = CoEConfig(rope_parameters={"rope_type": "yarn", "factor": 40.0, "mscale_all_dim": 0.707,
+                                     "mscale": 0.707, "original_max_position_embeddings": 4096})
+    m = 0.1 * 0.707 * math.log(40.0) + 1.0
+    assert math.isclose(softmax_scale(cfg, 192), 192**-0.5 * m * m)
+    assert math.isclose(softmax_scale(CoEConfig(), 192), 192**-0.5)
+
+
+def test_causal_mask_with_cache_and_padding():
+    assert causal_mask(None, 4, 4, torch.device("cpu")) is None
+    mask = causal_mask(torch.tensor([[0, 1, 1, 1, 1]]), 2, 5, torch.device("cpu"))
+    assert mask.shape == (1, 1, 2, 5)
+    assert mask[0, 0].tolist() == [[False, True, True, True, False], [False, True, True, True, True]]
+    only_pad = causal_mask(torch.tensor([[0, 0, 1]]), 3, 3, torch.device("cpu"))
+    assert only_pad[0, 0, 0].all()  # a padding query that could see nothing sees everything (no NaN)

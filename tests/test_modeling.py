@@ -1,0 +1,163 @@
+"""CoEForCausalLM against transformers' own DeepseekV2ForCausalLM, generation, save / load, outputs."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, DeepseekV2Config, DeepseekV2ForCausalLM
+
+from coe import CoEConfig, CoEForCausalLM
+from coe.modeling import CACHE_FIELD
+from tests.conftest import rel_err
+
+YARN = dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=64, beta_fast=32,
+            beta_slow=1, mscale=0.707, mscale_all_dim=1.0)
+
+
+def small_config(**overrides) -> CoEConfig:
+    fields = dict(vocab_size=97, hidden_size=48, num_hidden_layers=3, intermediate_size=80, num_attention_heads=4,
+                  kv_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=9,
+                  n_shared_experts=2, num_experts_per_tok=3, moe_intermediate_size=20, max_position_embeddings=256,
+                  initializer_range=0.2)
+    return CoEConfig(**{**fields, **overrides})
+
+
+def deepseek_twin(config: CoEConfig, model: CoEForCausalLM) -> DeepseekV2ForCausalLM:
+    """transformers' DeepseekV2 with the same shapes and weights (its router is `mlp.gate`)."""
+    ds_config = DeepseekV2Config(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+        intermediate_size=config.intermediate_size, num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=config.num_attention_heads, q_lora_rank=config.q_lora_rank,
+        kv_lora_rank=config.kv_lora_rank, qk_nope_head_dim=config.qk_nope_head_dim,
+        qk_rope_head_dim=config.qk_rope_head_dim, v_head_dim=config.v_head_dim,
+        n_routed_experts=config.n_routed_experts, n_shared_experts=config.n_shared_experts,
+        num_experts_per_tok=config.num_experts_per_tok, moe_intermediate_size=config.moe_intermediate_size,
+        first_k_dense_replace=config.first_k_dense_replace, routed_scaling_factor=config.routed_scaling_factor,
+        max_position_embeddings=config.max_position_embeddings, rope_parameters=dict(config.rope_parameters),
+        rms_norm_eps=config.rms_norm_eps, tie_word_embeddings=config.tie_word_embeddings, topk_method="greedy",
+        norm_topk_prob=False, attn_implementation="eager")
+    twin = DeepseekV2ForCausalLM(ds_config).eval()
+    state = {k.replace("mlp.routers.0.", "mlp.gate."): v for k, v in model.state_dict().items()}
+    missing, unexpected = twin.load_state_dict(state, strict=False)
+    assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)
+    return twin
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(),
+    dict(q_lora_rank=16),
+    dict(rope_parameters=dict(YARN)),
+    dict(first_k_dense_replace=1, routed_scaling_factor=2.5),
+    dict(q_lora_rank=16, rope_parameters=dict(YARN), first_k_dense_replace=2, tie_word_embeddings=True),
+], ids=["plain", "q_lora", "yarn", "dense_first", "all"])
+@pytest.mark.parametrize("backend", ["grouped", "loop"])
+def test_standard_residual_c1_equals_transformers_deepseek_v2(overrides, backend):
+    config = small_config(inner_iter=1, inner_residual=False, outer_residual=True, expert_backend=backend,
+                          **overrides)
+    model = CoEForCausalLM(config).eval()
+    twin = deepseek_twin(config, model)
+    ids = torch.randint(0, config.vocab_size, (3, 40))
+    with torch.no_grad():
+        ours, theirs = model(ids).logits, twin(ids).logits
+    assert rel_err(ours, theirs) < 1e-5
+
+
+def test_coe_defaults_differ_from_standard_residual():
+    """The reference's default (inner residual, no outer residual) really is a different model."""
+    config = small_config(inner_iter=1, inner_residual=False, outer_residual=True)
+    model = CoEForCausalLM(config).eval()
+    other = CoEForCausalLM(small_config(inner_iter=1)).eval()
+    other.load_state_dict(model.state_dict())
+    ids = torch.randint(0, config.vocab_size, (2, 12))
+    with torch.no_grad():
+        assert rel_err(other(ids).logits, model(ids).logits) > 1e-2
+
+
+@pytest.mark.parametrize("attention", ["mla", "gqa"])
+def test_generate_equals_cacheless_greedy(attention):
+    config = small_config(inner_iter=2, attention=attention, num_key_value_heads=2, rope_parameters=dict(YARN))
+    model = CoEForCausalLM(config).eval()
+    prompt = torch.randint(0, config.vocab_size, (2, 7))
+    out = model.generate(prompt, max_new_tokens=12, do_sample=False, min_new_tokens=12)
+    ids = prompt
+    with torch.no_grad():
+        for _ in range(12):
+            nxt = model(ids, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)
+            ids = torch.cat([ids, nxt], dim=1)
+    assert torch.equal(out, ids)
+
+
+def test_cached_logits_equal_full_forward():
+    config = small_config(inner_iter=2)
+    model = CoEForCausalLM(config).eval()
+    ids = torch.randint(0, config.vocab_size, (2, 16))
+    with torch.no_grad():
+        full = model(ids, use_cache=False).logits
+        first = model(ids[:, :10], use_cache=True)
+        rest = model(ids[:, 10:], **{CACHE_FIELD: getattr(first, CACHE_FIELD)}, use_cache=True)
+    assert rel_err(torch.cat([first.logits, rest.logits], 1), full) < 1e-5
+
+
+def test_left_padding_matches_unpadded():
+    config = small_config(inner_iter=2)
+    model = CoEForCausalLM(config).eval()
+    ids = torch.randint(1, config.vocab_size, (1, 9))
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], 1)
+    mask = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 9, dtype=torch.long)], 1)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    with torch.no_grad():
+        ref = model(ids).logits
+        out = model(padded, attention_mask=mask, position_ids=positions).logits[:, 3:]
+    assert rel_err(out, ref) < 1e-5
+
+
+def test_save_and_auto_load_round_trip(tmp_path):
+    config = small_config(inner_iter=2, router_bias_update_rate=0.01)
+    model = CoEForCausalLM(config).eval()
+    model.chains()[0].routers[1].expert_bias.fill_(0.5)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, CoEForCausalLM)
+    assert torch.equal(loaded.routing_counts(), torch.zeros_like(loaded.routing_counts()))
+    ids = torch.randint(0, config.vocab_size, (2, 11))
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_router_outputs_layer_major_and_losses():
+    config = small_config(inner_iter=2, first_k_dense_replace=1, router_z_loss_coef=0.01)
+    model = CoEForCausalLM(config).train()
+    ids = torch.randint(0, config.vocab_size, (2, 10))
+    out = model(ids, labels=ids, output_router_logits=True)
+    R = 2 * 2  # two MoE layers, two iterations
+    assert len(out.router_logits) == len(out.selected_experts) == R
+    assert all(s.shape == (20, config.num_experts_per_tok) for s in out.selected_experts)
+    assert all(r.shape == (20, config.n_routed_experts) for r in out.router_logits)
+    # Entry 1 is (first MoE layer, iteration 2): its experts follow from its own logits.
+    assert torch.equal(out.selected_experts[1].sort(-1).values,
+                       out.router_logits[1].topk(config.num_experts_per_tok).indices.sort(-1).values)
+    assert out.balance_losses.shape == out.z_losses.shape == (R,)
+    expected_aux = config.aux_loss_alpha * out.balance_losses.sum() + 0.01 * out.z_losses.sum()
+    assert torch.allclose(out.aux_loss, expected_aux)
+    assert torch.allclose(out.loss, out.lm_loss + out.aux_loss)
+    counts = model.routing_counts()
+    assert counts.shape == (2, 2, config.n_routed_experts)
+    assert torch.all(counts.sum(-1) == 2 * 10 * config.num_experts_per_tok)
+    for i, selected in enumerate(out.selected_experts):
+        layer, t = divmod(i, 2)
+        manual = torch.zeros(config.n_routed_experts).scatter_add_(0, selected.flatten(),
+                                                                    torch.ones(selected.numel()))
+        assert torch.equal(counts[layer, t], manual)
+    model.eval()
+    assert model(ids, labels=ids).aux_loss is None
+
+
+def test_aux_loss_has_gradient_on_routers():
+    config = small_config(inner_iter=2)
+    model = CoEForCausalLM(config).train()
+    ids = torch.randint(0, config.vocab_size, (2, 10))
+    model(ids).aux_loss.backward()
+    for chain in model.chains():
+        for router in chain.routers:
+            assert router.weight.grad is not None and router.weight.grad.abs().sum() > 0
