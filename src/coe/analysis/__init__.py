@@ -1,0 +1,1 @@
+"""Routing analysis: pure statistics, recording hooks, reports."""

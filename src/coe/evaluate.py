@@ -1,0 +1,91 @@
+"""Evaluation: validation loss over fixed batches and exact-match accuracy by greedy generation.
+
+Exact match follows GSM8K: generate greedily after the prompt, take the number after the last ``####`` of the
+generated text and compare it with the reference answer's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from coe.data.synthetic_math import extract_final_answer, format_prompt
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """bf16 autocast on CUDA when asked; nothing elsewhere."""
+    if dtype is None or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtype)
+
+
+@torch.no_grad()
+def validation_loss(model, batches: Iterable[dict[str, torch.Tensor]], *, amp_dtype: torch.dtype | None = None,
+                    ) -> float:
+    """Mean language-model loss (token-weighted) over ``batches`` of input_ids / labels (B, S), labels being
+    the next tokens. The model is put in eval mode and restored."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    tokens = 0
+    for batch in batches:
+        ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
+        with autocast(device, amp_dtype):
+            out = model(ids, shift_labels=labels, use_cache=False)
+        n = int((labels != -100).sum())
+        total += out.lm_loss.double() * n
+        tokens += n
+    model.train(was_training)
+    if tokens == 0:
+        raise ValueError("validation_loss got no tokens: the validation split is empty")
+    return (total / tokens).item()
+
+
+@dataclass
+class Sample:
+    question: str
+    reference: str | None
+    generated: str
+    predicted: str | None
+
+    @property
+    def correct(self) -> bool:
+        return self.reference is not None and self.predicted == self.reference
+
+
+@torch.no_grad()
+def exact_match(model, tokenizer, problems: Sequence[tuple[str, str]], *, max_new_tokens: int = 256,
+                batch_size: int = 32, amp_dtype: torch.dtype | None = None) -> tuple[float, list[Sample]]:
+    """Greedy-decode an answer for each (question, reference answer text) and score the final numbers.
+
+    Returns (accuracy, samples). Prompts use the training documents' template (``format_prompt``).
+    """
+    if not problems:
+        raise ValueError("exact_match got no problems")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation continues from the right end of every row
+    samples = []
+    try:
+        for start in range(0, len(problems), batch_size):
+            chunk = problems[start:start + batch_size]
+            enc = tokenizer([format_prompt(q) for q, _ in chunk], return_tensors="pt", padding=True)
+            enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            with autocast(device, amp_dtype):
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for (question, answer), text in zip(chunk, texts):
+                # A model may run on into a new "Question:" after its answer: score the first answer only.
+                text = text.split("\nQuestion:")[0]
+                samples.append(Sample(question, extract_final_answer(answer), text, extract_final_answer(text)))
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return sum(s.correct for s in samples) / len(samples), samples

@@ -1,0 +1,95 @@
+"""Metrics: router statistics per (layer, iteration) and the sinks they go to (JSONL, TensorBoard, W&B)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from coe.analysis.stats import load_imbalance, reselection_rate, score_entropy
+
+
+def router_metrics(model, out, counts: torch.Tensor) -> dict[str, float]:
+    """Per (MoE layer, iteration): load imbalance (max / mean tokens per expert, from ``counts``), routing
+    entropy, balance loss raw and weighted, and, from the second iteration on, the fraction of tokens that
+    re-select an expert of the previous iteration. ``out`` comes from a forward with output_router_logits.
+
+    counts: (MoE layers, C, N) tokens per expert. One host synchronisation for all values.
+    """
+    config = model.config
+    C = config.inner_iter
+    layers = [i for i in range(config.num_hidden_layers) if config.is_moe_layer(i)]
+    names, values = [], []
+    imbalance = load_imbalance(counts)  # (L, C)
+    for j, layer in enumerate(layers):
+        for t in range(C):
+            r = j * C + t
+            key = f"router/layer{layer}/iter{t + 1}"
+            names.append(f"{key}/imbalance")
+            values.append(imbalance[j, t])
+            names.append(f"{key}/entropy")
+            values.append(score_entropy(out.router_logits[r].detach(), config.scoring_func))
+            if out.balance_losses is not None:
+                names += [f"{key}/balance_loss", f"{key}/balance_loss_weighted"]
+                raw = out.balance_losses[r].detach()
+                values += [raw, raw * config.aux_loss_alpha]
+            if t > 0:
+                names.append(f"{key}/reselect")
+                values.append(reselection_rate(out.selected_experts[r - 1], out.selected_experts[r]))
+    if not values:
+        return {}
+    return dict(zip(names, torch.stack([v.float().cpu() if v.device.type != "cpu" else v.float()
+                                        for v in values]).tolist()))
+
+
+class MetricsLogger:
+    """Appends records to ``run_dir/metrics.jsonl``; mirrors scalars to TensorBoard and, if asked, W&B."""
+
+    def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = True, wandb_project: str | None = None,
+                 config: dict[str, Any] | None = None, resume_step: int | None = None) -> None:
+        self.path = Path(run_dir) / "metrics.jsonl"
+        if resume_step is not None and self.path.exists():
+            # Drop what an interrupted run logged after its last checkpoint: those steps are run again.
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line and json.loads(line)["step"] <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        self._file = self.path.open("a")
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resume_step)
+        self._wandb = None
+        if wandb_project:
+            try:
+                import wandb
+            except ImportError as e:
+                raise RuntimeError("wandb logging was asked for but wandb is not installed: "
+                                   "pip install 'chain-of-experts[wandb]'") from e
+            self._wandb = wandb.init(project=wandb_project, config=config, dir=str(run_dir), resume="allow")
+
+    def log(self, step: int, metrics: dict[str, float], split: str = "train") -> None:
+        self._file.write(json.dumps({"step": step, "split": split, **metrics}) + "\n")
+        self._file.flush()
+        for name, value in metrics.items():
+            if self._tb is not None:
+                self._tb.add_scalar(f"{split}/{name}", value, step)
+        if self._wandb is not None:
+            self._wandb.log({f"{split}/{k}": v for k, v in metrics.items()}, step=step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
