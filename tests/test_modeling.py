@@ -161,3 +161,22 @@ def test_aux_loss_has_gradient_on_routers():
     for chain in model.chains():
         for router in chain.routers:
             assert router.weight.grad is not None and router.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_chunked_loss_equals_full_logits_loss_and_gradients(tied):
+    config = small_config(inner_iter=2, tie_word_embeddings=tied)
+    model = CoEForCausalLM(config).train()
+    ids = torch.randint(0, config.vocab_size, (3, 17))
+    labels = ids.clone()
+    labels[0, :5] = -100
+    full = model(ids, labels=labels)
+    full.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    chunked = model(ids, labels=labels, return_logits=False)
+    assert chunked.logits is None
+    chunked.loss.backward()
+    assert rel_err(chunked.lm_loss, full.lm_loss) < 1e-6
+    for name, p in model.named_parameters():
+        assert rel_err(p.grad, grads[name]) < 1e-5, name

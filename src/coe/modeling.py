@@ -22,13 +22,13 @@ from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 from coe.config import CoEConfig
 from coe.nn.attention import RotaryEmbedding, build_attention, causal_mask
 from coe.nn.chain import ChainOfExperts, ChainOutput
+from coe.nn.lm_loss import IGNORE_INDEX, linear_cross_entropy
 from coe.nn.experts import Experts
 from coe.nn.mlp import RMSNorm, SwiGLU
 from coe.nn.router import Router
 
 # transformers renamed the cache argument and output field from `past_key_values` to `cache` in 5.2x.
 CACHE_FIELD = "cache" if "cache" in {f.name for f in fields(MoeCausalLMOutputWithPast)} else "past_key_values"
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -162,34 +162,42 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
                 labels: torch.Tensor | None = None, shift_labels: torch.Tensor | None = None,
                 use_cache: bool | None = None, output_router_logits: bool = False,
                 output_hidden_states: bool = False, logits_to_keep: int | torch.Tensor = 0,
-                **kwargs) -> CoECausalLMOutput:
+                return_logits: bool = True, **kwargs) -> CoECausalLMOutput:
         """Logits (B, S', V) and, with ``labels`` (B, S) (shifted inside, -100 ignored) or ``shift_labels``
-        (B, S) (already the next tokens), the loss. Other keyword arguments from generate() are ignored."""
+        (B, S) (already the next tokens), the loss. ``return_logits=False`` with labels computes the loss in
+        chunks without ever holding the full logits (training at large vocabularies); logits are then None.
+        Other keyword arguments from generate() are ignored."""
         cache = cache if cache is not None else past_key_values
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         h, chains, cache, hidden_states = self.model(
             input_ids, attention_mask, position_ids, cache, inputs_embeds, use_cache, output_hidden_states)
-        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-        logits = self.lm_head(h[:, keep, :])
+        has_labels = labels is not None or shift_labels is not None
+        if has_labels and shift_labels is None:
+            shift_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+        logits = None
+        if return_logits or not has_labels:
+            keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+            logits = self.lm_head(h[:, keep, :])
 
         routings = [r for chain in chains for r in chain.routings]
         out = CoECausalLMOutput(logits=logits, hidden_states=hidden_states, **{CACHE_FIELD: cache})
         balance = [b for chain in chains for b in chain.balance_losses]
         z = [z for chain in chains for z in chain.z_losses]
         if balance or z:
-            out.aux_loss = logits.new_zeros((), dtype=torch.float32)
+            out.aux_loss = h.new_zeros((), dtype=torch.float32)
         if balance:
             out.balance_losses = torch.stack(balance)
             out.aux_loss = out.aux_loss + self.config.aux_loss_alpha * out.balance_losses.sum()
         if z:
             out.z_losses = torch.stack(z)
             out.aux_loss = out.aux_loss + self.config.router_z_loss_coef * out.z_losses.sum()
-        if labels is not None or shift_labels is not None:
-            if shift_labels is None:
-                shift_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
-            out.lm_loss = F.cross_entropy(logits.float().flatten(0, 1), shift_labels.flatten(),
-                                          ignore_index=IGNORE_INDEX)
+        if has_labels:
+            if logits is not None:
+                out.lm_loss = F.cross_entropy(logits.float().flatten(0, 1), shift_labels.flatten(),
+                                              ignore_index=IGNORE_INDEX)
+            else:
+                out.lm_loss = linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight, shift_labels.flatten())
             out.loss = out.lm_loss if out.aux_loss is None else out.lm_loss + out.aux_loss
         if output_router_logits:
             out.router_logits = tuple(r.logits for r in routings)
