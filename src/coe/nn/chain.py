@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from coe.config import BalanceLoss, CoEConfig
-from coe.nn.experts import Experts
+from coe.nn.experts import Experts, compute_dtype
 from coe.nn.losses import batch_balance_loss, expert_counts, router_z_loss, sequence_balance_loss
 from coe.nn.mlp import SwiGLU
 from coe.nn.router import Router, Routing
@@ -59,9 +59,10 @@ class ChainOfExperts(nn.Module):
         B, S, D = x.shape
         x_TD = x.reshape(B * S, D)
         out = ChainOutput(hidden=x, routings=[])
+        weights = self.experts.compute_weights(compute_dtype(x_TD))  # cast once, used by every iteration
         for t in range(self.num_iterations):
             routing = self.router(t)(x_TD)
-            y_TD = self.experts(x_TD, routing.topk_idx, routing.topk_weight)
+            y_TD = self.experts(x_TD, routing.topk_idx, routing.topk_weight, weights)
             if self.shared_experts is not None:
                 y_TD = y_TD + self.shared_experts(x_TD)
             x_TD = y_TD + x_TD if self.inner_residual else y_TD

@@ -41,7 +41,7 @@ def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor) -> torch
     return _grouped_mm(x, w, offs=offsets)
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
     # grouped_mm is not on autocast's list: follow autocast by hand so bf16 training runs bf16 matmuls.
     if torch.is_autocast_enabled(x.device.type):
         return torch.get_autocast_dtype(x.device.type)
@@ -58,20 +58,28 @@ class Experts(nn.Module):
         self.gate_up_proj = nn.Parameter(torch.empty(num_experts, 2 * intermediate_size, hidden_size))
         self.down_proj = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size))
 
-    def forward(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:
-        """x: (T, D); topk_idx, topk_weight: (T, K) -> (T, D) in x's dtype."""
+    def compute_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two weight stacks in the matmul dtype, laid out for grouped_mm: (N, D, 2F) and (N, F, D).
+
+        A CoE layer casts them once and reuses them in every iteration."""
+        return self.gate_up_proj.to(dtype).transpose(1, 2), self.down_proj.to(dtype).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor,
+                weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """x: (T, D); topk_idx, topk_weight: (T, K) -> (T, D) in x's dtype. ``weights``: from compute_weights."""
         if self.backend == ExpertBackend.LOOP:
             return self._loop(x, topk_idx, topk_weight)
-        return self._grouped(x, topk_idx, topk_weight)
+        return self._grouped(x, topk_idx, topk_weight, weights)
 
-    def _grouped(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:
-        dtype = _compute_dtype(x)
+    def _grouped(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor,
+                 weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        dtype = compute_dtype(x)
+        w_gate_up, w_down = weights if weights is not None else self.compute_weights(dtype)
         dispatch = sort_by_expert(topk_idx, self.num_experts)
         xs = permute(x.to(dtype), dispatch)  # (M, D)
-        gate_up = grouped_mm(xs, self.gate_up_proj.to(dtype).transpose(1, 2), dispatch.offsets)  # (M, 2F)
-        gate, up = gate_up.chunk(2, dim=-1)
-        ys = grouped_mm(F.silu(gate) * up, self.down_proj.to(dtype).transpose(1, 2), dispatch.offsets)  # (M, D)
-        return combine(ys, topk_weight, dispatch, x.shape[0]).to(x.dtype)
+        gate, up = grouped_mm(xs, w_gate_up, dispatch.offsets).chunk(2, dim=-1)  # (M, F) each
+        ys = grouped_mm(F.silu(gate) * up, w_down, dispatch.offsets)  # (M, D)
+        return combine(ys, topk_weight, dispatch).to(x.dtype)
 
     def _loop(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(x.shape, device=x.device, dtype=torch.promote_types(x.dtype, torch.float32))

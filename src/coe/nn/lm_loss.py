@@ -15,41 +15,59 @@ import torch
 IGNORE_INDEX = -100
 
 
+def _chunk_loss_and_grad(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor,
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of one chunk and d(mean CE)/d(logits) = (softmax - onehot) * scale.
+
+    logits: (c, V); targets: (c,) with IGNORE_INDEX rows contributing nothing; scale: 1 / valid tokens.
+    The softmax runs in float32 (float64 for float64 logits); the gradient comes back in the logits' dtype.
+    """
+    acc = torch.promote_types(logits.dtype, torch.float32)
+    x = logits.to(acc)
+    valid = targets != IGNORE_INDEX
+    safe = torch.where(valid, targets, 0).unsqueeze(-1)
+    lse = torch.logsumexp(x, dim=-1, keepdim=True)
+    loss = ((lse - x.gather(-1, safe)).squeeze(-1) * valid).sum()
+    grad = (x - lse).exp().scatter_add(-1, safe, torch.full_like(lse, -1.0))
+    return loss, (grad * (valid.to(acc) * scale).unsqueeze(-1)).to(logits.dtype)
+
+
+_compiled_chunk = None
+
+
+def _chunk_fn(device: torch.device):
+    """On CUDA the chunk's elementwise work is fused by torch.compile: two passes over the logits, not eight."""
+    global _compiled_chunk
+    if device.type != "cuda":
+        return _chunk_loss_and_grad
+    if _compiled_chunk is None:
+        _compiled_chunk = torch.compile(_chunk_loss_and_grad, dynamic=False)
+    return _compiled_chunk
+
+
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_size: int,
                 compute_dtype: torch.dtype) -> torch.Tensor:
         T = hidden.shape[0]
-        acc = torch.promote_types(compute_dtype, torch.float32)  # softmax and sums: float32 at least
-        valid = targets != IGNORE_INDEX
-        count = valid.sum().clamp_min(1).to(acc)
+        acc = torch.promote_types(compute_dtype, torch.float32)
+        scale = 1.0 / (targets != IGNORE_INDEX).sum().clamp_min(1).to(acc)
         w = weight.to(compute_dtype)
+        chunk = _chunk_fn(hidden.device)
         loss = torch.zeros((), device=hidden.device, dtype=acc)
-        needs_grad = hidden.requires_grad or weight.requires_grad
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
         grad_weight = torch.zeros(weight.shape, device=weight.device, dtype=acc) if weight.requires_grad else None
         for start in range(0, T, chunk_size):
             h = hidden[start:start + chunk_size].to(compute_dtype)
-            t = targets[start:start + chunk_size]
-            v = valid[start:start + chunk_size]
-            logits = (h @ w.T).to(acc)  # (chunk, V)
-            lse = torch.logsumexp(logits, dim=-1)
-            safe_t = torch.where(v, t, 0)
-            target_logit = logits.gather(-1, safe_t.unsqueeze(-1)).squeeze(-1)
-            loss += ((lse - target_logit) * v).sum()
-            if needs_grad:
-                # d(mean CE)/d(logits) = (softmax - onehot) / count, zero for ignored rows
-                grad = logits.sub_(lse.unsqueeze(-1)).exp_()
-                grad.scatter_add_(-1, safe_t.unsqueeze(-1), -torch.ones_like(target_logit).unsqueeze(-1))
-                grad.mul_((v.to(acc) / count).unsqueeze(-1))
-                grad = grad.to(compute_dtype)
-                if grad_hidden is not None:
-                    grad_hidden[start:start + chunk_size] = (grad @ w).to(hidden.dtype)
-                if grad_weight is not None:
-                    grad_weight += (grad.T @ h).to(acc)
+            chunk_loss, grad = chunk(h @ w.T, targets[start:start + chunk_size], scale)  # logits (c, V)
+            loss += chunk_loss
+            if grad_hidden is not None:
+                grad_hidden[start:start + chunk_size] = (grad @ w).to(hidden.dtype)
+            if grad_weight is not None:
+                grad_weight += (grad.T @ h).to(acc)
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.weight_dtype = weight.dtype
-        return loss / count
+        return loss * scale
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):

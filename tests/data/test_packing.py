@@ -1,0 +1,183 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import PreTrainedTokenizerFast
+
+from coe.data import synthetic_math
+from coe.data.packing import (
+    BatchIterator,
+    PackedDataset,
+    pack_documents,
+    tokenize_documents,
+    validation_batches,
+)
+from coe.data.tokenizer import EOS_TOKEN, train_bpe
+
+T = 8  # sequence length of the synthetic streams
+
+
+@pytest.fixture(scope="module")
+def documents() -> list[str]:
+    return [synthetic_math.format_problem(p) for p in synthetic_math.generate("train", 300)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(documents: list[str]) -> PreTrainedTokenizerFast:
+    return train_bpe(documents, vocab_size=500)
+
+
+def _arange_dataset(n_tokens: int, seq_len: int = T) -> PackedDataset:
+    # Token i is the number i, so a sequence tells where it came from: input_ids[0] // seq_len.
+    return PackedDataset(np.arange(n_tokens, dtype=np.int32), seq_len)
+
+
+def _sequence_ids(batch: dict[str, torch.Tensor], seq_len: int = T) -> list[int]:
+    return (batch["input_ids"][:, 0] // seq_len).tolist()
+
+
+def test_tokenize_documents_matches_a_plain_loop(
+    tokenizer: PreTrainedTokenizerFast, documents: list[str]
+) -> None:
+    expected = []
+    for d in documents:
+        expected += tokenizer.encode(d, add_special_tokens=False) + [tokenizer.eos_token_id]
+    for chunk_size in (4096, 7):
+        stream = tokenize_documents(tokenizer, documents, chunk_size=chunk_size)
+        assert stream.dtype == np.int32
+        assert stream.tolist() == expected
+    # Decoding the stream gives back the documents, each closed by the end-of-text token.
+    assert tokenizer.decode(stream.tolist()) == "".join(d + EOS_TOKEN for d in documents)
+
+
+def test_packed_sequences_are_shifted_windows() -> None:
+    ds = _arange_dataset(8 * 10 + 1)
+    assert len(ds) == 10
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["input_ids"].dtype == torch.int64 and item["input_ids"].shape == (T,)
+        assert item["input_ids"].tolist() == list(range(i * T, i * T + T))
+        assert item["labels"].tolist() == list(range(i * T + 1, i * T + T + 1))
+    # Every token but the first is a label exactly once.
+    labels = torch.cat([ds[i]["labels"] for i in range(len(ds))])
+    assert labels.tolist() == list(range(1, 81))
+    batch = ds.batch([3, 0, 7])
+    assert batch["input_ids"].shape == batch["labels"].shape == (3, T)
+    assert torch.equal(batch["input_ids"][1], ds[0]["input_ids"]) and torch.equal(
+        ds[-1]["labels"], ds[9]["labels"]
+    )
+    assert len(_arange_dataset(8 * 10 + 8)) == 10  # a tail shorter than T + 1 is dropped
+    with pytest.raises(IndexError):
+        ds[10]
+
+
+def test_packed_dataset_errors() -> None:
+    with pytest.raises(ValueError, match="too few for one sequence"):
+        PackedDataset(np.arange(8), 8)
+    with pytest.raises(ValueError, match="seq_len must be >= 1"):
+        PackedDataset(np.arange(8), 0)
+    with pytest.raises(ValueError, match="1-D integer array"):
+        PackedDataset(np.zeros((4, 4), dtype=np.int64), 2)
+
+
+def test_batches_cover_an_epoch_without_repeats() -> None:
+    ds = _arange_dataset(8 * 103 + 1)  # 103 sequences: 10 steps of 10, 3 dropped
+    it = BatchIterator(ds, 10, seed=0)
+    assert it.steps_per_epoch == 10
+    seen = [i for _ in range(10) for i in _sequence_ids(next(it))]
+    assert len(set(seen)) == 100
+    assert it.state_dict()["epoch"] == 1 and it.state_dict()["index"] == 0
+    second = [i for _ in range(10) for i in _sequence_ids(next(it))]
+    assert second != seen, "each epoch has its own order"
+    assert seen != sorted(seen), "the order is shuffled"
+
+
+def test_batches_are_deterministic_from_the_seed() -> None:
+    ds = _arange_dataset(8 * 50 + 1)
+    a = [next(it)["input_ids"] for it in [BatchIterator(ds, 4, seed=3)] for _ in range(20)]
+    b = [next(it)["input_ids"] for it in [BatchIterator(ds, 4, seed=3)] for _ in range(20)]
+    c = [next(it)["input_ids"] for it in [BatchIterator(ds, 4, seed=4)] for _ in range(20)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize("stop", [0, 3, 7, 12, 25])
+def test_resuming_gives_the_batches_of_an_uninterrupted_run(stop: int) -> None:
+    ds = _arange_dataset(8 * 29 + 1)  # 29 sequences, 7 steps of 4 per epoch: stops cross epochs
+    straight = BatchIterator(ds, 4, seed=11)
+    expected = [next(straight) for _ in range(30)]
+    first = BatchIterator(ds, 4, seed=11)
+    for _ in range(stop):
+        next(first)
+    state = json.loads(json.dumps(first.state_dict()))  # as a trainer would store it
+    resumed = BatchIterator(ds, 4, seed=11)
+    resumed.load_state_dict(state)
+    for want in expected[stop:]:
+        got = next(resumed)
+        assert torch.equal(got["input_ids"], want["input_ids"]) and torch.equal(got["labels"], want["labels"])
+
+
+def test_resuming_with_other_settings_fails() -> None:
+    ds = _arange_dataset(8 * 29 + 1)
+    state = BatchIterator(ds, 4, seed=11).state_dict()
+    with pytest.raises(ValueError, match="batch_size: saved 4, now 2"):
+        BatchIterator(ds, 2, seed=11).load_state_dict(state)
+    with pytest.raises(ValueError, match="num_sequences: saved 29, now 30"):
+        BatchIterator(_arange_dataset(8 * 30 + 1), 4, seed=11).load_state_dict(state)
+    with pytest.raises(ValueError, match="bad position"):
+        BatchIterator(ds, 4, seed=11).load_state_dict({**state, "index": 7})
+
+
+def test_ranks_share_out_the_global_batch_without_overlap() -> None:
+    ds = _arange_dataset(8 * 100 + 1)
+    world = 3
+    ranks = [BatchIterator(ds, 4, seed=5, rank=r, world_size=world) for r in range(world)]
+    # Reference: one process taking the whole global batch of world * 4 sequences.
+    whole = BatchIterator(ds, 4 * world, seed=5)
+    assert ranks[0].steps_per_epoch == whole.steps_per_epoch == 8
+    seen: list[int] = []
+    for _ in range(2 * whole.steps_per_epoch):
+        parts = [next(it)["input_ids"] for it in ranks]
+        assert torch.equal(torch.cat(parts), next(whole)["input_ids"])
+        ids = [i for p in parts for i in (p[:, 0] // T).tolist()]
+        assert len(set(ids)) == len(ids)
+        seen += ids
+    assert len(set(seen[: 8 * 12])) == 8 * 12, "no sequence twice within an epoch"
+
+
+def test_iterator_errors() -> None:
+    ds = _arange_dataset(8 * 10 + 1)
+    with pytest.raises(ValueError, match="too few for one step of 2 ranks x 6 sequences"):
+        BatchIterator(ds, 6, world_size=2)
+    with pytest.raises(ValueError, match=r"rank must be in \[0, world_size=2\), got 2"):
+        BatchIterator(ds, 2, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        BatchIterator(ds, 0)
+
+
+def test_validation_batches_are_fixed_and_sharded() -> None:
+    ds = _arange_dataset(8 * 50 + 1)
+    batches = validation_batches(ds, 4)
+    assert len(batches) == 12
+    assert [_sequence_ids(b) for b in batches[:2]] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    again = validation_batches(ds, 4)
+    assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(batches, again, strict=True))
+    per_rank = [validation_batches(ds, 4, rank=r, world_size=2) for r in range(2)]
+    assert len(per_rank[0]) == len(per_rank[1]) == 6
+    ids = [i for batches_r in per_rank for b in batches_r for i in _sequence_ids(b)]
+    assert sorted(ids) == list(range(48))
+    assert len(validation_batches(ds, 4, max_batches=3)) == 3
+    with pytest.raises(ValueError, match="too few for one batch"):
+        validation_batches(ds, 30, world_size=2)
+
+
+def test_end_to_end_from_documents(tokenizer: PreTrainedTokenizerFast, documents: list[str]) -> None:
+    ds = pack_documents(tokenizer, documents, seq_len=64)
+    batch = next(BatchIterator(ds, 8, seed=0))
+    assert batch["input_ids"].shape == batch["labels"].shape == (8, 64)
+    assert torch.equal(batch["input_ids"][:, 1:], batch["labels"][:, :-1])
+    assert int(batch["input_ids"].max()) < len(tokenizer)
+    text = "".join(d + EOS_TOKEN for d in documents)
+    for row in batch["input_ids"]:
+        assert tokenizer.decode(row.tolist()) in text
