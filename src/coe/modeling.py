@@ -152,7 +152,15 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def chains(self) -> list[ChainOutput]:
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Also loads reference (``coe_deepseekv2``) and transformers ``deepseek_v2`` checkpoint directories,
+        converted on the fly into a cache directory (see :mod:`coe.convert`)."""
+        from coe.convert import prepare_pretrained  # coe.convert imports this module
+
+        return super().from_pretrained(prepare_pretrained(pretrained_model_name_or_path), *model_args, **kwargs)
+
+    def chains(self) -> list[ChainOfExperts]:
         """The Chain-of-Experts blocks, one per MoE layer, in layer order."""
         return [layer.mlp for layer in self.model.layers if layer.is_moe]
 

@@ -33,11 +33,11 @@ SIZES: dict[str, dict[str, Any]] = {
     "paper": {},
     "small": dict(vocab_size=4096, hidden_size=128, intermediate_size=512, num_attention_heads=4,
                   num_key_value_heads=4, kv_lora_rank=64, qk_nope_head_dim=16, qk_rope_head_dim=16,
-                  v_head_dim=32, moe_intermediate_size=64, max_position_embeddings=4096,
+                  v_head_dim=32, moe_intermediate_size=64,
                   bos_token_id=None, eos_token_id=None),
-    "tiny": dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+    "tiny": dict(vocab_size=512, hidden_size=32, intermediate_size=64, num_attention_heads=2,
                  num_key_value_heads=2, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8,
-                 moe_intermediate_size=16, max_position_embeddings=1024, bos_token_id=None, eos_token_id=None),
+                 moe_intermediate_size=16, bos_token_id=None, eos_token_id=None),
 }
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {

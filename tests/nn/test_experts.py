@@ -70,8 +70,10 @@ def test_dispatch_permute_combine_round_trip():
     x = torch.arange(3.0).unsqueeze(-1)
     assert permute(x, d).squeeze(-1).tolist() == [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
     w = torch.tensor([[0.5, 0.25], [1.0, 2.0], [3.0, 4.0]])
-    out = combine(torch.ones(6, 1), w, d, num_tokens=3)
-    assert out.squeeze(-1).tolist() == [0.75, 3.0, 7.0]
+    y = torch.tensor([[10.0], [20.0], [30.0], [40.0], [50.0], [60.0]])  # sorted copies: e0:t0, e1:t1,t2, e2:t0,t1,t2
+    out = combine(y, w, d)
+    # t0: 0.5 * e2(40) + 0.25 * e0(10); t1: 1.0 * e1(20) + 2.0 * e2(50); t2: 3.0 * e2(60) + 4.0 * e1(30)
+    assert out.squeeze(-1).tolist() == [22.5, 120.0, 300.0]
 
 
 def test_grouped_path_traces_without_graph_breaks():

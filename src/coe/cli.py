@@ -1,0 +1,223 @@
+"""The ``coe`` command: parses arguments, calls the library.
+
+    coe presets                                   list the paper's configurations
+    coe train [--config run.yaml] [--steps N ...] train (or resume) one model
+    coe eval CHECKPOINT                           validation loss and exact-match accuracy
+    coe generate CHECKPOINT "prompt"              greedy (or sampled) continuation
+    coe compare [--scale cpu|paper]               the main job: train several presets, one report
+    coe convert SRC DST [--to coe|reference]      reference / DeepSeek-V2 checkpoints in and out
+
+``--help`` on each explains every option; ``--print_config`` prints the resolved configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Literal
+
+from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+
+from coe.compare import CompareConfig
+from coe.data import DataSpec
+from coe.presets import list_presets
+from coe.train.config import TrainConfig
+
+set_parsing_settings(docstring_parse_attribute_docstrings=True)
+
+EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """A checkpoint directory, or a run directory (its newest checkpoint)."""
+    from coe.train.checkpoint import latest_checkpoint
+
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return p
+    latest = latest_checkpoint(p)
+    if latest is None:
+        raise FileNotFoundError(f"{path!r} is neither a checkpoint (no config.json) nor a run directory with "
+                                "checkpoints")
+    return latest
+
+
+def cmd_presets() -> None:
+    """List the named configurations of the paper."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("preset", "description")
+    for name, description in list_presets().items():
+        table.add_row(name, description)
+    Console().print(table)
+
+
+def cmd_train(cfg: TrainConfig) -> None:
+    from coe.train.trainer import train
+
+    result = train(cfg)
+    s = result.summary
+    acc = f", accuracy {100 * s['accuracy']:.1f}%" if "accuracy" in s else ""
+    print(f"done: {result.run_dir} (validation loss {s['val_loss']:.4f}{acc})")
+
+
+def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), seq_len: int = 512,
+             batch_size: int = 16, batches: int = 8, problems: int = 100, max_new_tokens: int = 256,
+             device: str = "auto") -> None:
+    """Validation loss and exact-match accuracy of a checkpoint (or the newest one of a run directory).
+
+    Args:
+        checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
+        data: where the validation and held-out documents come from (the training split is not used)
+        seq_len: tokens per validation sequence
+        batch_size: sequences per validation batch
+        batches: validation batches
+        problems: held-out problems scored by exact match (0 skips it)
+        max_new_tokens: generation length for exact match
+        device: "auto", "cpu", "cuda" or "cuda:N"
+    """
+    import json
+
+    import torch
+
+    from coe.data import load_splits, load_tokenizer, pack_documents, validation_batches
+    from coe.data.synthetic_math import split_question_answer
+    from coe.evaluate import exact_match, validation_loss
+    from coe.modeling import CoEForCausalLM
+    from coe.train.trainer import resolve_amp, resolve_device
+
+    path = resolve_checkpoint(checkpoint)
+    dev = resolve_device(device)
+    amp = resolve_amp("auto", dev)
+    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev)
+    tokenizer = load_tokenizer(path)
+    splits = load_splits(data)
+    result = {"checkpoint": str(path)}
+    val = validation_batches(pack_documents(tokenizer, splits.validation, seq_len), batch_size,
+                             max_batches=batches)
+    result["val_loss"] = validation_loss(model, val, amp_dtype=amp)
+    held_out = [qa for qa in map(split_question_answer, splits.test or splits.validation) if qa][:problems]
+    if held_out:
+        result["accuracy"], _ = exact_match(model, tokenizer, held_out, max_new_tokens=max_new_tokens,
+                                            amp_dtype=amp)
+        result["accuracy_problems"] = len(held_out)
+    print(json.dumps(result, indent=2))
+
+
+def cmd_generate(checkpoint: str, prompt: str, max_new_tokens: int = 128, temperature: float = 0.0,
+                 device: str = "auto") -> None:
+    """Continue ``prompt`` with a checkpoint: greedy when temperature is 0, sampled otherwise.
+
+    Args:
+        checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
+        prompt: the text to continue
+        max_new_tokens: tokens to generate at most
+        temperature: 0 for greedy decoding, > 0 to sample at this temperature
+        device: "auto", "cpu", "cuda" or "cuda:N"
+    """
+    import torch
+
+    from coe.data import load_tokenizer
+    from coe.modeling import CoEForCausalLM
+    from coe.train.trainer import resolve_device
+
+    path = resolve_checkpoint(checkpoint)
+    dev = resolve_device(device)
+    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
+    tokenizer = load_tokenizer(path)
+    ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
+    sample = temperature > 0
+    out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=sample,
+                         temperature=temperature if sample else None, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.eos_token_id)
+    print(prompt + tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+
+
+def cmd_compare(cfg: CompareConfig) -> None:
+    from coe.compare import compare
+
+    out = compare(cfg)
+    print(f"report: {out / 'report.md'} and {out / 'report.html'}")
+
+
+def cmd_convert(src: str, dst: str, to: Literal["coe", "reference"] = "coe", max_shard_size: str = "5GB",
+                overwrite: bool = False) -> None:
+    """Convert a checkpoint directory: the reference CoE format or transformers' DeepSeek-V2 format into this
+    library's ("coe"), or this library's into the reference format ("reference"). Tensors are streamed one
+    at a time, so paper-size checkpoints convert in little memory.
+
+    Args:
+        src: the checkpoint directory to read
+        dst: the directory to write (written atomically)
+        to: "coe" (this library's format) or "reference" (the reference code's)
+        max_shard_size: largest safetensors shard written, e.g. "5GB"
+        overwrite: replace dst if it exists
+    """
+    from coe.convert import convert
+
+    print(f"wrote {convert(src, dst, to=to, max_shard_size=max_shard_size, overwrite=overwrite)}")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="coe", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subcommands(dest="command")
+
+    presets = ArgumentParser(description=cmd_presets.__doc__)
+    commands.add_subcommand("presets", presets, help="list the paper's configurations")
+
+    train = ArgumentParser(description="Train (or resume with --resume true) one model; every option can also "
+                                       "come from a YAML file given with --config.")
+    train.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
+    train.add_class_arguments(TrainConfig, None)
+    commands.add_subcommand("train", train, help="train one model")
+
+    for name, fn, help_ in (("eval", cmd_eval, "validation loss and accuracy of a checkpoint"),
+                            ("generate", cmd_generate, "continue a prompt with a checkpoint"),
+                            ("convert", cmd_convert, "convert checkpoints between formats")):
+        sub = ArgumentParser(description=fn.__doc__)
+        sub.add_function_arguments(fn, None, as_positional=True)
+        commands.add_subcommand(name, sub, help=help_)
+
+    compare = ArgumentParser(description="The main job: train several presets on the same data, seed and token "
+                                         "budget, then write report.md / report.html with loss curves.")
+    compare.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
+    compare.add_class_arguments(CompareConfig, None)
+    commands.add_subcommand("compare", compare, help="train MoE and CoE side by side, one report")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from coe.train.trainer import NonFiniteLossError, TrainingInterrupted
+
+    try:
+        ns = parser.instantiate(args)[command]  # builds the config dataclasses: their checks run here
+        options = [k for k in ns.as_dict() if k not in ("config", "__path__")]
+        if command == "presets":
+            cmd_presets()
+        elif command == "train":
+            cmd_train(TrainConfig(**{k: getattr(ns, k) for k in options}))
+        elif command == "compare":
+            cmd_compare(CompareConfig(**{k: getattr(ns, k) for k in options}))
+        else:
+            fn = {"eval": cmd_eval, "generate": cmd_generate, "convert": cmd_convert}[command]
+            fn(**{k: getattr(ns, k) for k in options})
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        print(f"coe {command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteLossError as e:
+        print(f"coe {command}: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except TrainingInterrupted as e:
+        print(f"coe {command}: interrupted: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

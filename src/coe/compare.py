@@ -1,0 +1,198 @@
+"""The main job: train several presets on the same data, seed and token budget, then write one report.
+
+Runs go one after another into ``out_dir/runs/<preset>``; a run that already finished with the same settings
+is skipped and an interrupted one resumes, so a comparison can be spread over several sessions. The report
+(``report.md``, ``report.html``, ``loss_curves.png``, ``results.json``) puts the paper's numbers beside ours
+where the preset matches.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from coe.data import DataSpec
+from coe.presets import PRESETS, preset_config
+from coe.train.config import ModelSpec, OptimSpec, TrainConfig
+from coe.train.metrics import read_metrics
+
+log = logging.getLogger(__name__)
+
+# Validation loss at step 1000 on MetaMathQA, from the reference repository's plot data (the paper's runs).
+PAPER_VAL_LOSS = {
+    "moe-8-64": 1.196, "coe-2-4-64": 1.121, "coe-2-4-48": 1.210, "moe-16-64": 1.166, "moe-24-64": 1.175,
+    "coe-2-8-64": 1.120, "moe-8-64-8l": 1.109, "moe-8-64-12l": 1.070, "coe-2-8-64-shared-router": 1.244,
+    "coe-2-8-64-outer-residual": 1.175, "dense-8-8": 1.232, "dense-8-8-c2": 1.293,
+}
+
+# What each scale means. "cpu" is tuned to finish both default runs in a few minutes on 2 CPU cores.
+SCALES = {
+    "cpu": dict(size="small", steps=240, batch_size=16, seq_len=128, eval_every=40, eval_batches=4,
+                accuracy_problems=50, max_new_tokens=96, lr=2e-3, tokenizer_vocab_size=2048,
+                data=DataSpec(synthetic_train=30_000, synthetic_eval=300)),
+    "paper": dict(size="paper", steps=1000, batch_size=64, seq_len=512, eval_every=50, eval_batches=8,
+                  accuracy_problems=500, max_new_tokens=256, lr=3e-4, tokenizer_vocab_size=None,
+                  data=DataSpec(source=("synthetic-math", "../shared/data/gsm8k/train.parquet"),
+                                test_source="../shared/data/gsm8k/test.parquet")),
+}
+
+
+@dataclass
+class CompareConfig:
+    """Which presets to compare, at which scale, and where the report goes."""
+
+    out_dir: str = "reports/compare"
+    """Report directory; the runs go to out_dir/runs/<preset>."""
+    scale: Literal["cpu", "paper"] = "cpu"
+    """"cpu": CPU-sized variants (same experts and selection ratio, small widths and vocabulary), a few
+    minutes on 2 cores. "paper": the paper's presets (a GPU)."""
+    presets: list[str] = field(default_factory=lambda: ["moe-8-64", "coe-2-4-64"])
+    """Presets to train (``coe presets`` lists them)."""
+    steps: int | None = None
+    """Optimizer steps of every run (None: the scale's default)."""
+    batch_size: int | None = None
+    """Sequences per step (None: the scale's default)."""
+    micro_batch_size: int | None = None
+    """Sequences per forward / backward (None: the whole batch)."""
+    seq_len: int | None = None
+    """Tokens per sequence (None: the scale's default)."""
+    lr: float | None = None
+    """Peak learning rate (None: the scale's default)."""
+    seed: int = 0
+    """The same seed for every run: same initialisation stream, same data order."""
+    data: DataSpec | None = None
+    """Data (None: the scale's default)."""
+    device: str = "auto"
+    """"auto", "cpu", "cuda"."""
+    progress: bool = True
+    """Progress bars."""
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.presets if p not in PRESETS]
+        if unknown:
+            raise ValueError(f"presets {unknown} are unknown: choose from {', '.join(PRESETS)}")
+        if not self.presets:
+            raise ValueError("presets is empty: name at least one")
+
+    def run_config(self, preset: str) -> TrainConfig:
+        s = SCALES[self.scale]
+        return TrainConfig(
+            out_dir=str(Path(self.out_dir) / "runs" / preset), model=ModelSpec(preset, s["size"]),
+            data=self.data or s["data"], optim=OptimSpec(lr=self.lr or s["lr"]),
+            steps=self.steps or s["steps"], batch_size=self.batch_size or s["batch_size"],
+            micro_batch_size=self.micro_batch_size, seq_len=self.seq_len or s["seq_len"], seed=self.seed,
+            tokenizer_vocab_size=s["tokenizer_vocab_size"], eval_every=s["eval_every"],
+            eval_batches=s["eval_batches"], accuracy_problems=s["accuracy_problems"],
+            max_new_tokens=s["max_new_tokens"], log_every=max(1, s["eval_every"] // 4),
+            save_every=s["eval_every"] * 5, resume=True, device=self.device, progress=self.progress)
+
+
+def _finished(cfg: TrainConfig) -> dict | None:
+    """The summary of a run that already finished with exactly these settings."""
+    run = Path(cfg.out_dir)
+    if not (run / "summary.json").is_file() or not (run / "config.yaml").is_file():
+        return None
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    current = yaml.safe_load(yaml.safe_dump(replace(cfg, progress=saved.get("progress", cfg.progress)).to_dict()))
+    return json.loads((run / "summary.json").read_text()) if saved == current else None
+
+
+def compare(cfg: CompareConfig) -> Path:
+    """Train every preset (skipping finished runs, resuming interrupted ones) and write the report."""
+    from coe.train.trainer import train  # the trainer pulls in torch and friends; keep `coe presets` light
+
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for preset in cfg.presets:
+        run_cfg = cfg.run_config(preset)
+        summary = _finished(run_cfg)
+        if summary is None:
+            log.info("training %s into %s", preset, run_cfg.out_dir)
+            summary = train(run_cfg).summary
+        else:
+            log.info("%s already finished in %s: skipped", preset, run_cfg.out_dir)
+        results[preset] = {"summary": summary, "metrics": read_metrics(run_cfg.out_dir)}
+    write_report(out, cfg, results)
+    return out
+
+
+def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
+    """report.md, report.html, loss_curves.png and results.json from the runs' summaries and metrics."""
+    plot_loss_curves(out / "loss_curves.png", results)
+    rows = []
+    for preset, r in results.items():
+        s = r["summary"]
+        config = preset_config(preset, SCALES[cfg.scale]["size"])
+        rows.append({
+            "preset": preset, "description": PRESETS[preset][0],
+            "val_loss": s["val_loss"], "accuracy": s.get("accuracy"),
+            "paper_val_loss": PAPER_VAL_LOSS.get(preset),
+            "total_params_M": s["total_params"] / 1e6, "active_params_M": s["active_params"] / 1e6,
+            "expert_combinations": s["expert_combinations"], "C": config.inner_iter,
+            "K": config.num_experts_per_tok, "N": config.n_routed_experts,
+            "tokens_per_s": s["tokens_per_s"], "peak_memory_gib": s["peak_memory_gib"],
+            "train_time_s": s["train_time_s"], "tokens": s["tokens"], "device": s["device"],
+        })
+    (out / "results.json").write_text(json.dumps({"scale": cfg.scale, "runs": rows}, indent=2))
+    header = ["preset", "val loss", "paper val loss (step 1000)", "accuracy", "params (M)", "active (M)",
+              "expert paths C(N,K)^C", "tokens/s", "peak mem (GiB)", "train time (s)"]
+
+    def cells(r: dict) -> list[str]:
+        acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
+        paper = "-" if r["paper_val_loss"] is None else f"{r['paper_val_loss']:.3f}"
+        return [r["preset"], f"{r['val_loss']:.4f}", paper, acc, f"{r['total_params_M']:.2f}",
+                f"{r['active_params_M']:.2f}", f"{r['expert_combinations']:.3g}", f"{r['tokens_per_s']:,.0f}",
+                f"{r['peak_memory_gib']:.2f}", f"{r['train_time_s']:.0f}"]
+
+    scale_note = ("CPU-sized variants: the presets' expert counts, K, C and layers with small widths and "
+                  "vocabulary, on the embedded synthetic math data" if cfg.scale == "cpu" else
+                  "the paper's presets")
+    tokens = {r["tokens"] for r in rows}
+    intro = (f"Scale: {cfg.scale} ({scale_note}). Every run: the same seed, data and token budget "
+             f"({', '.join(f'{t:,}' for t in sorted(tokens))} training tokens). Validation loss is the "
+             "language-model loss on the validation split; accuracy is exact match of the number after "
+             "`####` under greedy decoding on held-out problems. The paper's numbers are validation losses "
+             "at step 1000 on MetaMathQA (batch 64 x 512), so only the ordering is comparable, not the values.")
+    md = ["# CoE vs MoE", "", intro, "", "![validation loss](loss_curves.png)", "",
+          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    md += ["", "Presets:", ""] + [f"- `{r['preset']}`: {r['description']}" for r in rows]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    table = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>" for r in rows)
+    (out / "report.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>CoE vs MoE</title><style>"
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
+        f"<h1>CoE vs MoE</h1><p>{html.escape(intro)}</p><img src='loss_curves.png' alt='validation loss' "
+        f"width='900'><table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in header)}</tr>{table}</table>"
+        "</body></html>\n")
+
+
+def plot_loss_curves(path: Path, results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_val, ax_train) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for preset, r in results.items():
+        val = [m for m in r["metrics"] if m["split"] == "val"]
+        train = [m for m in r["metrics"] if m["split"] == "train"]
+        ax_val.plot([m["step"] for m in val], [m["loss"] for m in val], marker="o", label=preset)
+        ax_train.plot([m["step"] for m in train], [m["loss"] for m in train], label=preset)
+    for ax, title in ((ax_val, "validation loss"), (ax_train, "training loss")):
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

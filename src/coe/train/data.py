@@ -1,0 +1,43 @@
+"""What a training run needs from the data package: tokenizer, training batches, validation batches and
+held-out problems for exact match, built once from a DataSpec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from coe.data import (BatchIterator, DataSpec, TokenizerSpec, build_tokenizer, load_splits, load_tokenizer,
+                      pack_documents, validation_batches)
+from coe.data.synthetic_math import split_question_answer
+
+
+@dataclass
+class RunData:
+    tokenizer: object  # transformers.PreTrainedTokenizerFast
+    train: BatchIterator  # endless micro-batches, resumable through state_dict()
+    validation: list  # fixed micro-batches
+    problems: list[tuple[str, str]]  # held-out (question, worked answer) pairs for exact match
+
+
+def prepare_run_data(spec: DataSpec, *, run_dir: Path, seq_len: int, batch_size: int, micro_batch_size: int,
+                     seed: int, tokenizer: str | None, vocab_size: int, eval_batches: int, accuracy_problems: int,
+                     rank: int = 0, world_size: int = 1) -> RunData:
+    """Load the splits, get the tokenizer (a given path, or a BPE trained on the training split and kept in
+    ``run_dir/tokenizer``), pack documents into ``seq_len`` sequences and set up the batches."""
+    splits = load_splits(spec)
+    if tokenizer is not None:
+        tok = load_tokenizer(tokenizer)
+    else:
+        tok = build_tokenizer(TokenizerSpec(vocab_size=vocab_size), splits.train, Path(run_dir) / "tokenizer")
+    train_set = pack_documents(tok, splits.train, seq_len)
+    if len(train_set) < batch_size:
+        raise ValueError(f"the training split packs into {len(train_set)} sequences of {seq_len} tokens, fewer "
+                         f"than one batch of {batch_size}: add data or lower batch_size / seq_len")
+    val_set = pack_documents(tok, splits.validation, seq_len)
+    accumulation = batch_size // micro_batch_size
+    validation = validation_batches(val_set, micro_batch_size, rank=rank, world_size=world_size,
+                                    max_batches=eval_batches * accumulation)
+    held_out = splits.test or splits.validation
+    problems = [qa for qa in map(split_question_answer, held_out) if qa is not None][:accuracy_problems]
+    train = BatchIterator(train_set, micro_batch_size, seed=seed, rank=rank, world_size=world_size)
+    return RunData(tok, train, validation, problems)

@@ -1,0 +1,281 @@
+"""The training loop: AdamW with warm-up, gradient accumulation, bf16 autocast on CUDA, clipping, validation,
+router metrics, atomic checkpoints, exact resumption, signal handling and a non-finite-loss stop.
+
+The hot path does not synchronise with the host: losses stay on the device and are read once per log step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from coe.config import CoEConfig
+from coe.flops import active_parameters, expert_paths, total_parameters
+from coe.evaluate import autocast, exact_match, validation_loss
+from coe.modeling import CoEForCausalLM
+from coe.presets import preset_config
+from coe.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, set_rng_state
+from coe.train.config import TrainConfig
+from coe.train.data import RunData, prepare_run_data
+from coe.train.metrics import MetricsLogger, router_metrics
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(RuntimeError):  # noqa: N818 - a signal, not a bug
+    """SIGINT or SIGTERM arrived; a checkpoint was written first."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} was asked for but CUDA is not available")
+    return device
+
+
+def resolve_amp(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(cfg: TrainConfig):
+    warmup = int(cfg.optim.warmup_ratio * cfg.steps)
+
+    def factor(step: int) -> float:  # step = optimizer steps taken so far
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.optim.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, cfg.steps - warmup)
+        return cfg.optim.min_lr_ratio + (1 - cfg.optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, fused=device.type == "cuda")
+
+
+def model_config(cfg: TrainConfig, tokenizer) -> CoEConfig:
+    """The preset with the run's overrides; special-token ids from the tokenizer."""
+    config = preset_config(cfg.model.preset, cfg.model.size, **cfg.model.overrides)
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+                         f"{config.vocab_size}: lower tokenizer_vocab_size or raise model.overrides.vocab_size")
+    if cfg.seq_len > config.max_position_embeddings:
+        raise ValueError(f"seq_len={cfg.seq_len} is above the model's max_position_embeddings="
+                         f"{config.max_position_embeddings}")
+    config.eos_token_id = config.pad_token_id = tokenizer.eos_token_id
+    config.bos_token_id = None
+    return config
+
+
+def check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"out_dir={str(run_dir)!r} is not writable: {e}") from e
+
+
+class _Signals:
+    """Turns SIGINT / SIGTERM into a flag the loop checks after each step."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(cfg: TrainConfig) -> RunResult:
+    """Run (or resume) the training described by ``cfg``; returns the run directory and its summary."""
+    run_dir = Path(cfg.out_dir)
+    check_writable(run_dir)
+    device = resolve_device(cfg.device)
+    amp = resolve_amp(cfg.precision, device)
+    checkpoint = latest_checkpoint(run_dir) if cfg.resume else None
+    seed_everything(cfg.seed)
+
+    data: RunData = prepare_run_data(cfg.data, run_dir=run_dir, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
+                                     micro_batch_size=cfg.micro_batch_size or cfg.batch_size, seed=cfg.seed,
+                                     tokenizer=str(checkpoint) if checkpoint else cfg.tokenizer,
+                                     vocab_size=cfg.tokenizer_vocab_size or preset_config(
+                                         cfg.model.preset, cfg.model.size, **cfg.model.overrides).vocab_size,
+                                     eval_batches=cfg.eval_batches, accuracy_problems=cfg.accuracy_problems)
+    tokenizer = data.tokenizer
+    config = model_config(cfg, tokenizer)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    if checkpoint is not None:
+        model = CoEForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device)
+    else:
+        seed_everything(cfg.seed)
+        model = CoEForCausalLM(config).to(device)
+    model.train()
+    optimizer = build_optimizer(model, cfg, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    step, elapsed = 0, 0.0
+    if checkpoint is not None:
+        state = load_trainer_state(checkpoint)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        data.train.load_state_dict(state["data"])
+        set_rng_state(state["rng"])
+        step, elapsed = state["step"], state["elapsed"]
+
+    logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
+                           config=cfg.to_dict(), resume_step=step if checkpoint is not None else None)
+    if checkpoint is None and logger.path.stat().st_size:
+        logger.path.write_text("")  # a fresh run in a used directory starts a fresh log
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def save(at_step: int) -> Path:
+        return save_checkpoint(run_dir, at_step, model=model, tokenizer=tokenizer, optimizer=optimizer,
+                               scheduler=scheduler, keep_last=cfg.keep_last,
+                               trainer_state={"step": at_step, "elapsed": elapsed, "data": data.train.state_dict()})
+
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    window = torch.zeros(config.num_moe_layers, config.inner_iter, config.n_routed_experts, device=device)
+    lm_sum = torch.zeros((), device=device)
+    aux_sum = torch.zeros((), device=device)
+    window_steps, window_start = 0, time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True)
+    try:
+        with _Signals() as signals:
+            while step < cfg.steps:
+                log_now = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
+                for micro in range(cfg.accumulation):
+                    batch = next(data.train)
+                    ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
+                    want_routing = log_now and micro == cfg.accumulation - 1 and config.num_moe_layers > 0
+                    with autocast(device, amp):
+                        out = model(ids, shift_labels=labels, output_router_logits=want_routing, use_cache=False)
+                    (out.loss / cfg.accumulation).backward()
+                    lm_sum += out.lm_loss.detach() / cfg.accumulation
+                    if out.aux_loss is not None:
+                        aux_sum += out.aux_loss.detach() / cfg.accumulation
+                grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                             if cfg.optim.grad_clip > 0 else None)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                if config.num_moe_layers:
+                    window += model.routing_counts()
+                    if config.router_bias_update_rate > 0:
+                        model.update_router_biases()
+                    else:
+                        model.reset_routing_counts()
+                step += 1
+                window_steps += 1
+                bar.update(1)
+
+                if log_now:
+                    now = time.perf_counter()
+                    elapsed += now - window_start
+                    lm = (lm_sum / window_steps).item()  # the one host sync of a log window
+                    if not math.isfinite(lm):
+                        raise NonFiniteLossError(
+                            f"non-finite loss ({lm}) at step {step}; the last good checkpoint "
+                            f"{latest_checkpoint(run_dir)} is kept. Lower optim.lr or check the data.")
+                    metrics = {"loss": lm, "aux_loss": (aux_sum / window_steps).item(),
+                               "lr": scheduler.get_last_lr()[0],
+                               "tokens_per_s": window_steps * tokens_per_step / (now - window_start),
+                               "tokens": step * tokens_per_step, "elapsed_s": elapsed}
+                    if grad_norm is not None:
+                        metrics["grad_norm"] = grad_norm.item()
+                    if want_routing:
+                        metrics.update(router_metrics(model, out, window))
+                    logger.log(step, metrics)
+                    bar.set_postfix(loss=f"{lm:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
+                    lm_sum.zero_()
+                    aux_sum.zero_()
+                    window.zero_()
+                    window_steps, window_start = 0, time.perf_counter()
+
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    logger.log(step, {"loss": validation_loss(model, data.validation, amp_dtype=amp)}, "val")
+                    window_start = time.perf_counter()  # validation time is not training time
+                if step % cfg.save_every == 0 and step < cfg.steps:
+                    save(step)
+                    window_start = time.perf_counter()
+                if signals.received is not None:
+                    path = save(step)
+                    raise TrainingInterrupted(f"signal {signals.received} at step {step}: checkpoint {path}")
+    finally:
+        bar.close()
+
+    summary: dict[str, Any] = {
+        "preset": cfg.model.preset, "size": cfg.model.size, "steps": step, "tokens": step * tokens_per_step,
+        "val_loss": validation_loss(model, data.validation, amp_dtype=amp),
+        "total_params": total_parameters(config), "active_params": active_parameters(config),
+        "expert_combinations": expert_paths(config), "train_time_s": elapsed,
+        "tokens_per_s": step * tokens_per_step / max(elapsed, 1e-9),
+        "peak_memory_gib": (torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda"
+                            else peak_rss_gib()),
+        "device": str(device),
+    }
+    if data.problems:
+        accuracy, samples = exact_match(model, tokenizer, data.problems, max_new_tokens=cfg.max_new_tokens,
+                                        amp_dtype=amp)
+        summary["accuracy"] = accuracy
+        summary["accuracy_problems"] = len(samples)
+        summary["samples"] = [s.__dict__ for s in samples[:5]]
+    logger.log(step, {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "final")
+    logger.close()
+    save(step)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return RunResult(run_dir, summary)
+
+
+def peak_rss_gib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB on Linux
