@@ -191,7 +191,8 @@ def plot_loss_curves(path: Path, results: dict) -> None:
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.set_title(title)
-        ax.grid(alpha=0.3)
+        ax.set_yscale("log")  # the runs differ by a few percent: a log axis keeps the gap visible
+        ax.grid(alpha=0.3, which="both")
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -87,15 +87,20 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, fused=device.type == "cuda")
 
 
-def model_config(cfg: TrainConfig, tokenizer) -> CoEConfig:
-    """The preset with the run's overrides; special-token ids from the tokenizer."""
+def model_config(cfg: TrainConfig) -> CoEConfig:
+    """The preset with the run's overrides, checked against the run's sequence length."""
     config = preset_config(cfg.model.preset, cfg.model.size, **cfg.model.overrides)
-    if len(tokenizer) > config.vocab_size:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-                         f"{config.vocab_size}: lower tokenizer_vocab_size or raise model.overrides.vocab_size")
     if cfg.seq_len > config.max_position_embeddings:
         raise ValueError(f"seq_len={cfg.seq_len} is above the model's max_position_embeddings="
                          f"{config.max_position_embeddings}")
+    return config
+
+
+def attach_tokenizer(config: CoEConfig, tokenizer) -> CoEConfig:
+    """Special-token ids from the tokenizer, which must fit the model's vocabulary."""
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+                         f"{config.vocab_size}: lower tokenizer_vocab_size or raise model.overrides.vocab_size")
     config.eos_token_id = config.pad_token_id = tokenizer.eos_token_id
     config.bos_token_id = None
     return config
@@ -142,15 +147,15 @@ def train(cfg: TrainConfig) -> RunResult:
     amp = resolve_amp(cfg.precision, device)
     checkpoint = latest_checkpoint(run_dir) if cfg.resume else None
     seed_everything(cfg.seed)
+    config = model_config(cfg)
 
     data: RunData = prepare_run_data(cfg.data, run_dir=run_dir, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
                                      micro_batch_size=cfg.micro_batch_size or cfg.batch_size, seed=cfg.seed,
                                      tokenizer=str(checkpoint) if checkpoint else cfg.tokenizer,
-                                     vocab_size=cfg.tokenizer_vocab_size or preset_config(
-                                         cfg.model.preset, cfg.model.size, **cfg.model.overrides).vocab_size,
+                                     vocab_size=cfg.tokenizer_vocab_size or config.vocab_size,
                                      eval_batches=cfg.eval_batches, accuracy_problems=cfg.accuracy_problems)
     tokenizer = data.tokenizer
-    config = model_config(cfg, tokenizer)
+    config = attach_tokenizer(config, tokenizer)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     if checkpoint is not None:

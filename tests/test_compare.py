@@ -1,0 +1,32 @@
+"""The main job's machinery on a tiny budget: both runs, the report, skipping finished runs."""
+
+import json
+
+from coe.compare import CompareConfig, compare
+from coe.data import DataSpec
+
+
+def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monkeypatch):
+    from coe.compare import SCALES
+
+    tiny = dict(SCALES["cpu"], size="tiny", eval_every=2, eval_batches=1, accuracy_problems=2, max_new_tokens=4,
+                tokenizer_vocab_size=300, data=DataSpec(synthetic_train=300, synthetic_eval=30))
+    monkeypatch.setitem(SCALES, "cpu", tiny)
+    cfg = CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False)
+    out = compare(cfg)
+    for name in ("report.md", "report.html", "loss_curves.png", "results.json"):
+        assert (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    rows = {r["preset"]: r for r in results["runs"]}
+    assert set(rows) == {"moe-8-64", "coe-2-4-64"}
+    assert rows["coe-2-4-64"]["expert_combinations"] == 595665 ** 2  # C(63, 4)^2
+    assert rows["moe-8-64"]["paper_val_loss"] == 1.196
+    assert rows["moe-8-64"]["tokens"] == rows["coe-2-4-64"]["tokens"] == 4 * 2 * 32
+    report = (out / "report.md").read_text()
+    assert "| coe-2-4-64 |" in report and "1.121" in report and "loss_curves.png" in report
+    assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    summary = out / "runs" / "moe-8-64" / "summary.json"
+    stamp = summary.stat().st_mtime_ns
+    compare(cfg)  # both runs are finished with the same settings: nothing is trained again
+    assert summary.stat().st_mtime_ns == stamp

@@ -1,0 +1,140 @@
+"""The trainer: exact resumption, signals, non-finite losses, checkpoints, logs, accumulation."""
+
+import json
+import os
+import signal
+from dataclasses import replace
+
+import pytest
+import torch
+
+from coe import CoEForCausalLM
+from coe.data import DataSpec
+from coe.train import trainer as trainer_module
+from coe.train.checkpoint import checkpoint_dirs, latest_checkpoint
+from coe.train.config import ModelSpec, TrainConfig
+from coe.train.metrics import read_metrics
+from coe.train.trainer import NonFiniteLossError, TrainingInterrupted, train
+
+
+def tiny_run(tmp_path, name="run", **overrides) -> TrainConfig:
+    fields = dict(out_dir=str(tmp_path / name), model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2}),
+                  data=DataSpec(synthetic_train=300, synthetic_eval=30), steps=6, batch_size=4, seq_len=32,
+                  log_every=1, eval_every=3, eval_batches=1, accuracy_problems=2, max_new_tokens=4, save_every=3,
+                  keep_last=2, progress=False, tensorboard=True, seed=3)
+    return TrainConfig(**{**fields, **overrides})
+
+
+def losses(run_dir, split="train"):
+    return [(m["step"], m["loss"]) for m in read_metrics(run_dir) if m["split"] == split]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+    full = train(tiny_run(tmp_path, "full"))
+
+    # Interrupt the second run right after its step-3 checkpoint, as a crash would.
+    real_save = trainer_module.save_checkpoint
+
+    def save_then_crash(*args, **kwargs):
+        path = real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_run(tmp_path, "resumed"))
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    assert [p.name for p in checkpoint_dirs(tmp_path / "resumed")] == ["step-00000003"]
+
+    resumed = train(tiny_run(tmp_path, "resumed", resume=True))
+    assert losses(full.run_dir) == losses(resumed.run_dir)  # the same numbers, not just close
+    assert losses(full.run_dir, "val") == losses(resumed.run_dir, "val")
+    assert len(losses(resumed.run_dir)) == 6
+    a = CoEForCausalLM.from_pretrained(latest_checkpoint(full.run_dir)).state_dict()
+    b = CoEForCausalLM.from_pretrained(latest_checkpoint(resumed.run_dir)).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_signal_writes_a_checkpoint_and_stops(tmp_path, monkeypatch):
+    cfg = tiny_run(tmp_path, save_every=100)
+    calls = {"n": 0}
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def clip_and_signal(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_clip(*args, **kwargs)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_and_signal)
+    with pytest.raises(TrainingInterrupted, match="signal 2 at step 2"):
+        train(cfg)
+    assert [p.name for p in checkpoint_dirs(cfg.out_dir)] == ["step-00000002"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny_run(tmp_path, save_every=2, log_every=2)
+    real_forward = CoEForCausalLM.forward
+    calls = {"n": 0}
+
+    def forward(self, *args, **kwargs):
+        out = real_forward(self, *args, **kwargs)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] >= 5 and out.lm_loss is not None:
+                out.lm_loss = out.lm_loss * float("nan")
+        return out
+    monkeypatch.setattr(CoEForCausalLM, "forward", forward)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 6.*step-00000004"):
+        train(cfg)
+    assert [p.name for p in checkpoint_dirs(cfg.out_dir)] == ["step-00000002", "step-00000004"]
+
+
+def test_outputs_logs_checkpoints_and_summary(tmp_path):
+    cfg = tiny_run(tmp_path, keep_last=1)
+    result = train(cfg)
+    run = result.run_dir
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-00000006"]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+    model = CoEForCausalLM.from_pretrained(latest_checkpoint(run))
+    assert model.config.inner_iter == 2 and (latest_checkpoint(run) / "tokenizer.json").is_file()
+    train_records = [m for m in read_metrics(run) if m["split"] == "train"]
+    keys = train_records[-1]
+    for key in ("loss", "aux_loss", "lr", "tokens_per_s", "grad_norm", "router/layer0/iter1/imbalance",
+                "router/layer1/iter2/entropy", "router/layer0/iter2/reselect",
+                "router/layer1/iter1/balance_loss_weighted"):
+        assert key in keys, key
+    assert keys["router/layer0/iter1/imbalance"] >= 1.0
+    assert 0.0 <= keys["router/layer0/iter2/reselect"] <= 1.0
+    assert list((run / "tensorboard").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["accuracy_problems"] == 2 and 0 <= summary["accuracy"] <= 1
+    assert summary["tokens"] == 6 * 4 * 32
+    saved = (run / "config.yaml").read_text()
+    assert "coe-2-4-64" in saved and "seq_len: 32" in saved
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    whole = train(tiny_run(tmp_path, "whole", steps=3, eval_every=3, accuracy_problems=0))
+    accumulated = train(tiny_run(tmp_path, "accumulated", steps=3, eval_every=3, accuracy_problems=0,
+                                 micro_batch_size=2))
+    for (s1, a), (s2, b) in zip(losses(whole.run_dir), losses(accumulated.run_dir)):
+        assert s1 == s2 and abs(a - b) < 1e-4 * abs(a)
+
+
+def test_bias_balancing_moves_biases(tmp_path):
+    cfg = tiny_run(tmp_path, steps=3, accuracy_problems=0,
+                   model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 1, "router_bias_update_rate": 0.01}))
+    train(cfg)
+    model = CoEForCausalLM.from_pretrained(latest_checkpoint(cfg.out_dir))
+    bias = model.chains()[0].routers[0].expert_bias
+    assert bias.abs().sum() > 0 and torch.all((bias * 100).round() == bias * 100)  # steps of +-0.01
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="batch_size=10 is not a multiple of micro_batch_size=4"):
+        TrainConfig(batch_size=10, micro_batch_size=4)
+    with pytest.raises(ValueError, match="steps=0"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="model.preset='coe-7'"):
+        ModelSpec("coe-7")
+    cfg = TrainConfig()
+    assert replace(cfg, micro_batch_size=16).accumulation == 4
