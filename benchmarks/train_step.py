@@ -13,7 +13,8 @@ Sections (all by default, or pick with --sections):
 - profile:   the GPU kernels of one step of the last preset, by total time (torch.profiler)
 
 Variants (--backends): an expert backend ("grouped", "loop") with optional "+compile" (torch.compile of each
-decoder layer) and "+ckpt" (activation checkpointing of each decoder layer).
+decoder layer), "+ckpt" (activation checkpointing of each decoder layer) and "+memX" (compile's activation
+memory budget X in (0, 1]: below 1 the partitioner recomputes cheap operations instead of saving them).
 
 Model FLOPs of a training step: 6 x active parameters per token (LM head included, each expert counted once
 per use) plus causal attention, 3 x S x H x (qk_head + v_head) per token and layer.
@@ -36,6 +37,7 @@ from coe import CoEConfig, CoEForCausalLM  # noqa: E402
 from coe.data.synthetic_math import format_problem, iter_problems  # noqa: E402
 from coe.nn.experts import grouped_mm  # noqa: E402
 from coe.flops import train_flops_per_token  # noqa: E402
+from coe.train.trainer import compile_layers  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -81,7 +83,8 @@ def matmul_ceiling(device: torch.device, n: int) -> float:
 
 def build(preset: str, args, variant: str, device: torch.device) -> CoEForCausalLM:
     """variant: an expert backend ("grouped", "loop", "auto"), optionally with "+compile" (torch.compile of
-    each decoder layer) and "+ckpt" (activation checkpointing of each decoder layer)."""
+    each decoder layer), "+ckpt" (activation checkpointing of each decoder layer) and "+memX" (compile's activation
+memory budget X in (0, 1]: below 1 the partitioner recomputes cheap operations instead of saving them)."""
     backend, *options = variant.split("+")
     config = CoEConfig.from_preset(preset, size=args.size, expert_backend=backend)
     torch.manual_seed(0)
@@ -89,9 +92,10 @@ def build(preset: str, args, variant: str, device: torch.device) -> CoEForCausal
         model = CoEForCausalLM(config).train()
     if "ckpt" in options:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    budget = [float(o[3:]) for o in options if o.startswith("mem")]
     if "compile" in options:
-        for layer in model.model.layers:
-            layer.compile()
+        torch._dynamo.reset()
+        compile_layers(model, budget[0] if budget else 1.0)
     return model
 
 
@@ -186,7 +190,9 @@ def bench_generate(args, device, amp) -> list[dict]:
         for batch in args.generate_batches:
             prompt = torch.randint(0, model.config.vocab_size, (batch, 16), device=device)
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                model.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)  # warm-up
+                # Warm-up at full length: attention plans are built per key length on first use.
+                model.generate(prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                               do_sample=False)
                 with Timer(device) as t:
                     model.generate(prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
                                    do_sample=False)
@@ -227,8 +233,12 @@ def bench_numerics(args, device, amp) -> list[dict]:
 
 
 def profile_step(args, device, amp) -> list[dict]:
-    """The GPU kernels of one training step of the last preset, by total time."""
-    model = build(args.presets[-1], args, args.backends[0], device)
+    """The GPU kernels of one training step of each preset, by total time."""
+    return [row for preset in args.presets for row in profile_preset(preset, args, device, amp)]
+
+
+def profile_preset(preset: str, args, device, amp) -> list[dict]:
+    model = build(preset, args, args.backends[0], device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=device.type == "cuda")
     step = make_step(model, optimizer, device, amp)
     ids = torch.randint(0, model.config.vocab_size, (args.batch, args.seq + 1), device=device)
@@ -245,7 +255,7 @@ def profile_step(args, device, amp) -> list[dict]:
               (device.type != "cuda" or e.device_type == torch.autograd.DeviceType.CUDA)]
     events.sort(key=lambda e: getattr(e, attr), reverse=True)
     total = sum(getattr(e, attr) for e in events)
-    return [dict(kernel=e.key[:70], calls=e.count, ms=getattr(e, attr) / 1e3,
+    return [dict(preset=preset, kernel=e.key[:70], calls=e.count, ms=getattr(e, attr) / 1e3,
                  share=getattr(e, attr) / total) for e in events[:args.profile_top]]
 
 

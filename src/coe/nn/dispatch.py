@@ -65,8 +65,9 @@ def combine(y: torch.Tensor, weight: torch.Tensor, dispatch: Dispatch) -> torch.
     """Weighted sum of each token's K expert outputs. y: (M, D) in expert order; weight: (T, K) -> (T, D).
 
     The copies are put back in (token, choice) order with a gather (a permutation: no atomics, deterministic)
-    and reduced by a batched (1 x K) @ (K x D) product, which accumulates in float32 even for bf16 inputs.
+    and reduced over K by a multiply-and-sum (the sum accumulates in float32 for bf16 inputs). A batched
+    (1 x K) @ (K x D) matmul does the same but runs as T tiny GEMMs at a tenth of the memory bandwidth.
     """
     T, K = weight.shape
     unsorted = _PermuteRows.apply(y, dispatch.inverse, dispatch.slot, 1).view(T, K, -1)  # (T, K, D)
-    return torch.bmm(weight.to(y.dtype).unsqueeze(1), unsorted).squeeze(1)
+    return (unsorted * weight.to(y.dtype).unsqueeze(-1)).sum(1)

@@ -53,7 +53,10 @@ class Router(nn.Module):
     def forward(self, x: torch.Tensor) -> Routing:
         """x: (T, D) -> Routing."""
         dtype = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 for float64 checks
-        logits = F.linear(x.to(dtype), self.weight.to(dtype))  # (T, N)
+        N = self.weight.shape[0]
+        # A float32 GEMM with N = 63 outputs misses the aligned kernels; a zero row makes it 64 (sliced off).
+        weight = F.pad(self.weight.to(dtype), (0, 0, 0, -N % 4))
+        logits = F.linear(x.to(dtype), weight)[:, :N]  # (T, N)
         scores = logits.softmax(dim=-1) if self.scoring_func == ScoringFunc.SOFTMAX else logits.sigmoid()
         choice = scores.detach()
         if self.expert_bias is not None:

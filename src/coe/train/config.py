@@ -102,6 +102,11 @@ class TrainConfig:
     """"auto" (CUDA when present), "cpu", "cuda" or "cuda:N"."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """"auto": bf16 autocast on CUDA, float32 on the CPU."""
+    compile: bool = True
+    """On CUDA, torch.compile each decoder layer (fuses the elementwise work; see docs/performance.md)."""
+    activation_memory_budget: float = 1.0
+    """With compile: below 1, the compiler recomputes cheap operations in backward instead of keeping their
+    outputs (0.8 cuts peak memory by about a quarter for about 3% of speed at the paper's shapes)."""
     tensorboard: bool = True
     """Write TensorBoard event files."""
     wandb_project: str | None = None
@@ -114,6 +119,8 @@ class TrainConfig:
                      "keep_last", "max_new_tokens"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
+        if not 0 < self.activation_memory_budget <= 1:
+            raise ValueError(f"activation_memory_budget={self.activation_memory_budget} must be in (0, 1]")
         if self.accuracy_problems < 0:
             raise ValueError(f"accuracy_problems={self.accuracy_problems} must be >= 0")
         if self.micro_batch_size is not None and (self.micro_batch_size <= 0

@@ -106,6 +106,13 @@ def attach_tokenizer(config: CoEConfig, tokenizer) -> CoEConfig:
     return config
 
 
+def compile_layers(model: CoEForCausalLM, activation_memory_budget: float = 1.0) -> None:
+    """torch.compile every decoder layer in place (the layers share one compiled graph)."""
+    torch._functorch.config.activation_memory_budget = activation_memory_budget
+    for layer in model.model.layers:
+        layer.compile()
+
+
 def check_writable(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -164,6 +171,8 @@ def train(cfg: TrainConfig) -> RunResult:
         seed_everything(cfg.seed)
         model = CoEForCausalLM(config).to(device)
     model.train()
+    if cfg.compile and device.type == "cuda":
+        compile_layers(model, cfg.activation_memory_budget)
     optimizer = build_optimizer(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     step, elapsed = 0, 0.0
