@@ -36,9 +36,13 @@ SCALES = {
     "cpu": dict(size="small", steps=240, batch_size=16, seq_len=128, eval_every=40, eval_batches=4,
                 accuracy_problems=50, max_new_tokens=96, lr=2e-3, tokenizer_vocab_size=2048,
                 data=DataSpec(synthetic_train=30_000, synthetic_eval=300)),
+    # The paper's runs: 1000 steps of 64 x 512 tokens. Training data: the synthetic generator mixed with GSM8K
+    # train; validation loss and accuracy on GSM8K test. The BPE is trained to 32,768 tokens (the model keeps
+    # the paper's 102,400-row embedding, so compute matches the paper; the paper used DeepSeek's tokenizer).
     "paper": dict(size="paper", steps=1000, batch_size=64, seq_len=512, eval_every=50, eval_batches=8,
-                  accuracy_problems=500, max_new_tokens=256, lr=3e-4, tokenizer_vocab_size=None,
+                  accuracy_problems=250, max_new_tokens=200, lr=3e-4, tokenizer_vocab_size=32768,
                   data=DataSpec(source=("synthetic-math", "../shared/data/gsm8k/train.parquet"),
+                                val_source="../shared/data/gsm8k/test.parquet",
                                 test_source="../shared/data/gsm8k/test.parquet")),
 }
 
@@ -90,7 +94,7 @@ class CompareConfig:
             tokenizer_vocab_size=s["tokenizer_vocab_size"], eval_every=s["eval_every"],
             eval_batches=s["eval_batches"], accuracy_problems=s["accuracy_problems"],
             max_new_tokens=s["max_new_tokens"], log_every=max(1, s["eval_every"] // 4),
-            save_every=s["eval_every"] * 5, resume=True, device=self.device, progress=self.progress)
+            save_every=s["eval_every"] * 10, resume=True, device=self.device, progress=self.progress)
 
 
 def _finished(cfg: TrainConfig) -> dict | None:
@@ -123,9 +127,60 @@ def compare(cfg: CompareConfig) -> Path:
     return out
 
 
+# Validation tokens whose routing is analysed per run for the report: a few seconds per run on a CPU.
+ROUTING_TOKENS = 1024
+ROUTING_FIGURES = ("coselection", "load")
+
+
+def analyze_run(out: Path, cfg: CompareConfig, preset: str) -> dict | None:
+    """Routing analysis of a run's final checkpoint into ``out/routing/<preset>`` (co-selection and load
+    figures, analysis.json, report.html) and its headline numbers; None when the run has no checkpoint."""
+    from coe.analysis.report import JSON_FILE, analyze_checkpoint
+    from coe.train.checkpoint import latest_checkpoint
+    from coe.train.trainer import resolve_device
+
+    run_cfg = cfg.run_config(preset)
+    checkpoint = latest_checkpoint(run_cfg.out_dir)
+    if checkpoint is None:
+        log.warning("%s has no checkpoint in %s: no routing figures", preset, run_cfg.out_dir)
+        return None
+    report = analyze_checkpoint(checkpoint, out / "routing" / preset, data=run_cfg.data, tokens=ROUTING_TOKENS,
+                                seq_len=min(run_cfg.seq_len, ROUTING_TOKENS), device=resolve_device(cfg.device),
+                                figures=ROUTING_FIGURES)
+    summary = json.loads((report.parent / JSON_FILE).read_text())
+    iterations = [it for layer in summary["layers"] for it in layer["iterations"]]
+    transitions = [tr for layer in summary["layers"] for tr in layer["transitions"]]
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    return {
+        "dir": f"routing/{preset}", "tokens": summary["tokens"], "checkpoint": str(checkpoint),
+        "figures": [name for name in ROUTING_FIGURES if (report.parent / f"{name}.png").is_file()],
+        "load_max_over_mean": mean([it["load"]["max_over_mean"] for it in iterations]),
+        "unused_experts": sum(len(it["load"]["unused_experts"]) for it in iterations),
+        "expert_reselection": mean([tr["expert_reselection"] for tr in transitions]),
+        "expert_reselection_expected": mean([tr["expert_reselection_expected"] for tr in transitions]),
+        "distinct_paths": mean([layer["paths"]["distinct"] for layer in summary["layers"]]),
+    }
+
+
+def routing_sentence(r: dict) -> str:
+    """One line of a run's headline routing numbers (see :func:`analyze_run`)."""
+    text = (f"Over {r['tokens']:,} validation tokens: load max/mean {r['load_max_over_mean']:.2f} (mean over "
+            f"layers and iterations), {r['unused_experts']} unused (layer, iteration, expert) triples, "
+            f"{r['distinct_paths']:,.0f} distinct routing paths per layer.")
+    if r["expert_reselection"] is None:
+        return text + " C = 1: no next iteration, so no co-selection or re-selection."
+    return text + (f" Experts chosen again in the next iteration: {r['expert_reselection']:.3f} "
+                   f"({r['expert_reselection_expected']:.3f} if the iterations chose independently).")
+
+
 def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
-    """report.md, report.html, loss_curves.png and results.json from the runs' summaries and metrics."""
+    """report.md, report.html, loss_curves.png, results.json and routing/<preset>/ (each run's final checkpoint
+    analysed: co-selection and load figures) from the runs' summaries, metrics and checkpoints."""
     plot_loss_curves(out / "loss_curves.png", results)
+    routing = {preset: analyze_run(out, cfg, preset) for preset in results}
     rows = []
     for preset, r in results.items():
         s = r["summary"]
@@ -139,6 +194,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
             "K": config.num_experts_per_tok, "N": config.n_routed_experts,
             "tokens_per_s": s["tokens_per_s"], "peak_memory_gib": s["peak_memory_gib"],
             "train_time_s": s["train_time_s"], "tokens": s["tokens"], "device": s["device"],
+            "routing": routing[preset],
         })
     (out / "results.json").write_text(json.dumps({"scale": cfg.scale, "runs": rows}, indent=2))
     header = ["preset", "val loss", "paper val loss (step 1000)", "accuracy", "params (M)", "active (M)",
@@ -164,6 +220,23 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     md += ["", "Presets:", ""] + [f"- `{r['preset']}`: {r['description']}" for r in rows]
+    routing_intro = ("Each run's final checkpoint on validation tokens: expert load per (layer, iteration) and, "
+                     "for CoE, the iteration 1 -> 2 co-selection heatmaps (the probability that a token which "
+                     "chose expert i then chooses expert j, and its ratio to independent choices). The full "
+                     "analysis of a checkpoint: `coe analyze RUN_DIR`.")
+    md += ["", "## Routing", "", routing_intro]
+    routing_html = []
+    for preset, r in routing.items():
+        if r is None:
+            continue
+        images = [f"{r['dir']}/{name}.png" for name in r["figures"]]
+        md += ["", f"### {preset}", "", routing_sentence(r) + f" [Report]({r['dir']}/report.html).", ""]
+        md += [f"![{preset} {Path(image).stem}]({image})" for image in images]
+        routing_html.append(
+            f"<h3>{html.escape(preset)}</h3><p>{html.escape(routing_sentence(r))} "
+            f"<a href='{html.escape(r['dir'])}/report.html'>Report</a>.</p>"
+            + "".join(f"<img src='{html.escape(image)}' alt='{html.escape(preset)} {Path(image).stem}' "
+                      "style='max-width:100%'>" for image in images))
     (out / "report.md").write_text("\n".join(md) + "\n")
     table = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>" for r in rows)
     (out / "report.html").write_text(
@@ -172,7 +245,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
         f"<h1>CoE vs MoE</h1><p>{html.escape(intro)}</p><img src='loss_curves.png' alt='validation loss' "
         f"width='900'><table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in header)}</tr>{table}</table>"
-        "</body></html>\n")
+        f"<h2>Routing</h2><p>{html.escape(routing_intro)}</p>{''.join(routing_html)}</body></html>\n")
 
 
 def plot_loss_curves(path: Path, results: dict) -> None:

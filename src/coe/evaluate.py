@@ -35,7 +35,8 @@ def validation_loss(model, batches: Iterable[dict[str, torch.Tensor]], *, amp_dt
     for batch in batches:
         ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
         with autocast(device, amp_dtype):
-            out = model(ids, shift_labels=labels, use_cache=False)
+            # Chunked loss: the full (B x S x V) float32 logits would dwarf the model at the paper's vocabulary.
+            out = model(ids, shift_labels=labels, use_cache=False, return_logits=False)
         n = int((labels != -100).sum())
         total += out.lm_loss.double() * n
         tokens += n
@@ -77,7 +78,8 @@ def exact_match(model, tokenizer, problems: Sequence[tuple[str, str]], *, max_ne
             chunk = problems[start:start + batch_size]
             enc = tokenizer([format_prompt(q) for q, _ in chunk], return_tensors="pt", padding=True)
             enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            with autocast(device, amp_dtype):
+            # Compiled layers would recompile for every new cache length: decode eagerly.
+            with autocast(device, amp_dtype), torch.compiler.set_stance("force_eager"):
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
             texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
