@@ -551,3 +551,14 @@ def test_load_converted_fills_a_meta_model_shard_by_shard(tmp_path, monkeypatch)
     half = load_converted(tmp_path / "coe", dtype=torch.bfloat16)
     assert half.model.embed_tokens.weight.dtype == torch.bfloat16
     assert all(r.weight.dtype == torch.float32 for chain in half.chains() for r in chain.routers)
+
+
+def test_from_pretrained_loads_a_reference_directory_on_the_fly(tmp_path, monkeypatch):
+    monkeypatch.setenv("COE_CACHE_DIR", str(tmp_path / "cache"))
+    src = write_ref(tmp_path)
+    on_the_fly = CoEForCausalLM.from_pretrained(src).eval()
+    explicit = CoEForCausalLM.from_pretrained(convert(src, tmp_path / "explicit")).eval()
+    ids = torch.randint(0, 61, (2, 9))
+    with torch.no_grad():
+        assert torch.equal(on_the_fly(ids).logits, explicit(ids).logits)
+    assert any((tmp_path / "cache").iterdir())
