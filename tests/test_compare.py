@@ -25,6 +25,16 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
     report = (out / "report.md").read_text()
     assert "| coe-2-4-64 |" in report and "1.121" in report and "loss_curves.png" in report
     assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+    # Routing of each final checkpoint: load for both, co-selection only where there are two iterations.
+    for preset, figures in (("coe-2-4-64", {"coselection", "load"}), ("moe-8-64", {"load"})):
+        routing = out / "routing" / preset
+        assert {p.stem for p in routing.glob("*.png")} == figures, preset
+        assert (routing / "report.html").is_file() and (routing / "analysis.json").is_file()
+        assert all(f"routing/{preset}/{name}.png" in report for name in figures)
+        assert set(rows[preset]["routing"]["figures"]) == figures
+    assert rows["coe-2-4-64"]["routing"]["expert_reselection"] is not None
+    assert rows["moe-8-64"]["routing"]["expert_reselection"] is None
+    assert "routing/coe-2-4-64/coselection.png" in (out / "report.html").read_text()
 
     summary = out / "runs" / "moe-8-64" / "summary.json"
     stamp = summary.stat().st_mtime_ns

@@ -5,6 +5,8 @@
     coe eval CHECKPOINT                           validation loss and exact-match accuracy
     coe generate CHECKPOINT "prompt"              greedy (or sampled) continuation
     coe compare [--scale cpu|paper]               the main job: train several presets, one report
+    coe analyze CHECKPOINT [--tokens N --out DIR] routing report: load, co-selection, paths, specialisation
+    coe explain CHECKPOINT "text" [--jsonl F]     the routing path of every token of a text
     coe convert SRC DST [--to coe|reference]      reference / DeepSeek-V2 checkpoints in and out
 
 ``--help`` on each explains every option; ``--print_config`` prints the resolved configuration.
@@ -135,6 +137,62 @@ def cmd_generate(checkpoint: str, prompt: str, max_new_tokens: int = 128, temper
     print(prompt + tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
 
 
+def cmd_analyze(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), tokens: int = 4096,
+                seq_len: int = 256, batch_size: int = 8, out: str = "reports/routing",
+                device: str = "auto") -> None:
+    """Routing analysis of a checkpoint over validation tokens: a report directory with analysis.json (every
+    number), PNG figures and report.html (expert load, iteration-to-iteration co-selection and re-selection,
+    routing paths, router entropy and gate weights, token-kind specialisation).
+
+    Args:
+        checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
+        data: where the validation documents come from (the training split is not used)
+        tokens: validation tokens to analyse
+        seq_len: tokens per sequence fed to the model
+        batch_size: sequences per forward
+        out: the report directory
+        device: "auto", "cpu", "cuda" or "cuda:N"
+    """
+    from coe.analysis.report import analyze_checkpoint
+    from coe.train.trainer import resolve_device
+
+    path = resolve_checkpoint(checkpoint)
+    report = analyze_checkpoint(path, out, data=data, tokens=tokens, seq_len=seq_len, batch_size=batch_size,
+                                device=resolve_device(device))
+    print(f"report: {report} (numbers in {report.parent / 'analysis.json'})")
+
+
+def cmd_explain(checkpoint: str, text: str, jsonl: str | None = None, html: str | None = None,
+                device: str = "auto") -> None:
+    """The routing path of every token of a text: for each MoE layer and iteration, the chosen experts and
+    their gate weights, printed as a table.
+
+    Args:
+        checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
+        text: the text to route
+        jsonl: also write the audit log here: one JSON record per token (id, text, position, and the experts
+            and weights of every layer and iteration)
+        html: also write an HTML page with the token x (layer, iteration) grid here
+        device: "auto", "cpu", "cuda" or "cuda:N"
+    """
+    import torch
+    from rich.console import Console
+
+    from coe.analysis.explain import explain, routes_table, write_html, write_jsonl
+    from coe.data import load_tokenizer
+    from coe.modeling import CoEForCausalLM
+    from coe.train.trainer import resolve_device
+
+    path = resolve_checkpoint(checkpoint)
+    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(device))
+    routes = explain(model, load_tokenizer(path), text)
+    Console().print(routes_table(routes))
+    if jsonl:
+        print(f"audit log: {write_jsonl(routes, jsonl)}")
+    if html:
+        print(f"page: {write_html(routes, html, title=f'Routing paths: {path}')}")
+
+
 def cmd_compare(cfg: CompareConfig) -> None:
     from coe.compare import compare
 
@@ -175,7 +233,9 @@ def build_parser() -> ArgumentParser:
 
     for name, fn, help_ in (("eval", cmd_eval, "validation loss and accuracy of a checkpoint"),
                             ("generate", cmd_generate, "continue a prompt with a checkpoint"),
-                            ("convert", cmd_convert, "convert checkpoints between formats")):
+                            ("convert", cmd_convert, "convert checkpoints between formats"),
+                            ("analyze", cmd_analyze, "routing report of a checkpoint over validation tokens"),
+                            ("explain", cmd_explain, "the routing path of every token of a text")):
         sub = ArgumentParser(description=fn.__doc__)
         sub.add_function_arguments(fn, None, as_positional=True)
         commands.add_subcommand(name, sub, help=help_)
@@ -205,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "compare":
             cmd_compare(CompareConfig(**{k: getattr(ns, k) for k in options}))
         else:
-            fn = {"eval": cmd_eval, "generate": cmd_generate, "convert": cmd_convert}[command]
+            fn = {"eval": cmd_eval, "generate": cmd_generate, "convert": cmd_convert, "analyze": cmd_analyze,
+                  "explain": cmd_explain}[command]
             fn(**{k: getattr(ns, k) for k in options})
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         print(f"coe {command}: error: {e}", file=sys.stderr)

@@ -144,9 +144,9 @@ def analyze_run(out: Path, cfg: CompareConfig, preset: str) -> dict | None:
     if checkpoint is None:
         log.warning("%s has no checkpoint in %s: no routing figures", preset, run_cfg.out_dir)
         return None
-    report = analyze_checkpoint(checkpoint, out / "routing" / preset, data=run_cfg.data, tokens=ROUTING_TOKENS,
-                                seq_len=min(run_cfg.seq_len, ROUTING_TOKENS), device=resolve_device(cfg.device),
-                                figures=ROUTING_FIGURES)
+    report = analyze_checkpoint(checkpoint, out / "routing" / preset, data=run_cfg.data,
+                                tokens=ROUTING_TOKENS, seq_len=min(run_cfg.seq_len, ROUTING_TOKENS),
+                                device=resolve_device(cfg.device), figures=ROUTING_FIGURES)
     summary = json.loads((report.parent / JSON_FILE).read_text())
     iterations = [it for layer in summary["layers"] for it in layer["iterations"]]
     transitions = [tr for layer in summary["layers"] for tr in layer["transitions"]]
@@ -177,8 +177,8 @@ def routing_sentence(r: dict) -> str:
 
 
 def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
-    """report.md, report.html, loss_curves.png, results.json and routing/<preset>/ (each run's final checkpoint
-    analysed: co-selection and load figures) from the runs' summaries, metrics and checkpoints."""
+    """report.md, report.html, loss_curves.png, results.json and routing/<preset>/ (each run's final
+    checkpoint analysed: co-selection and load figures) from the runs' summaries, metrics and checkpoints."""
     plot_loss_curves(out / "loss_curves.png", results)
     routing = {preset: analyze_run(out, cfg, preset) for preset in results}
     rows = []
@@ -220,10 +220,10 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     md += ["", "Presets:", ""] + [f"- `{r['preset']}`: {r['description']}" for r in rows]
-    routing_intro = ("Each run's final checkpoint on validation tokens: expert load per (layer, iteration) and, "
-                     "for CoE, the iteration 1 -> 2 co-selection heatmaps (the probability that a token which "
-                     "chose expert i then chooses expert j, and its ratio to independent choices). The full "
-                     "analysis of a checkpoint: `coe analyze RUN_DIR`.")
+    routing_intro = ("Each run's final checkpoint on validation tokens: expert load per (layer, iteration) "
+                     "and, for CoE, the iteration 1 -> 2 co-selection heatmaps (the probability that a token "
+                     "which chose expert i then chooses expert j, and its ratio to independent choices). The "
+                     "full analysis of a checkpoint: `coe analyze RUN_DIR`.")
     md += ["", "## Routing", "", routing_intro]
     routing_html = []
     for preset, r in routing.items():

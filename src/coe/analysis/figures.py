@@ -1,0 +1,220 @@
+"""Figures of a routing analysis, drawn from the summary dict alone (:func:`coe.analysis.summary.summarize`),
+so that they can be redrawn from the saved JSON.
+
+Figures are built on ``matplotlib.figure.Figure`` (the Agg canvas), not pyplot: no GUI backend, no global
+state, safe in a process that draws other figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from coe.analysis.stats import coselection_lift
+
+DPI = 100
+LIFT_RANGE = 3.0  # log2 lift shown from -3 to 3 (1/8 to 8 times the independent rate)
+LIFT_PRIOR = 1.0  # pseudo-count of the lift heatmaps: cells expecting few tokens are pulled towards 1
+# Unused experts (NaN) in grey, apart from every value of the scales.
+PROBABILITY_CMAP = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+LIFT_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad="lightgrey")
+LIFT_NORM = TwoSlopeNorm(0, -LIFT_RANGE, LIFT_RANGE)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    # Light PNG compression: the files grow by a fraction, saving takes a fraction of the time.
+    fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": 1})
+    return path
+
+
+def _iter_label(layer: dict, t: int) -> str:
+    return f"layer {layer['layer']}, iteration {t}"
+
+
+def _log2_lift(lift: np.ndarray) -> np.ndarray:
+    """log2 of a lift matrix (NaN: unused), clipped to the colour scale."""
+    with np.errstate(divide="ignore"):
+        return np.clip(np.log2(lift), -LIFT_RANGE, LIFT_RANGE)  # log2(0) = -inf is clipped to the floor
+
+
+def _expert_ticks(ax, order: list[int], axis: str) -> None:
+    """Expert ids (in display order) as tick labels: all when they fit, else every 4th or 16th."""
+    step = 1 if len(order) <= 32 else 4 if len(order) <= 128 else 16
+    positions = list(range(0, len(order), step))
+    labels = [str(order[p]) for p in positions]
+    if axis == "x":
+        ax.set_xticks(positions, labels, fontsize=5, rotation=90)
+    else:
+        ax.set_yticks(positions, labels, fontsize=5)
+
+
+def plot_load(summary: dict[str, Any], path: Path) -> Path:
+    """Tokens per expert, one panel per (layer, iteration), with the mean and the balance numbers."""
+    layers = summary["layers"]
+    C = summary["model"]["iterations"]
+    fig = Figure(figsize=(max(8.0, 5.5 * C), 2.6 * len(layers)), layout="constrained")
+    axes = fig.subplots(len(layers), C, squeeze=False)
+    for row, layer in zip(axes, layers):
+        for ax, it in zip(row, layer["iterations"]):
+            load = np.array(it["load"]["tokens_per_expert"])
+            unused = it["load"]["unused_experts"]
+            # One filled step artist, not N bar patches: the same picture, drawn several times faster.
+            ax.stairs(load, np.arange(len(load) + 1) - 0.5, fill=True, color="tab:blue")
+            ax.axhline(load.mean(), color="tab:red", lw=1, label="mean")
+            balance = f"max/mean {it['load']['max_over_mean']:.2f}, CV {it['load']['cv']:.2f}"
+            ax.set_title(f"{_iter_label(layer, it['iteration'])}: {balance}, unused {len(unused)}", fontsize=9)
+            ax.set_xlabel("expert", fontsize=8)
+            ax.set_ylabel("tokens", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.set_xlim(-1, len(load))
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"Expert load over {summary['tokens']:,} tokens (each token counts once per chosen expert)")
+    return _save(fig, path)
+
+
+def plot_coselection(summary: dict[str, Any], path: Path) -> Path | None:
+    """Iteration t -> t+1 co-selection per layer: P(expert j at t+1 | expert i at t) and its log2 lift over
+    independence, in the summary's row and column orders. None for C = 1 (nothing to draw)."""
+    panels = [(layer, t, tr) for layer in summary["layers"] for t, tr in enumerate(layer["transitions"])]
+    if not panels:
+        return None
+    K = summary["model"]["top_k"]
+    fig = Figure(figsize=(11, 5.2 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 2, squeeze=False)
+    for (ax_p, ax_l), (layer, t, tr) in zip(axes, panels):
+        counts = np.array(tr["coselection"], dtype=float)  # (N, N)
+        rows, cols = tr["row_order"], tr["col_order"]
+        load = counts.sum(1) / K  # tokens that chose i at t
+        conditional = np.where(load[:, None] > 0, counts / np.maximum(load, 1)[:, None], np.nan)
+        lift = coselection_lift(torch.from_numpy(counts), prior=LIFT_PRIOR).numpy()
+        a, b = t + 1, t + 2
+        im = ax_p.imshow(conditional[np.ix_(rows, cols)], cmap=PROBABILITY_CMAP, aspect="auto",
+                         interpolation="nearest")
+        fig.colorbar(im, ax=ax_p, shrink=0.8, label=f"P(j at {b} | i at {a})")
+        ax_p.set_title(f"layer {layer['layer']}: iteration {a} -> {b}, P(j | i)", fontsize=10)
+        im = ax_l.imshow(_log2_lift(lift[np.ix_(rows, cols)]), cmap=LIFT_CMAP, norm=LIFT_NORM, aspect="auto",
+                         interpolation="nearest")
+        fig.colorbar(im, ax=ax_l, shrink=0.8, label="log2(observed / independent)")
+        again = f"re-selection {tr['expert_reselection']:.3f} vs {tr['expert_reselection_expected']:.3f}"
+        ax_l.set_title(f"layer {layer['layer']}: lift over independence ({again})", fontsize=10)
+        for ax in (ax_p, ax_l):
+            ax.set_xlabel(f"expert j at iteration {b} (ordered)", fontsize=8)
+            ax.set_ylabel(f"expert i at iteration {a} (ordered)", fontsize=8)
+            _expert_ticks(ax, cols, "x")
+            _expert_ticks(ax, rows, "y")
+    fig.suptitle(f"Co-selection between iterations over {summary['tokens']:,} tokens (grey: unused expert)")
+    return _save(fig, path)
+
+
+def plot_reselection(summary: dict[str, Any], path: Path) -> Path | None:
+    """Observed re-selection rates beside those expected under independence, per (layer, transition)."""
+    rows = [(layer, t, tr) for layer in summary["layers"] for t, tr in enumerate(layer["transitions"])]
+    if not rows:
+        return None
+    labels = [f"L{layer['layer']} {t + 1}->{t + 2}" for layer, t, _ in rows]
+    x = np.arange(len(rows))
+    fig = Figure(figsize=(max(6.0, 1.4 * len(rows) + 3), 3.8), layout="constrained")
+    ax_e, ax_t = fig.subplots(1, 2)
+    for ax, key, title in ((ax_e, "expert_reselection", "chosen experts chosen again"),
+                           (ax_t, "token_reselection", "tokens re-choosing any expert")):
+        ax.bar(x - 0.2, [tr[key] for *_, tr in rows], 0.4, label="observed", color="tab:blue")
+        ax.bar(x + 0.2, [tr[f"{key}_expected"] for *_, tr in rows], 0.4, label="independent",
+               color="tab:gray")
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_ylabel("rate", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle("Re-selection between consecutive iterations")
+    return _save(fig, path)
+
+
+def plot_entropy_and_gates(summary: dict[str, Any], path: Path) -> Path:
+    """Per layer: distributions of each token's router entropy and of the gate weights, one line per
+    iteration."""
+    layers = summary["layers"]
+    fig = Figure(figsize=(11, 2.8 * len(layers)), layout="constrained")
+    axes = fig.subplots(len(layers), 2, squeeze=False)
+    for (ax_h, ax_g), layer in zip(axes, layers):
+        for it in layer["iterations"]:
+            for ax, key in ((ax_h, "router_entropy"), (ax_g, "gate_weights")):
+                hist = it[key]["histogram"]
+                counts = np.array(hist["counts"], dtype=float)
+                ax.stairs(counts / max(counts.sum(), 1), hist["edges"],
+                          label=f"iteration {it['iteration']} (mean {it[key]['mean']:.3f})")
+        for ax, key, label in ((ax_h, "router_entropy", "entropy of the router scores (nats)"),
+                               (ax_g, "gate_weights", "gate weight")):
+            lows = [it[key]["min"] for it in layer["iterations"]]
+            highs = [it[key]["max"] for it in layer["iterations"]]
+            pad = 0.05 * max(max(highs) - min(lows), 1e-3)
+            ax.set_xlim(min(lows) - pad, max(highs) + pad)  # zoom to the data, the bins span the full range
+            ax.set_xlabel(label, fontsize=8)
+            ax.set_ylabel("fraction", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=7)
+        ax_h.set_title(f"layer {layer['layer']}: router entropy (max log N = "
+                       f"{layer['iterations'][0]['router_entropy']['max_possible']:.2f})", fontsize=10)
+        ax_g.set_title(f"layer {layer['layer']}: gate weights", fontsize=10)
+    fig.suptitle("Router entropy and gate weights")
+    return _save(fig, path)
+
+
+def plot_specialisation(summary: dict[str, Any], path: Path) -> Path | None:
+    """Which experts each kind of token goes to: log2 lift of (kind, expert) over independence, one panel
+    per (layer, iteration). None when the summary has no specialisation."""
+    layers = summary["layers"]
+    if "specialisation" not in layers[0]["iterations"][0]:
+        return None
+    C = summary["model"]["iterations"]
+    fig = Figure(figsize=(6.5 * C, 2.4 * len(layers) + 0.6), layout="constrained")
+    axes = fig.subplots(len(layers), C, squeeze=False)
+    for row, layer in zip(axes, layers):
+        for ax, it in zip(row, layer["iterations"]):
+            spec = it["specialisation"]
+            kinds = list(spec["tokens_per_kind"])
+            counts = torch.tensor([spec["tokens_per_expert"][k] for k in kinds], dtype=torch.float64)
+            lift = coselection_lift(counts, prior=LIFT_PRIOR).numpy()  # (kinds, N)
+            im = ax.imshow(_log2_lift(lift), cmap=LIFT_CMAP, norm=LIFT_NORM, aspect="auto",
+                           interpolation="nearest")
+            ax.set_yticks(range(len(kinds)), [f"{k} ({spec['tokens_per_kind'][k]})" for k in kinds],
+                          fontsize=7)
+            ax.set_xlabel("expert", fontsize=8)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_title(_iter_label(layer, it["iteration"]), fontsize=10)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="log2(observed / independent)")
+    fig.suptitle("Specialisation: which experts each kind of token goes to (token counts in brackets)")
+    return _save(fig, path)
+
+
+def plot_paths(summary: dict[str, Any], path: Path) -> Path:
+    """Distinct and effective routing paths per layer against the tokens seen and the paths possible."""
+    layers = summary["layers"]
+    names = [f"layer {layer['layer']}" for layer in layers]
+    x = np.arange(len(layers))
+    fig = Figure(figsize=(max(6.0, 1.6 * len(layers) + 3), 4), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(x - 0.27, [layer["paths"]["distinct"] for layer in layers], 0.27, label="distinct paths")
+    ax.bar(x, [layer["paths"]["effective"] for layer in layers], 0.27, label="effective paths (exp entropy)")
+    ax.bar(x + 0.27, [layer["paths"]["distinct_expert_sets"] for layer in layers], 0.27,
+           label="distinct expert sets (order dropped)")
+    ax.axhline(summary["tokens"], color="black", ls="--", lw=1, label=f"tokens ({summary['tokens']:,})")
+    ax.set_yscale("log")
+    ax.set_ylim(1, 3 * summary["tokens"])  # bars from 1: a log axis cut at the data would exaggerate gaps
+    ax.set_xticks(x, names)
+    ax.set_ylabel("count")
+    fig.legend(fontsize=7, loc="outside right upper")
+    possible = summary["expert_paths"]
+    ax.set_title(f"Routing paths used; possible: C(N,K)^C = {possible['possible']:.3g}, "
+                 f"matched MoE C(N,KC) = {possible['possible_moe_matched']:.3g}", fontsize=10)
+    return _save(fig, path)
+
+
+FIGURES = {"load": plot_load, "coselection": plot_coselection, "reselection": plot_reselection,
+           "entropy_gates": plot_entropy_and_gates, "specialisation": plot_specialisation,
+           "paths": plot_paths}
+"""Figure name -> function(summary, path) -> the path written, or None when it does not apply."""

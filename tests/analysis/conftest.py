@@ -1,0 +1,38 @@
+"""Fixtures of the analysis tests: tiny trained CoE and MoE runs (trained once per session) and Chromium."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from coe.data import DataSpec
+from coe.train.config import ModelSpec, TrainConfig
+from tests.analysis.browser import find_chromium
+
+DATA = DataSpec(synthetic_train=300, synthetic_eval=30)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """preset -> run directory of a 4-step run ("coe-2-4-64": C = 2, K = 4; "moe-8-64": C = 1, K = 8)."""
+    from coe.train.trainer import train
+
+    root = tmp_path_factory.mktemp("runs")
+    return {preset: train(TrainConfig(
+        out_dir=str(root / preset), model=ModelSpec(preset, "tiny", {"num_hidden_layers": 2}), data=DATA,
+        steps=4, batch_size=4, seq_len=32, log_every=2, eval_every=4, eval_batches=1, accuracy_problems=0,
+        tokenizer_vocab_size=300, progress=False, tensorboard=False)).run_dir
+        for preset in ("coe-2-4-64", "moe-8-64")}
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A headless-capable Chromium; skipped where there is none, except in CI, where it must be there."""
+    path = find_chromium()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed but CI is set: the HTML pages must be checked in a "
+                        "browser (.ci/run installs Debian's chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium): HTML pages not opened in a "
+                    "browser")
+    return path
