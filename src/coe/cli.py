@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Literal
@@ -60,6 +61,8 @@ def cmd_train(cfg: TrainConfig) -> None:
     from coe.train.trainer import train
 
     result = train(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return
     s = result.summary
     acc = f", accuracy {100 * s['accuracy']:.1f}%" if "accuracy" in s else ""
     print(f"done: {result.run_dir} (validation loss {s['val_loss']:.4f}{acc})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from coe.config import BalanceLoss, CoEConfig
@@ -34,6 +35,9 @@ class ChainOfExperts(nn.Module):
 
     ``tokens_per_expert`` (C, N), a non-persistent buffer, counts the tokens each iteration sent to each
     expert since the last :meth:`reset_counts` (it feeds load metrics and auxiliary-loss-free balancing).
+
+    ``batch_group``: with data parallelism, the ranks whose sequences form the batch of the batch-wise
+    balance loss; its expert counts are summed over them (set by ``coe.train.distributed``; None alone).
     """
 
     def __init__(self, config: CoEConfig) -> None:
@@ -50,6 +54,7 @@ class ChainOfExperts(nn.Module):
                                if config.n_shared_experts else None)
         self.register_buffer("tokens_per_expert", torch.zeros(config.inner_iter, config.n_routed_experts),
                              persistent=False)
+        self.batch_group: dist.ProcessGroup | None = None
 
     def router(self, iteration: int) -> Router:
         return self.routers[iteration if len(self.routers) > 1 else 0]
@@ -77,7 +82,10 @@ class ChainOfExperts(nn.Module):
             out.balance_losses.append(sequence_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx,
                                                             batch_size=batch_size))
         elif self.balance_loss == BalanceLoss.BATCH:
-            out.balance_losses.append(batch_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx))
+            counts = (None if self.batch_group is None
+                      else _batch_counts(routing.topk_idx, self.num_experts, self.batch_group))
+            out.balance_losses.append(batch_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx,
+                                                         counts=counts))
         if self.compute_z_loss:
             out.z_losses.append(router_z_loss(logits=routing.logits))
 
@@ -102,3 +110,11 @@ class ChainOfExperts(nn.Module):
             if router.expert_bias is not None:
                 router.expert_bias += rate * torch.sign(load.mean() - load)
         self.reset_counts()
+
+
+@torch.compiler.disable  # a collective: kept eager under torch.compile
+def _batch_counts(topk_idx: torch.Tensor, num_experts: int, group: dist.ProcessGroup) -> torch.Tensor:
+    """Choices per expert (N,) summed over the ranks of ``group`` (no gradient flows through counts)."""
+    counts = expert_counts(topk_idx, num_experts)
+    dist.all_reduce(counts, group=group)
+    return counts

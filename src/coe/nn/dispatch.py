@@ -61,6 +61,12 @@ def permute(x: torch.Tensor, dispatch: Dispatch) -> torch.Tensor:
     return _PermuteRows.apply(x, dispatch.token, dispatch.inverse, K)
 
 
+def reorder(x: torch.Tensor, order: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """Rows of x in a new order, ``x[order]``, with a gather backward. x: (M, D); order, inverse: (M,) a
+    permutation and its inverse -> (M, D)."""
+    return _PermuteRows.apply(x, order, inverse, 1)
+
+
 def combine(y: torch.Tensor, weight: torch.Tensor, dispatch: Dispatch) -> torch.Tensor:
     """Weighted sum of each token's K expert outputs. y: (M, D) in expert order; weight: (T, K) -> (T, D).
 

@@ -8,6 +8,9 @@ transformers' DeepseekV2 experts.
   truth that tests compare against.
 - "grouped": sort token copies by expert, one grouped matmul per projection, a weighted index-add combine.
   No host synchronisation.
+
+With expert parallelism (``shard`` set by :func:`coe.nn.expert_parallel.shard_experts`) the grouped backend
+holds only its rank's chunk of experts and exchanges token copies with the other ranks around the matmuls.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from coe.config import ExpertBackend
 from coe.nn.dispatch import combine, permute, sort_by_expert
+from coe.nn.expert_parallel import ExpertShard, return_to_senders, send_to_experts
 
 # torch >= 2.10 exposes the public name; older releases only the private op (it also runs on the CPU).
 _grouped_mm = getattr(F, "grouped_mm", None) or torch._grouped_mm
@@ -48,6 +53,19 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+def swiglu(xs: torch.Tensor, w_gate_up: torch.Tensor, w_down: torch.Tensor,
+           offsets: torch.Tensor) -> torch.Tensor:
+    """Each row block of xs through its expert: xs (M, D) grouped by ``offsets`` (N,); w_gate_up (N, D, 2F),
+    w_down (N, F, D) -> (M, D)."""
+    gate, up = grouped_mm(xs, w_gate_up, offsets).chunk(2, dim=-1)  # (M, F) each
+    return grouped_mm(F.silu(gate) * up, w_down, offsets)
+
+
+def _local(weight: torch.Tensor) -> torch.Tensor:
+    # Expert-parallel weights are DTensors; the matmuls take this rank's chunk (differentiably).
+    return weight.to_local() if isinstance(weight, DTensor) else weight
+
+
 class Experts(nn.Module):
     """``y_t = sum_k w_tk * down_e(silu(gate_e(x_t)) * up_e(x_t))`` over the chosen experts e = topk_idx[t, k]."""
 
@@ -57,12 +75,15 @@ class Experts(nn.Module):
         self.backend = ExpertBackend.GROUPED if backend == ExpertBackend.AUTO else ExpertBackend(backend)
         self.gate_up_proj = nn.Parameter(torch.empty(num_experts, 2 * intermediate_size, hidden_size))
         self.down_proj = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size))
+        self.shard: ExpertShard | None = None  # expert parallelism: this rank's experts and their group
 
     def compute_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """The two weight stacks in the matmul dtype, laid out for grouped_mm: (N, D, 2F) and (N, F, D).
 
-        A CoE layer casts them once and reuses them in every iteration."""
-        return self.gate_up_proj.to(dtype).transpose(1, 2), self.down_proj.to(dtype).transpose(1, 2)
+        A CoE layer casts them once and reuses them in every iteration. With expert parallelism: this rank's
+        n experts, (n, D, 2F) and (n, F, D)."""
+        gate_up, down = _local(self.gate_up_proj), _local(self.down_proj)
+        return gate_up.to(dtype).transpose(1, 2), down.to(dtype).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor,
                 weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -77,8 +98,11 @@ class Experts(nn.Module):
         w_gate_up, w_down = weights if weights is not None else self.compute_weights(dtype)
         dispatch = sort_by_expert(topk_idx, self.num_experts)
         xs = permute(x.to(dtype), dispatch)  # (M, D)
-        gate, up = grouped_mm(xs, w_gate_up, dispatch.offsets).chunk(2, dim=-1)  # (M, F) each
-        ys = grouped_mm(F.silu(gate) * up, w_down, dispatch.offsets)  # (M, D)
+        if self.shard is None:
+            ys = swiglu(xs, w_gate_up, w_down, dispatch.offsets)  # (M, D)
+        else:
+            xr, exchange = send_to_experts(xs, dispatch.offsets, self.shard)  # (R, D) for this rank's experts
+            ys = return_to_senders(swiglu(xr, w_gate_up, w_down, exchange.offsets), exchange, self.shard)
         return combine(ys, topk_weight, dispatch).to(x.dtype)
 
     def _loop(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:

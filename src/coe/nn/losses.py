@@ -29,14 +29,19 @@ def sequence_balance_loss(*, scores: torch.Tensor, topk_idx: torch.Tensor, batch
     return (f * P).sum(dim=1).mean()
 
 
-def batch_balance_loss(*, scores: torch.Tensor, topk_idx: torch.Tensor) -> torch.Tensor:
+def batch_balance_loss(*, scores: torch.Tensor, topk_idx: torch.Tensor,
+                       counts: torch.Tensor | None = None) -> torch.Tensor:
     """The Switch Transformer balance loss over all tokens, ``N * sum_i f_i * P_i``, unweighted.
 
     ``f_i`` is the fraction of the T * K choices that went to expert i, ``P_i`` the mean score of expert i.
     scores: (T, N); topk_idx: (T, K).
+
+    counts: (N,) choices per expert over a batch spread over several ranks (summed over them), or None for
+    this rank's own. The loss is linear in ``P`` once ``f`` is fixed, so with the batch's ``f`` the mean of the
+    ranks' losses (what data-parallel gradients and logs take) equals the loss of the whole batch.
     """
     N = scores.shape[-1]
-    f = expert_counts(topk_idx, N) / topk_idx.numel()
+    f = expert_counts(topk_idx, N) / topk_idx.numel() if counts is None else counts / counts.sum()
     return N * (f * scores.mean(dim=0)).sum()
 
 

@@ -71,9 +71,10 @@ class TrainConfig:
     steps: int = 1000
     """Optimizer steps."""
     batch_size: int = 64
-    """Sequences per optimizer step (all micro-batches together)."""
+    """Sequences per optimizer step (all micro-batches and, under torchrun, all ranks together)."""
     micro_batch_size: int | None = None
-    """Sequences per forward / backward; batch_size must be a multiple. None: the whole batch at once."""
+    """Sequences per forward / backward over all ranks (each rank takes micro_batch_size / ranks of them);
+    batch_size must be a multiple. None: the whole batch at once."""
     seq_len: int = 512
     """Tokens per sequence."""
     seed: int = 0
@@ -99,7 +100,12 @@ class TrainConfig:
     resume: bool = False
     """Continue from the newest checkpoint in out_dir (a fresh start when there is none)."""
     device: str = "auto"
-    """"auto" (CUDA when present), "cpu", "cuda" or "cuda:N"."""
+    """"auto" (CUDA when present), "cpu", "cuda" or "cuda:N". Under torchrun each rank takes the GPU of its
+    LOCAL_RANK."""
+    expert_parallel: int = 1
+    """Under torchrun: ranks that split each layer's routed experts between them (expert parallelism), tokens
+    travelling by all-to-all; must divide the number of ranks. 1: FSDP shards the experts like every other
+    weight. See docs/distributed.md."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """"auto": bf16 autocast on CUDA, float32 on the CPU."""
     compile: bool = True
@@ -119,6 +125,8 @@ class TrainConfig:
                      "keep_last", "max_new_tokens"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
+        if self.expert_parallel < 1:
+            raise ValueError(f"expert_parallel={self.expert_parallel} must be >= 1")
         if not 0 < self.activation_memory_budget <= 1:
             raise ValueError(f"activation_memory_budget={self.activation_memory_budget} must be in (0, 1]")
         if self.accuracy_problems < 0:

@@ -19,6 +19,13 @@ def router_metrics(model, out, counts: torch.Tensor) -> dict[str, float]:
 
     counts: (MoE layers, C, N) tokens per expert. One host synchronisation for all values.
     """
+    names, values = router_metric_values(model, out, counts)
+    return dict(zip(names, values.tolist()))
+
+
+def router_metric_values(model, out, counts: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+    """:func:`router_metrics` as names and one float32 tensor of values on the device (no host sync), so that
+    a data-parallel run can average them over ranks in one collective."""
     config = model.config
     C = config.inner_iter
     layers = [i for i in range(config.num_hidden_layers) if config.is_moe_layer(i)]
@@ -40,9 +47,8 @@ def router_metrics(model, out, counts: torch.Tensor) -> dict[str, float]:
                 names.append(f"{key}/reselect")
                 values.append(reselection_rate(out.selected_experts[r - 1], out.selected_experts[r]))
     if not values:
-        return {}
-    return dict(zip(names, torch.stack([v.float().cpu() if v.device.type != "cpu" else v.float()
-                                        for v in values]).tolist()))
+        return [], counts.new_zeros(0)
+    return names, torch.stack([v.float() for v in values])
 
 
 class MetricsLogger:

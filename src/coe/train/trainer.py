@@ -2,6 +2,8 @@
 router metrics, atomic checkpoints, exact resumption, signal handling and a non-finite-loss stop.
 
 The hot path does not synchronise with the host: losses stay on the device and are read once per log step.
+Under torchrun the same loop runs on every rank with FSDP2 and, if asked, expert parallelism
+(:mod:`coe.train.distributed`); rank 0 alone writes logs, metrics, the summary and the model directory.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import yaml
 from tqdm.auto import tqdm
 
 from coe.config import CoEConfig
-from coe.flops import active_parameters, expert_paths, total_parameters
 from coe.evaluate import autocast, exact_match, validation_loss
+from coe.flops import active_parameters, expert_paths, total_parameters
 from coe.modeling import CoEForCausalLM
 from coe.presets import preset_config
-from coe.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint, set_rng_state
+from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from coe.train.config import TrainConfig
-from coe.train.data import RunData, prepare_run_data
-from coe.train.metrics import MetricsLogger, router_metrics
+from coe.train.data import RunData, prepare_run_data, restore_position
+from coe.train.distributed import Parallel, parallel, parallelize, torchrun_env
+from coe.train.metrics import MetricsLogger, router_metric_values
 
 
 class NonFiniteLossError(RuntimeError):
@@ -147,66 +150,110 @@ class _Signals:
 
 
 def train(cfg: TrainConfig) -> RunResult:
-    """Run (or resume) the training described by ``cfg``; returns the run directory and its summary."""
-    run_dir = Path(cfg.out_dir)
-    check_writable(run_dir)
+    """Run (or resume) the training described by ``cfg``; returns the run directory and its summary.
+
+    Under torchrun (WORLD_SIZE > 1) every rank calls this: it joins the process group, shards the model and
+    its share of the data, and leaves the group at the end. ``batch_size`` and ``micro_batch_size`` are global,
+    so a run trains on the same batches, and to the same losses, on any number of ranks.
+    """
+    _, world_size, local_rank = torchrun_env()
     device = resolve_device(cfg.device)
+    if world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+    with parallel(device, cfg.expert_parallel) as par:
+        return _train(cfg, device, par)
+
+
+def _run_data(cfg: TrainConfig, config: CoEConfig, run_dir: Path, tokenizer: str | None,
+              par: Parallel) -> RunData:
+    def load(tokenizer: str | None) -> RunData:
+        return prepare_run_data(cfg.data, run_dir=run_dir, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
+                                micro_batch_size=cfg.micro_batch_size or cfg.batch_size, seed=cfg.seed,
+                                tokenizer=tokenizer, vocab_size=cfg.tokenizer_vocab_size or config.vocab_size,
+                                eval_batches=cfg.eval_batches, accuracy_problems=cfg.accuracy_problems,
+                                rank=par.rank, world_size=par.world_size)
+
+    if tokenizer is not None or not par.enabled:
+        return load(tokenizer)
+    # A BPE trained on the training split: rank 0 trains and saves it, the other ranks load what it saved.
+    data = load(None) if par.is_main else None
+    par.barrier()
+    return data if data is not None else load(str(run_dir / "tokenizer"))
+
+
+def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
+    run_dir = Path(cfg.out_dir)
+    if par.is_main:
+        check_writable(run_dir)
+    par.barrier()
     amp = resolve_amp(cfg.precision, device)
     checkpoint = latest_checkpoint(run_dir) if cfg.resume else None
     seed_everything(cfg.seed)
     config = model_config(cfg)
 
-    data: RunData = prepare_run_data(cfg.data, run_dir=run_dir, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-                                     micro_batch_size=cfg.micro_batch_size or cfg.batch_size, seed=cfg.seed,
-                                     tokenizer=str(checkpoint) if checkpoint else cfg.tokenizer,
-                                     vocab_size=cfg.tokenizer_vocab_size or config.vocab_size,
-                                     eval_batches=cfg.eval_batches, accuracy_problems=cfg.accuracy_problems)
+    data = _run_data(cfg, config, run_dir, str(checkpoint) if checkpoint else cfg.tokenizer, par)
     tokenizer = data.tokenizer
-    config = attach_tokenizer(config, tokenizer)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    # A resumed run keeps the model configuration it was saved with.
+    config = CoEConfig.from_pretrained(checkpoint) if checkpoint else attach_tokenizer(config, tokenizer)
+    if par.is_main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    if checkpoint is not None:
-        model = CoEForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device)
-    else:
-        seed_everything(cfg.seed)
-        model = CoEForCausalLM(config).to(device)
+    seed_everything(cfg.seed)  # the same initial weights on every rank, whatever ran before
+    model = CoEForCausalLM(config).to(device)
     model.train()
+    parallelize(model, par, param_dtype=amp if device.type == "cuda" else None)  # CPU: float32 throughout
     if cfg.compile and device.type == "cuda":
         compile_layers(model, cfg.activation_memory_budget)
     optimizer = build_optimizer(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     step, elapsed = 0, 0.0
     if checkpoint is not None:
-        state = load_trainer_state(checkpoint)
-        optimizer.load_state_dict(state["optimizer"])
+        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, par=par)
         scheduler.load_state_dict(state["scheduler"])
-        data.train.load_state_dict(state["data"])
+        restore_position(data.train, state["data"])
         set_rng_state(state["rng"])
         step, elapsed = state["step"], state["elapsed"]
 
-    logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
-                           config=cfg.to_dict(), resume_step=step if checkpoint is not None else None)
-    if checkpoint is None and logger.path.stat().st_size:
-        logger.path.write_text("")  # a fresh run in a used directory starts a fresh log
+    logger = None
+    if par.is_main:
+        logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
+                               config=cfg.to_dict(), resume_step=step if checkpoint is not None else None)
+        if checkpoint is None and logger.path.stat().st_size:
+            logger.path.write_text("")  # a fresh run in a used directory starts a fresh log
+
+    def log(at_step: int, metrics: dict[str, float], split: str = "train") -> None:
+        if logger is not None:
+            logger.log(at_step, metrics, split)
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     def save(at_step: int) -> Path:
         return save_checkpoint(run_dir, at_step, model=model, tokenizer=tokenizer, optimizer=optimizer,
-                               scheduler=scheduler, keep_last=cfg.keep_last,
-                               trainer_state={"step": at_step, "elapsed": elapsed, "data": data.train.state_dict()})
+                               scheduler=scheduler, keep_last=cfg.keep_last, par=par,
+                               trainer_state={"step": at_step, "elapsed": elapsed,
+                                              "data": data.train.state_dict()})
+
+    def validate() -> float:  # every rank its share; equal shares, so the mean of the means is the whole mean
+        loss = validation_loss(model, data.validation, amp_dtype=amp)
+        if config.num_moe_layers:
+            model.reset_routing_counts()  # validation tokens are not training load (metrics, bias updates)
+        return par.mean(loss, device)
 
     tokens_per_step = cfg.batch_size * cfg.seq_len
+    bias_update = config.num_moe_layers > 0 and config.router_bias_update_rate > 0
     window = torch.zeros(config.num_moe_layers, config.inner_iter, config.n_routed_experts, device=device)
     lm_sum = torch.zeros((), device=device)
     aux_sum = torch.zeros((), device=device)
     window_steps, window_start = 0, time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.progress and par.is_main), unit="step",
+               dynamic_ncols=True)
     try:
         with _Signals() as signals:
             while step < cfg.steps:
                 log_now = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
                 for micro in range(cfg.accumulation):
+                    par.set_gradient_sync(model, micro == cfg.accumulation - 1)  # reduce once, at the last
                     batch = next(data.train)
                     ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
                     want_routing = log_now and micro == cfg.accumulation - 1 and config.num_moe_layers > 0
@@ -216,17 +263,18 @@ def train(cfg: TrainConfig) -> RunResult:
                     lm_sum += out.lm_loss.detach() / cfg.accumulation
                     if out.aux_loss is not None:
                         aux_sum += out.aux_loss.detach() / cfg.accumulation
-                grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                             if cfg.optim.grad_clip > 0 else None)
+                par.finish_gradients(model)
+                grad_norm = (par.clip_grad_norm_(model, cfg.optim.grad_clip) if cfg.optim.grad_clip > 0
+                             else None)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                if config.num_moe_layers:
+                if bias_update:
+                    window += par.sum_routing_counts(model)  # the bias update needs every rank's load
+                    model.update_router_biases()
+                elif config.num_moe_layers:
                     window += model.routing_counts()
-                    if config.router_bias_update_rate > 0:
-                        model.update_router_biases()
-                    else:
-                        model.reset_routing_counts()
+                    model.reset_routing_counts()
                 step += 1
                 window_steps += 1
                 bar.update(1)
@@ -234,20 +282,29 @@ def train(cfg: TrainConfig) -> RunResult:
                 if log_now:
                     now = time.perf_counter()
                     elapsed += now - window_start
-                    lm = (lm_sum / window_steps).item()  # the one host sync of a log window
+                    if config.num_moe_layers and not bias_update:
+                        par.sum_(window)  # every rank's load
+                    names, values = ["loss", "aux_loss"], [lm_sum / window_steps, aux_sum / window_steps]
+                    if grad_norm is not None:
+                        names.append("grad_norm")
+                        values.append(grad_norm)
+                    if want_routing:
+                        router_names, router_values = router_metric_values(model, out, window)
+                        names += router_names
+                        values += [router_values]
+                    # Averaged over ranks (so every rank sees the same loss and stops together when it is not
+                    # finite), then the one host sync of a log window.
+                    means = par.mean_(torch.cat([v.float().reshape(-1) for v in values]))
+                    means = dict(zip(names, means.tolist()))
+                    lm = means.pop("loss")
                     if not math.isfinite(lm):
                         raise NonFiniteLossError(
                             f"non-finite loss ({lm}) at step {step}; the last good checkpoint "
                             f"{latest_checkpoint(run_dir)} is kept. Lower optim.lr or check the data.")
-                    metrics = {"loss": lm, "aux_loss": (aux_sum / window_steps).item(),
-                               "lr": scheduler.get_last_lr()[0],
+                    metrics = {"loss": lm, "aux_loss": means.pop("aux_loss"), "lr": scheduler.get_last_lr()[0],
                                "tokens_per_s": window_steps * tokens_per_step / (now - window_start),
-                               "tokens": step * tokens_per_step, "elapsed_s": elapsed}
-                    if grad_norm is not None:
-                        metrics["grad_norm"] = grad_norm.item()
-                    if want_routing:
-                        metrics.update(router_metrics(model, out, window))
-                    logger.log(step, metrics)
+                               "tokens": step * tokens_per_step, "elapsed_s": elapsed, **means}
+                    log(step, metrics)
                     bar.set_postfix(loss=f"{lm:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
                     lm_sum.zero_()
                     aux_sum.zero_()
@@ -255,36 +312,43 @@ def train(cfg: TrainConfig) -> RunResult:
                     window_steps, window_start = 0, time.perf_counter()
 
                 if step % cfg.eval_every == 0 or step == cfg.steps:
-                    logger.log(step, {"loss": validation_loss(model, data.validation, amp_dtype=amp)}, "val")
+                    log(step, {"loss": validate()}, "val")
                     window_start = time.perf_counter()  # validation time is not training time
                 if step % cfg.save_every == 0 and step < cfg.steps:
                     save(step)
                     window_start = time.perf_counter()
-                if signals.received is not None:
+                if par.any(signals.received is not None):  # every rank stops at the same step
                     path = save(step)
-                    raise TrainingInterrupted(f"signal {signals.received} at step {step}: checkpoint {path}")
+                    raise TrainingInterrupted(f"signal {signals.received or 'on another rank'} at step {step}: "
+                                              f"checkpoint {path}")
     finally:
         bar.close()
 
+    final = save(step)
     summary: dict[str, Any] = {
         "preset": cfg.model.preset, "size": cfg.model.size, "steps": step, "tokens": step * tokens_per_step,
-        "val_loss": validation_loss(model, data.validation, amp_dtype=amp),
+        "val_loss": validate(),
         "total_params": total_parameters(config), "active_params": active_parameters(config),
         "expert_combinations": expert_paths(config), "train_time_s": elapsed,
         "tokens_per_s": step * tokens_per_step / max(elapsed, 1e-9),
         "peak_memory_gib": (torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda"
                             else peak_rss_gib()),
-        "device": str(device),
+        "device": str(device), "ranks": par.world_size, "expert_parallel": par.expert_parallel,
     }
+    if not par.is_main:
+        return RunResult(run_dir, summary)
     if data.problems:
-        accuracy, samples = exact_match(model, tokenizer, data.problems, max_new_tokens=cfg.max_new_tokens,
+        # Generation stops at a different length for every batch: with several ranks it runs on rank 0 alone,
+        # on the whole model read back from the checkpoint just written.
+        plain = (model if not par.enabled
+                 else CoEForCausalLM.from_pretrained(final, dtype=torch.float32).to(device))
+        accuracy, samples = exact_match(plain, tokenizer, data.problems, max_new_tokens=cfg.max_new_tokens,
                                         amp_dtype=amp)
         summary["accuracy"] = accuracy
         summary["accuracy_problems"] = len(samples)
         summary["samples"] = [s.__dict__ for s in samples[:5]]
-    logger.log(step, {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "final")
+    log(step, {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "final")
     logger.close()
-    save(step)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return RunResult(run_dir, summary)
 
