@@ -324,6 +324,8 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
     finally:
         bar.close()
 
+    # The training peak (validation inside the loop included), before the final save and evaluation.
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else peak_rss_gib()
     final = save(step)
     summary: dict[str, Any] = {
         "preset": cfg.model.preset, "size": cfg.model.size, "steps": step, "tokens": step * tokens_per_step,
@@ -331,8 +333,7 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
         "total_params": total_parameters(config), "active_params": active_parameters(config),
         "expert_combinations": expert_paths(config), "train_time_s": elapsed,
         "tokens_per_s": step * tokens_per_step / max(elapsed, 1e-9),
-        "peak_memory_gib": (torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda"
-                            else peak_rss_gib()),
+        "peak_memory_gib": peak,
         "device": str(device), "ranks": par.world_size, "expert_parallel": par.expert_parallel,
     }
     if not par.is_main:
