@@ -94,7 +94,6 @@ memory budget X in (0, 1]: below 1 the partitioner recomputes cheap operations i
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     budget = [float(o[3:]) for o in options if o.startswith("mem")]
     if "compile" in options:
-        torch._dynamo.reset()
         compile_layers(model, budget[0] if budget else 1.0)
     return model
 

@@ -111,6 +111,9 @@ def attach_tokenizer(config: CoEConfig, tokenizer) -> CoEConfig:
 
 def compile_layers(model: CoEForCausalLM, activation_memory_budget: float = 1.0) -> None:
     """torch.compile every decoder layer in place (the layers share one compiled graph)."""
+    # A fresh start for every run: an earlier run in this process (e.g. `coe compare`) may have used up the
+    # recompilation limit of the layer's code, which would silently leave these layers eager.
+    torch._dynamo.reset()
     torch._functorch.config.activation_memory_budget = activation_memory_budget
     for layer in model.model.layers:
         layer.compile()
