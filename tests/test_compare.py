@@ -40,3 +40,13 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
     stamp = summary.stat().st_mtime_ns
     compare(cfg)  # both runs are finished with the same settings: nothing is trained again
     assert summary.stat().st_mtime_ns == stamp
+
+    # A run saved before a field existed (here: expert_parallel) ran with its default: still finished.
+    saved = out / "runs" / "moe-8-64" / "config.yaml"
+    saved.write_text("".join(line for line in saved.read_text().splitlines(keepends=True)
+                             if not line.startswith("expert_parallel:")))
+    compare(cfg)
+    assert summary.stat().st_mtime_ns == stamp
+    # A different setting is not the same run: it is trained again.
+    compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=5, batch_size=2, seq_len=32, progress=False))
+    assert summary.stat().st_mtime_ns != stamp

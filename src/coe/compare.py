@@ -104,7 +104,18 @@ def _finished(cfg: TrainConfig) -> dict | None:
         return None
     saved = yaml.safe_load((run / "config.yaml").read_text())
     current = yaml.safe_load(yaml.safe_dump(replace(cfg, progress=saved.get("progress", cfg.progress)).to_dict()))
-    return json.loads((run / "summary.json").read_text()) if saved == current else None
+    # A run saved before a field existed ran with that field's default: fill it in before comparing.
+    defaults = yaml.safe_load(yaml.safe_dump(TrainConfig().to_dict()))
+    return json.loads((run / "summary.json").read_text()) if _with_defaults(saved, defaults) == current else None
+
+
+def _with_defaults(saved: dict, defaults: dict) -> dict:
+    """``saved`` with the keys it lacks taken from ``defaults``, recursively."""
+    merged = dict(defaults)
+    for key, value in saved.items():
+        merged[key] = (_with_defaults(value, defaults[key]) if isinstance(value, dict)
+                       and isinstance(defaults.get(key), dict) else value)
+    return merged
 
 
 def compare(cfg: CompareConfig) -> Path:
