@@ -1,7 +1,7 @@
 """Parameter and FLOP accounting against the anchors' numbers and a hand count."""
 
 from coe import CoEConfig
-from coe.flops import active_parameters, expert_paths, total_parameters, train_flops_per_token
+from coe.flops import active_parameters, total_parameters, train_flops_per_token
 
 
 def test_paper_flops_per_token_match_the_anchors():
@@ -17,4 +17,3 @@ def test_active_parameters_hand_count():
     per_layer = attention + 2 * D + 512 + 2 * N * D + 2 * (4 + 1) * 3 * D * F  # norms, 2 routers, experts
     assert active_parameters(cfg) == 4 * per_layer + D + 102400 * D  # final norm, LM head
     assert total_parameters(CoEConfig.from_preset("moe-8-64")) == 780_672_000
-    assert expert_paths(cfg) == 595665**2

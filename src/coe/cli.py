@@ -88,9 +88,9 @@ def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), seq_
     import torch
 
     from coe.data import load_splits, load_tokenizer, pack_documents, validation_batches
-    from coe.data.synthetic_math import split_question_answer
     from coe.evaluate import exact_match, validation_loss
     from coe.modeling import CoEForCausalLM
+    from coe.train.data import held_out_problems
     from coe.train.trainer import resolve_amp, resolve_device
 
     path = resolve_checkpoint(checkpoint)
@@ -103,7 +103,7 @@ def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), seq_
     val = validation_batches(pack_documents(tokenizer, splits.validation, seq_len), batch_size,
                              max_batches=batches)
     result["val_loss"] = validation_loss(model, val, amp_dtype=amp)
-    held_out = [qa for qa in map(split_question_answer, splits.test or splits.validation) if qa][:problems]
+    held_out = held_out_problems(splits, problems)
     if held_out:
         result["accuracy"], _ = exact_match(model, tokenizer, held_out, max_new_tokens=max_new_tokens,
                                             amp_dtype=amp)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from coe.config import CoEConfig
@@ -41,8 +39,3 @@ def train_flops_per_token(config: CoEConfig, seq_len: int) -> float:
         head = 2 * config.gqa_head_dim
     attention = 3 * seq_len * config.num_attention_heads * head * config.num_hidden_layers
     return 6 * active_parameters(config) + attention
-
-
-def expert_paths(config: CoEConfig) -> int:
-    """Routing paths of a token through one MoE layer: C(N, K)^C (unordered within an iteration)."""
-    return math.comb(config.n_routed_experts, config.num_experts_per_tok) ** config.inner_iter

@@ -6,8 +6,8 @@ transformers' DeepseekV2 experts.
 
 - "loop": a plain Python loop over experts with boolean indexing. Slow and host-synchronising; the ground
   truth that tests compare against.
-- "grouped": sort token copies by expert, one grouped matmul per projection, a weighted index-add combine.
-  No host synchronisation.
+- "grouped": sort token copies by expert, one grouped matmul per projection, un-permute and a weighted sum
+  over each token's K copies. No host synchronisation.
 
 With expert parallelism (``shard`` set by :func:`coe.nn.expert_parallel.shard_experts`) the grouped backend
 holds only its rank's chunk of experts and exchanges token copies with the other ranks around the matmuls.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from coe.data import (
     BatchIterator,
+    DataSplits,
     DataSpec,
     TokenizerSpec,
     build_tokenizer,
@@ -54,10 +55,15 @@ def prepare_run_data(spec: DataSpec, *, run_dir: Path, seq_len: int, batch_size:
     local = micro_batch_size // world_size
     validation = validation_batches(val_set, local, rank=rank, world_size=world_size,
                                     max_batches=eval_batches * accumulation)
-    held_out = splits.test or splits.validation
-    problems = [qa for qa in map(split_question_answer, held_out) if qa is not None][:accuracy_problems]
+    problems = held_out_problems(splits, accuracy_problems)
     train = BatchIterator(train_set, local, seed=seed, rank=rank, world_size=world_size)
     return RunData(tok, train, validation, problems)
+
+
+def held_out_problems(splits: DataSplits, limit: int) -> list[tuple[str, str]]:
+    """Up to ``limit`` (question, worked answer) pairs for exact match: the test split, else validation."""
+    documents = splits.test or splits.validation
+    return [qa for qa in map(split_question_answer, documents) if qa is not None][:limit]
 
 
 def restore_position(batches: BatchIterator, state: dict) -> None:

@@ -12,20 +12,12 @@ import torch
 from coe.analysis.stats import load_imbalance, reselection_rate, score_entropy
 
 
-def router_metrics(model, out, counts: torch.Tensor) -> dict[str, float]:
+def router_metric_values(model, out, counts: torch.Tensor) -> tuple[list[str], torch.Tensor]:
     """Per (MoE layer, iteration): load imbalance (max / mean tokens per expert, from ``counts``), routing
     entropy, balance loss raw and weighted, and, from the second iteration on, the fraction of tokens that
-    re-select an expert of the previous iteration. ``out`` comes from a forward with output_router_logits.
-
-    counts: (MoE layers, C, N) tokens per expert. One host synchronisation for all values.
-    """
-    names, values = router_metric_values(model, out, counts)
-    return dict(zip(names, values.tolist()))
-
-
-def router_metric_values(model, out, counts: torch.Tensor) -> tuple[list[str], torch.Tensor]:
-    """:func:`router_metrics` as names and one float32 tensor of values on the device (no host sync), so that
-    a data-parallel run can average them over ranks in one collective."""
+    re-select an expert of the previous iteration. ``out`` comes from a forward with output_router_logits;
+    counts: (MoE layers, C, N). Returns names and one float32 tensor of values on the device (no host sync),
+    so that a data-parallel run averages them over ranks in one collective."""
     config = model.config
     C = config.inner_iter
     layers = [i for i in range(config.num_hidden_layers) if config.is_moe_layer(i)]

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from coe.config import CoEConfig
 from coe.evaluate import autocast, exact_match, validation_loss
-from coe.flops import active_parameters, expert_paths, total_parameters
+from coe.analysis.stats import expert_combinations
+from coe.flops import active_parameters, total_parameters
 from coe.modeling import CoEForCausalLM
 from coe.presets import preset_config
 from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
@@ -283,8 +284,6 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
                 bar.update(1)
 
                 if log_now:
-                    now = time.perf_counter()
-                    elapsed += now - window_start
                     if config.num_moe_layers and not bias_update:
                         par.sum_(window)  # every rank's load
                     names, values = ["loss", "aux_loss"], [lm_sum / window_steps, aux_sum / window_steps]
@@ -299,6 +298,9 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
                     # finite), then the one host sync of a log window.
                     means = par.mean_(torch.cat([v.float().reshape(-1) for v in values]))
                     means = dict(zip(names, means.tolist()))
+                    # Read the clock after that sync: before it, queued GPU work would not be counted.
+                    now = time.perf_counter()
+                    elapsed += now - window_start
                     lm = means.pop("loss")
                     if not math.isfinite(lm):
                         raise NonFiniteLossError(
@@ -334,7 +336,8 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
         "preset": cfg.model.preset, "size": cfg.model.size, "steps": step, "tokens": step * tokens_per_step,
         "val_loss": validate(),
         "total_params": total_parameters(config), "active_params": active_parameters(config),
-        "expert_combinations": expert_paths(config), "train_time_s": elapsed,
+        "expert_combinations": expert_combinations(config.n_routed_experts, config.num_experts_per_tok,
+                                                    config.inner_iter), "train_time_s": elapsed,
         "tokens_per_s": step * tokens_per_step / max(elapsed, 1e-9),
         "peak_memory_gib": peak,
         "device": str(device), "ranks": par.world_size, "expert_parallel": par.expert_parallel,
