@@ -660,30 +660,21 @@ _FLOORS = (("carpet", "costs"), ("tiles", "cost"), ("wood flooring", "costs"))  
 _GROUND_COVERS = (("turf", "costs"), ("mulch", "costs"), ("topsoil", "costs"))
 
 
+# (where, places, unit, unit singular, side range, price range per square unit, what covers it)
+_AREA_SCENES = (
+    ("house", _ROOMS, "feet", "foot", (6, 20), (2, 9), _FLOORS),
+    ("garden", _BEDS, "meters", "meter", (2, 12), (3, 15), _GROUND_COVERS),
+)
+
+
 def _area(rng: random.Random, n: int, sol: _Solution) -> str:
     # k rectangles (a product each, then a running sum), then possibly the cost and a fixed fee.
     k, extra = rng.choice([(k, e) for k in range(1, 7) for e in range(3) if 2 * k - 1 + e == n])
     (p,) = _people(rng, 1)
-    if rng.random() < 0.5:
-        where, places, unit, one, dims, prices = (
-            "house",
-            rng.sample(_ROOMS, k),
-            "feet",
-            "foot",
-            (6, 20),
-            (2, 9),
-        )
-        cover, costs = rng.choice(_FLOORS)
-    else:
-        where, places, unit, one, dims, prices = (
-            "garden",
-            rng.sample(_BEDS, k),
-            "meters",
-            "meter",
-            (2, 12),
-            (3, 15),
-        )
-        cover, costs = rng.choice(_GROUND_COVERS)
+    # (random() then sample then choice: the draw order the generated data set depends on)
+    where, rooms, unit, one, dims, prices, covers = _AREA_SCENES[0 if rng.random() < 0.5 else 1]
+    places = rng.sample(rooms, k)
+    cover, costs = rng.choice(covers)
     shapes = [(place, rng.randint(*dims), rng.randint(*dims)) for place in places]
     listed = _join([f"the {place}, which is {a} by {b} {unit}" for place, a, b in shapes])
     question = f"{p.name} wants to cover parts of {p.his} {where} with {cover}: {listed}."
