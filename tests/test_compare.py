@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from coe.compare import CompareConfig, compare
 from coe.data import DataSpec
 
@@ -40,6 +42,22 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
     stamp = summary.stat().st_mtime_ns
     compare(cfg)  # both runs are finished with the same settings: nothing is trained again
     assert summary.stat().st_mtime_ns == stamp
+
+    # The report alone, once the checkpoints are gone (they stay out of the repository): the routing analysis
+    # written while they were there is kept; an unfinished preset is left out; nothing is trained.
+    import shutil
+
+    for preset in ("moe-8-64", "coe-2-4-64"):
+        shutil.rmtree(out / "runs" / preset / "checkpoints")
+    (out / "results.json").unlink()
+    compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False,
+                          presets=["moe-8-64", "coe-2-4-64", "dense-8-8"], report_only=True))
+    assert summary.stat().st_mtime_ns == stamp and not (out / "runs" / "dense-8-8").exists()
+    again = {r["preset"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert set(again) == {"moe-8-64", "coe-2-4-64"}
+    assert again["coe-2-4-64"]["routing"] == rows["coe-2-4-64"]["routing"]
+    with pytest.raises(ValueError, match="dense-8-8.*nothing to report"):
+        compare(CompareConfig(out_dir=str(tmp_path / "cmp"), presets=["dense-8-8"], report_only=True))
 
     # A run saved before a field existed (here: expert_parallel) ran with its default: still finished.
     saved = out / "runs" / "moe-8-64" / "config.yaml"

@@ -76,6 +76,9 @@ class CompareConfig:
     """"auto", "cpu", "cuda"."""
     progress: bool = True
     """Progress bars."""
+    report_only: bool = False
+    """Train nothing: write the report from the runs of ``presets`` that already finished (the others are left
+    out), e.g. after runs spread over several sessions or machines."""
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.presets if p not in PRESETS]
@@ -118,22 +121,35 @@ def _with_defaults(saved: dict, defaults: dict) -> dict:
     return merged
 
 
-def compare(cfg: CompareConfig) -> Path:
-    """Train every preset (skipping finished runs, resuming interrupted ones) and write the report."""
+def train_preset(cfg: CompareConfig, preset: str) -> dict | None:
+    """The summary of ``preset``'s run: trained (or resumed) unless it already finished with these settings.
+    With ``report_only``, None for a run that has not finished. Runs of different presets share nothing but
+    ``out_dir``, so separate processes (one per GPU) may train different presets of one comparison."""
     from coe.train.trainer import train  # the trainer pulls in torch and friends; keep `coe presets` light
 
+    run_cfg = cfg.run_config(preset)
+    summary = _finished(run_cfg)
+    if summary is not None:
+        log.info("%s already finished in %s: skipped", preset, run_cfg.out_dir)
+    elif cfg.report_only:
+        log.info("%s has not finished in %s: left out of the report", preset, run_cfg.out_dir)
+    else:
+        log.info("training %s into %s", preset, run_cfg.out_dir)
+        summary = train(run_cfg).summary
+    return summary
+
+
+def compare(cfg: CompareConfig) -> Path:
+    """Train every preset (skipping finished runs, resuming interrupted ones) and write the report."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for preset in cfg.presets:
-        run_cfg = cfg.run_config(preset)
-        summary = _finished(run_cfg)
-        if summary is None:
-            log.info("training %s into %s", preset, run_cfg.out_dir)
-            summary = train(run_cfg).summary
-        else:
-            log.info("%s already finished in %s: skipped", preset, run_cfg.out_dir)
-        results[preset] = {"summary": summary, "metrics": read_metrics(run_cfg.out_dir)}
+        summary = train_preset(cfg, preset)
+        if summary is not None:
+            results[preset] = {"summary": summary, "metrics": read_metrics(cfg.run_config(preset).out_dir)}
+    if not results:
+        raise ValueError(f"none of the presets {cfg.presets} has finished in {out / 'runs'}: nothing to report")
     write_report(out, cfg, results)
     return out
 
@@ -145,20 +161,28 @@ ROUTING_FIGURES = ("coselection", "load")
 
 def analyze_run(out: Path, cfg: CompareConfig, preset: str) -> dict | None:
     """Routing analysis of a run's final checkpoint into ``out/routing/<preset>`` (co-selection and load
-    figures, analysis.json, report.html) and its headline numbers; None when the run has no checkpoint."""
+    figures, analysis.json, report.html) and its headline numbers.
+
+    A run whose checkpoints are gone (checkpoints stay out of the repository) keeps the analysis written while
+    they were there; None when there is neither.
+    """
     from coe.analysis.report import JSON_FILE, analyze_checkpoint
     from coe.train.checkpoint import latest_checkpoint
     from coe.train.trainer import resolve_device
 
     run_cfg = cfg.run_config(preset)
+    target = out / "routing" / preset
     checkpoint = latest_checkpoint(run_cfg.out_dir)
-    if checkpoint is None:
+    if checkpoint is not None:
+        analyze_checkpoint(checkpoint, target, data=run_cfg.data, tokens=ROUTING_TOKENS,
+                           seq_len=min(run_cfg.seq_len, ROUTING_TOKENS), device=resolve_device(cfg.device),
+                           figures=ROUTING_FIGURES)
+    elif (target / JSON_FILE).is_file():
+        log.info("%s has no checkpoint in %s: the routing analysis in %s is kept", preset, run_cfg.out_dir, target)
+    else:
         log.warning("%s has no checkpoint in %s: no routing figures", preset, run_cfg.out_dir)
         return None
-    report = analyze_checkpoint(checkpoint, out / "routing" / preset, data=run_cfg.data,
-                                tokens=ROUTING_TOKENS, seq_len=min(run_cfg.seq_len, ROUTING_TOKENS),
-                                device=resolve_device(cfg.device), figures=ROUTING_FIGURES)
-    summary = json.loads((report.parent / JSON_FILE).read_text())
+    summary = json.loads((target / JSON_FILE).read_text())
     iterations = [it for layer in summary["layers"] for it in layer["iterations"]]
     transitions = [tr for layer in summary["layers"] for tr in layer["transitions"]]
 
@@ -166,8 +190,8 @@ def analyze_run(out: Path, cfg: CompareConfig, preset: str) -> dict | None:
         return sum(values) / len(values) if values else None
 
     return {
-        "dir": f"routing/{preset}", "tokens": summary["tokens"], "checkpoint": str(checkpoint),
-        "figures": [name for name in ROUTING_FIGURES if (report.parent / f"{name}.png").is_file()],
+        "dir": f"routing/{preset}", "tokens": summary["tokens"],
+        "figures": [name for name in ROUTING_FIGURES if (target / f"{name}.png").is_file()],
         "load_max_over_mean": mean([it["load"]["max_over_mean"] for it in iterations]),
         "unused_experts": sum(len(it["load"]["unused_experts"]) for it in iterations),
         "expert_reselection": mean([tr["expert_reselection"] for tr in transitions]),
