@@ -262,7 +262,8 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
                     ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
                     want_routing = log_now and micro == cfg.accumulation - 1 and config.num_moe_layers > 0
                     with autocast(device, amp):
-                        out = model(ids, shift_labels=labels, output_router_logits=want_routing, use_cache=False)
+                        out = model(ids, shift_labels=labels, output_router_logits=want_routing, use_cache=False,
+                                    return_logits=False)  # chunked loss: no (B, S, V) logits
                     (out.loss / cfg.accumulation).backward()
                     lm_sum += out.lm_loss.detach() / cfg.accumulation
                     if out.aux_loss is not None:
