@@ -1,6 +1,7 @@
-"""The tables and the loss-curve figure of docs/results.md, read from results/paper/runs/*/metrics.jsonl.
+"""The tables and the loss-curve figure of docs/results.md, read from results/paper/runs/*/ (metrics.jsonl,
+summary.json).
 
-    python benchmarks/paper_runs_table.py        # prints the markdown table, writes docs/paper_loss_curves.png
+    python benchmarks/paper_runs_table.py        # prints the markdown tables, writes docs/paper_loss_curves.png
 
 Works on finished and unfinished runs alike (a run that stopped early simply has fewer points).
 """
@@ -13,14 +14,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from coe.compare import plot_loss_curves  # noqa: E402
+import json  # noqa: E402
+
+from coe.compare import PAPER_VAL_LOSS, plot_loss_curves  # noqa: E402
+from coe.presets import PRESETS  # noqa: E402
 from coe.train.metrics import read_metrics  # noqa: E402
 
 
+def summary_table(runs: dict, order: list[str]) -> None:
+    """Finished runs at step 1000 beside the paper, each as a difference to MoE(8/64) in both."""
+    finished = {name: json.loads((ROOT / "results" / "paper" / "runs" / name / "summary.json").read_text())
+                for name in order if (ROOT / "results" / "paper" / "runs" / name / "summary.json").is_file()}
+    base, paper_base = finished.get("moe-8-64", {}).get("val_loss"), PAPER_VAL_LOSS["moe-8-64"]
+    print("| preset | val loss | vs MoE(8/64) | paper | paper vs MoE(8/64) | exact match | tokens/s | "
+          "peak GiB | train s |")
+    print("|---" * 9 + "|")
+    for name, s in finished.items():
+        ours = "-" if base is None else f"{s['val_loss'] - base:+.3f}"
+        paper = PAPER_VAL_LOSS[name]
+        print(f"| {name} | {s['val_loss']:.3f} | {ours} | {paper:.3f} | {paper - paper_base:+.3f} | "
+              f"{100 * s['accuracy']:.1f}% | {s['tokens_per_s']:,.0f} | {s['peak_memory_gib']:.1f} | "
+              f"{s['train_time_s']:.0f} |")
+    print()
+
+
 def main() -> None:
-    runs = {p.name: {"metrics": read_metrics(p)} for p in sorted((ROOT / "results" / "paper" / "runs").iterdir())}
-    order = [name for name in ("moe-8-64", "coe-2-4-64") if name in runs] + \
-        [name for name in runs if name not in ("moe-8-64", "coe-2-4-64")]
+    found = {p.name for p in (ROOT / "results" / "paper" / "runs").iterdir() if p.is_dir()}
+    order = [name for name in PRESETS if name in found]  # the paper's table order
+    runs = {name: {"metrics": read_metrics(ROOT / "results" / "paper" / "runs" / name)} for name in order}
+    summary_table(runs, order)
     val = {name: {m["step"]: m["loss"] for m in runs[name]["metrics"] if m["split"] == "val"} for name in order}
     steps = sorted({s for v in val.values() for s in v})
     print("| step | " + " | ".join(order) + " |")
