@@ -9,8 +9,9 @@
 #   BUDGET=560 bash benchmarks/paper_compare_device.sh "coe-2-4-64 dense-8-8" "coe-2-4-48 moe-16-64"
 #
 # One argument per GPU (GPU i runs argument i + 1). A preset starts only if its estimated time fits in what is
-# left of BUDGET seconds (estimate: 100 s of set-up, evaluation and checkpoints plus 150 s per unit of
-# moe-8-64's training FLOPs, from the H200 runs); one that does not fit is left for the next call.
+# left of BUDGET seconds (estimate: 160 s of set-up, evaluation and checkpoints plus 125 s per unit of
+# moe-8-64's training FLOPs; whole runs took 220-333 s on the H200 on 2026-11-28, two at a time on two GPUs);
+# one that does not fit is left for the next call.
 set -u
 budget=${BUDGET:-540}
 if [ ! -f ../shared/data/gsm8k/train.parquet ]; then
@@ -27,7 +28,7 @@ lane() {  # gpu, presets...
 from coe import CoEConfig
 from coe.flops import train_flops_per_token as f
 ratio = f(CoEConfig.from_preset('$preset', size='paper'), 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
-print(int(100 + 150 * ratio))")
+print(int(160 + 125 * ratio))")
         left=$((budget - SECONDS - 30))
         if [ "$left" -lt "$est" ]; then
             echo "gpu $gpu: $preset needs ~${est}s, ${left}s left: not started"; continue

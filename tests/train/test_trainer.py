@@ -138,3 +138,18 @@ def test_config_checks():
         ModelSpec("coe-7")
     cfg = TrainConfig()
     assert replace(cfg, micro_batch_size=16).accumulation == 4
+
+
+def test_training_steps_use_the_chunked_loss(tmp_path, monkeypatch):
+    """Training forwards never ask for the (B, S, V) logits: at the paper's vocabulary they cost ~40 GiB."""
+    calls = []
+    forward = CoEForCausalLM.forward
+
+    def spy(self, *args, **kwargs):
+        if self.training:
+            calls.append(kwargs.get("return_logits", True))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(CoEForCausalLM, "forward", spy)
+    train(tiny_run(tmp_path, steps=2, eval_every=2, accuracy_problems=0, micro_batch_size=2))
+    assert calls == [False] * 4
