@@ -35,12 +35,14 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/train_step.py
 
 from coe import CoEConfig, CoEForCausalLM  # noqa: E402
 from coe.flops import train_flops_per_token  # noqa: E402
 from coe.train.config import TrainConfig  # noqa: E402
 from coe.train.distributed import parallel, parallelize, torchrun_env  # noqa: E402
-from coe.train.trainer import build_optimizer, compile_layers, resolve_amp  # noqa: E402
+from coe.train.trainer import build_optimizer, compile_layers, resolve_amp, train_step  # noqa: E402
+from train_step import Timer  # noqa: E402
 
 
 def batches(steps: int, global_batch: int, seq: int, vocab: int, device: torch.device, rank: int, world: int):
@@ -59,7 +61,6 @@ def run_preset(preset: str, args, device: torch.device, par) -> dict:
     if device.type == "cuda" and not args.eager:
         compile_layers(model)
     optimizer = build_optimizer(model, TrainConfig(), device)
-    bias_update = config.num_moe_layers > 0 and config.router_bias_update_rate > 0
 
     global_batch = args.global_batch or args.batch * par.world_size
     if global_batch % par.world_size:
@@ -68,41 +69,18 @@ def run_preset(preset: str, args, device: torch.device, par) -> dict:
                    par.world_size)
 
     def step(ids: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            out = model(ids[:, :-1], shift_labels=ids[:, 1:], return_logits=False, use_cache=False)
-        out.loss.backward()
-        par.finish_gradients(model)
-        if par.enabled:
-            par.clip_grad_norm_(model, 1.0)
-        else:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if bias_update:
-            par.sum_routing_counts(model)
-            model.update_router_biases()
-        elif config.num_moe_layers:
-            model.reset_routing_counts()
-        return out.lm_loss.detach()
+        batch = {"input_ids": ids[:, :-1], "labels": ids[:, 1:]}
+        return train_step(model, [batch], optimizer, par, amp=amp, grad_clip=1.0).lm_loss
 
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     losses, times = [], []
     for i, ids in enumerate(data):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+        with Timer(device) as t:  # CUDA events; the step's collectives keep the ranks in lock step
             losses.append(step(ids))
-            end.record()
-            end.synchronize()
-            ms = start.elapsed_time(end)
-        else:
-            t0 = time.perf_counter()
-            losses.append(step(ids))
-            ms = (time.perf_counter() - t0) * 1e3
         if i >= args.warmup:
-            times.append(ms)
+            times.append(t.ms)
     loss = par.mean_(torch.stack(losses).float())  # the mean over ranks: the global batch's loss
     peak = torch.tensor(torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0,
                         device=device)

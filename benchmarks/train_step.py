@@ -37,7 +37,9 @@ from coe import CoEConfig, CoEForCausalLM  # noqa: E402
 from coe.data.synthetic_math import format_problem, iter_problems  # noqa: E402
 from coe.nn.experts import grouped_mm  # noqa: E402
 from coe.flops import train_flops_per_token  # noqa: E402
-from coe.train.trainer import compile_layers  # noqa: E402
+from coe.train.config import TrainConfig  # noqa: E402
+from coe.train.distributed import Parallel  # noqa: E402
+from coe.train.trainer import build_optimizer, compile_layers, train_step  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -99,15 +101,10 @@ memory budget X in (0, 1]: below 1 the partitioner recomputes cheap operations i
 
 
 def make_step(model, optimizer, device: torch.device, amp: torch.dtype | None):
+    """The trainer's optimizer step (coe.train.trainer.train_step) on a (B, S + 1) batch of token ids."""
     def step(ids: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            out = model(ids[:, :-1], shift_labels=ids[:, 1:], return_logits=False, use_cache=False)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        model.reset_routing_counts()
-        return out.lm_loss.detach()
+        batch = {"input_ids": ids[:, :-1], "labels": ids[:, 1:]}
+        return train_step(model, [batch], optimizer, Parallel(), amp=amp, grad_clip=1.0).lm_loss
     return step
 
 
@@ -116,8 +113,7 @@ def bench_steps(args, device, amp, ceiling) -> list[dict]:
     for preset in args.presets:
         for backend in args.backends:
             model = build(preset, args, backend, device)
-            optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.01,
-                                          fused=device.type == "cuda")
+            optimizer = build_optimizer(model, TrainConfig(), device)
             step = make_step(model, optimizer, device, amp)
             ids = torch.randint(0, model.config.vocab_size, (args.batch, args.seq + 1), device=device)
             if device.type == "cuda":
@@ -217,7 +213,7 @@ def bench_numerics(args, device, amp) -> list[dict]:
     curves = {}
     for backend in ("grouped", "loop"):
         model = build(args.presets[-1], args, backend if backend == "loop" else args.backends[0], device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.01)
+        optimizer = build_optimizer(model, TrainConfig(), device)
         step = make_step(model, optimizer, device, amp)
         curves[backend] = torch.stack([step(b) for b in batches]).float().cpu().tolist()
         del model, optimizer
@@ -238,7 +234,7 @@ def profile_step(args, device, amp) -> list[dict]:
 
 def profile_preset(preset: str, args, device, amp) -> list[dict]:
     model = build(preset, args, args.backends[0], device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=device.type == "cuda")
+    optimizer = build_optimizer(model, TrainConfig(), device)
     step = make_step(model, optimizer, device, amp)
     ids = torch.randint(0, model.config.vocab_size, (args.batch, args.seq + 1), device=device)
     for _ in range(3):

@@ -15,6 +15,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -185,6 +186,55 @@ def _run_data(cfg: TrainConfig, config: CoEConfig, run_dir: Path, tokenizer: str
     return data if data is not None else load(str(run_dir / "tokenizer"))
 
 
+@dataclass
+class StepResult:
+    """What one optimizer step leaves on the device (nothing here has been read by the host)."""
+
+    lm_loss: torch.Tensor  # the language-model loss, mean over the micro-batches
+    aux_loss: torch.Tensor | None  # the balance / z losses, likewise; None for a model without them
+    grad_norm: torch.Tensor | None  # before clipping; None when grad_clip is 0
+    routing_counts: torch.Tensor | None  # (MoE layers, C, N) tokens per expert, summed over ranks when biases update
+    output: Any  # the last micro-batch's model output
+
+
+def train_step(model: CoEForCausalLM, micro_batches: Iterable[dict[str, torch.Tensor]],
+               optimizer: torch.optim.Optimizer, par: Parallel, *, amp: torch.dtype | None, grad_clip: float,
+               accumulation: int = 1, router_logits: bool = False) -> StepResult:
+    """One optimizer step over ``accumulation`` micro-batches of input_ids / labels: forward with the chunked
+    loss and backward for each (gradients reduced across ranks at the last only), the expert-parallel gradient
+    reduction, global-norm clipping, AdamW, and the routing counts taken (with the auxiliary-loss-free bias
+    update when the model has one). ``router_logits``: return router logits of the last micro-batch. The one
+    step the trainer and the benchmarks run; the learning-rate schedule stays with the caller."""
+    device = next(model.parameters()).device
+    config = model.config
+    lm_loss = aux_loss = out = None
+    for micro, batch in enumerate(micro_batches):
+        last = micro == accumulation - 1
+        par.set_gradient_sync(model, last)
+        ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
+        with autocast(device, amp):
+            out = model(ids, shift_labels=labels, use_cache=False, return_logits=False,  # no (B, S, V) logits
+                        output_router_logits=router_logits and last and config.num_moe_layers > 0)
+        (out.loss / accumulation).backward()
+        lm = out.lm_loss.detach() / accumulation
+        lm_loss = lm if lm_loss is None else lm_loss + lm
+        if out.aux_loss is not None:
+            aux = out.aux_loss.detach() / accumulation
+            aux_loss = aux if aux_loss is None else aux_loss + aux
+    par.finish_gradients(model)
+    grad_norm = par.clip_grad_norm_(model, grad_clip) if grad_clip > 0 else None
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    counts = None
+    if config.num_moe_layers and config.router_bias_update_rate > 0:
+        counts = par.sum_routing_counts(model)  # the bias update needs every rank's load
+        model.update_router_biases()
+    elif config.num_moe_layers:
+        counts = model.routing_counts()
+        model.reset_routing_counts()
+    return StepResult(lm_loss, aux_loss, grad_norm, counts, out)
+
+
 def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
     run_dir = Path(cfg.out_dir)
     if par.is_main:
@@ -256,30 +306,15 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
         with _Signals() as signals:
             while step < cfg.steps:
                 log_now = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
-                for micro in range(cfg.accumulation):
-                    par.set_gradient_sync(model, micro == cfg.accumulation - 1)  # reduce once, at the last
-                    batch = next(data.train)
-                    ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
-                    want_routing = log_now and micro == cfg.accumulation - 1 and config.num_moe_layers > 0
-                    with autocast(device, amp):
-                        out = model(ids, shift_labels=labels, output_router_logits=want_routing, use_cache=False,
-                                    return_logits=False)  # chunked loss: no (B, S, V) logits
-                    (out.loss / cfg.accumulation).backward()
-                    lm_sum += out.lm_loss.detach() / cfg.accumulation
-                    if out.aux_loss is not None:
-                        aux_sum += out.aux_loss.detach() / cfg.accumulation
-                par.finish_gradients(model)
-                grad_norm = (par.clip_grad_norm_(model, cfg.optim.grad_clip) if cfg.optim.grad_clip > 0
-                             else None)
-                optimizer.step()
+                micro_batches = (next(data.train) for _ in range(cfg.accumulation))
+                result = train_step(model, micro_batches, optimizer, par, amp=amp, grad_clip=cfg.optim.grad_clip,
+                                    accumulation=cfg.accumulation, router_logits=log_now)
                 scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                if bias_update:
-                    window += par.sum_routing_counts(model)  # the bias update needs every rank's load
-                    model.update_router_biases()
-                elif config.num_moe_layers:
-                    window += model.routing_counts()
-                    model.reset_routing_counts()
+                lm_sum += result.lm_loss
+                if result.aux_loss is not None:
+                    aux_sum += result.aux_loss
+                if result.routing_counts is not None:
+                    window += result.routing_counts
                 step += 1
                 window_steps += 1
                 bar.update(1)
@@ -288,11 +323,11 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
                     if config.num_moe_layers and not bias_update:
                         par.sum_(window)  # every rank's load
                     names, values = ["loss", "aux_loss"], [lm_sum / window_steps, aux_sum / window_steps]
-                    if grad_norm is not None:
+                    if result.grad_norm is not None:
                         names.append("grad_norm")
-                        values.append(grad_norm)
-                    if want_routing:
-                        router_names, router_values = router_metric_values(model, out, window)
+                        values.append(result.grad_norm)
+                    if config.num_moe_layers:
+                        router_names, router_values = router_metric_values(model, result.output, window)
                         names += router_names
                         values += [router_values]
                     # Averaged over ranks (so every rank sees the same loss and stops together when it is not
