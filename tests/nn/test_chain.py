@@ -129,3 +129,18 @@ def test_group_limited_greedy_picks_only_from_top_groups():
         allowed = torch.cat([torch.arange(2 * g, 2 * g + 2) for g in top_groups[n]])
         best = allowed[r.scores[n, allowed].topk(3).indices]
         assert set(r.topk_idx[n].tolist()) == set(best.tolist())
+
+
+def test_router_logits_stay_float32_under_autocast():
+    """bf16 autocast must not reach the router: its logits are the float32 GEMM of a float32 run."""
+    from coe.nn.router import Router
+
+    config = CoEConfig.from_preset("coe-2-4-64", size="tiny")
+    router = Router(config)
+    torch.nn.init.normal_(router.weight, std=0.5)
+    x = torch.randn(16, config.hidden_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = router(x).logits
+    plain = router(x).logits
+    assert under.dtype == torch.float32
+    torch.testing.assert_close(under, plain, rtol=0, atol=0)

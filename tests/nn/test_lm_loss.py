@@ -28,3 +28,20 @@ def test_all_ignored_gives_zero_not_nan():
     out = linear_cross_entropy(h, w, torch.full((4,), -100))
     out.backward()
     assert out.item() == 0.0 and torch.all(h.grad == 0)
+
+
+def test_no_gradient_work_without_grad_mode(monkeypatch):
+    """Under no_grad (validation) the chunked loss computes neither gradient: the same loss, no (V, D) buffer."""
+    from coe.nn import lm_loss
+
+    hidden = torch.randn(40, 8, requires_grad=True)
+    weight = torch.nn.Parameter(torch.randn(50, 8))
+    targets = torch.randint(0, 50, (40,))
+    expected = lm_loss.linear_cross_entropy(hidden, weight, targets, chunk_size=16)
+    allocated = []
+    zeros = torch.zeros
+    monkeypatch.setattr(lm_loss.torch, "zeros", lambda *a, **k: allocated.append(a) or zeros(*a, **k))
+    with torch.no_grad():
+        loss = lm_loss.linear_cross_entropy(hidden, weight, targets, chunk_size=16)
+    torch.testing.assert_close(loss, expected.detach())
+    assert not [a for a in allocated if a and tuple(a[0]) == (50, 8)]

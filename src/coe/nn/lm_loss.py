@@ -89,5 +89,7 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     """
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+    if not torch.is_grad_enabled():  # validation: no gradient work (the Function sees requires_grad, not no_grad)
+        hidden, weight = hidden.detach(), weight.detach()
     with torch.autocast(device, enabled=False):
         return _ChunkedLinearCrossEntropy.apply(hidden, weight, targets, chunk_size, dtype)

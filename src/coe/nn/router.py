@@ -56,7 +56,8 @@ class Router(nn.Module):
         N = self.weight.shape[0]
         # A float32 GEMM with N = 63 outputs misses the aligned kernels; a zero row makes it 64 (sliced off).
         weight = F.pad(self.weight.to(dtype), (0, 0, 0, -N % 4))
-        logits = F.linear(x.to(dtype), weight)[:, :N]  # (T, N)
+        with torch.autocast(x.device.type, enabled=False):  # autocast would run this GEMM in bf16
+            logits = F.linear(x.to(dtype), weight)[:, :N]  # (T, N)
         scores = logits.softmax(dim=-1) if self.scoring_func == ScoringFunc.SOFTMAX else logits.sigmoid()
         choice = scores.detach()
         if self.expert_bias is not None:
