@@ -116,6 +116,7 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     whole = train(tiny_run(tmp_path, "whole", steps=3, eval_every=3, accuracy_problems=0))
     accumulated = train(tiny_run(tmp_path, "accumulated", steps=3, eval_every=3, accuracy_problems=0,
                                  micro_batch_size=2))
+    assert len(losses(whole.run_dir)) == len(losses(accumulated.run_dir)) == 3
     for (s1, a), (s2, b) in zip(losses(whole.run_dir), losses(accumulated.run_dir)):
         assert s1 == s2 and abs(a - b) < 1e-4 * abs(a)
 

@@ -15,7 +15,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -197,16 +197,17 @@ class StepResult:
     output: Any  # the last micro-batch's model output
 
 
-def train_step(model: CoEForCausalLM, micro_batches: Iterable[dict[str, torch.Tensor]],
+def train_step(model: CoEForCausalLM, micro_batches: Sequence[dict[str, torch.Tensor]],
                optimizer: torch.optim.Optimizer, par: Parallel, *, amp: torch.dtype | None, grad_clip: float,
-               accumulation: int = 1, router_logits: bool = False) -> StepResult:
-    """One optimizer step over ``accumulation`` micro-batches of input_ids / labels: forward with the chunked
+               router_logits: bool = False) -> StepResult:
+    """One optimizer step over the micro-batches of input_ids / labels: forward with the chunked
     loss and backward for each (gradients reduced across ranks at the last only), the expert-parallel gradient
     reduction, global-norm clipping, AdamW, and the routing counts taken (with the auxiliary-loss-free bias
     update when the model has one). ``router_logits``: return router logits of the last micro-batch. The one
     step the trainer and the benchmarks run; the learning-rate schedule stays with the caller."""
     device = next(model.parameters()).device
     config = model.config
+    accumulation = len(micro_batches)
     lm_loss = aux_loss = out = None
     for micro, batch in enumerate(micro_batches):
         last = micro == accumulation - 1
@@ -306,9 +307,9 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
         with _Signals() as signals:
             while step < cfg.steps:
                 log_now = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
-                micro_batches = (next(data.train) for _ in range(cfg.accumulation))
+                micro_batches = [next(data.train) for _ in range(cfg.accumulation)]
                 result = train_step(model, micro_batches, optimizer, par, amp=amp, grad_clip=cfg.optim.grad_clip,
-                                    accumulation=cfg.accumulation, router_logits=log_now)
+                                    router_logits=log_now)
                 scheduler.step()
                 lm_sum += result.lm_loss
                 if result.aux_loss is not None:
