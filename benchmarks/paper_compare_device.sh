@@ -1,66 +1,118 @@
 #!/usr/bin/env bash
-# The paper-scale comparison (`coe compare --scale paper`) on a GPU machine that holds only a copy of this
-# repository, one lane of presets per GPU. It lays out ../shared/data/gsm8k from a carried copy
-# (.bench-data/gsm8k), trains each lane's presets one after another on its GPU into results/paper (finished runs
-# are skipped), analyses each new run's routing while its checkpoint is there, deletes the checkpoints (disk),
-# writes the report of every finished run, and packs the small result files (configs, metrics, summaries,
-# routing figures, report; no checkpoints) into $OUT/paper-results.tgz to be unpacked in the repository.
+# The paper-scale comparison (`coe compare --scale paper`) on a lent GPU machine that holds only a copy of this
+# repository and whose commands are cut off after a few minutes each. The runs are started detached in a work
+# directory outside the copied tree (so neither the end of a command nor the next copy of the tree touches
+# them), and later commands watch them and bring the small result files back.
 #
-#   BUDGET=560 bash benchmarks/paper_compare_device.sh "coe-2-4-64 dense-8-8" "coe-2-4-48 moe-16-64"
+#   bash benchmarks/paper_compare_device.sh start "moe-8-64-12l moe-8-64-8l" "moe-24-64 coe-2-8-64-shared-router"
+#   bash benchmarks/paper_compare_device.sh watch          # again, until it prints "campaign: done"
 #
-# One argument per GPU (GPU i runs argument i + 1). A preset starts only if its estimated time fits in what is
-# left of BUDGET seconds (estimate: 160 s of set-up, evaluation and checkpoints plus 125 s per unit of
-# moe-8-64's training FLOPs; whole runs took 220-333 s on the H200 on 2026-11-28, two at a time on two GPUs);
-# one that does not fit is left for the next call.
+# One argument per lane; a lane trains its presets one after another. Lane i runs on GPU i modulo the number
+# of GPUs, so with more lanes than GPUs, lanes share a GPU: the CPU-bound parts of one run (data, tokenizer,
+# compilation, decoding) then overlap the other's training, at the price of tokens/s figures that measure a
+# shared GPU. Each run analyses its routing while its checkpoint is there, then deletes the checkpoints.
+# After the last lane the report of every finished run is written. `watch` waits up to WATCH seconds (or until
+# the campaign is done), printing progress, then packs configs, metrics, summaries, routing figures, report
+# and logs (no checkpoints) into $OUT/paper-results.tgz, to be unpacked in the repository root.
+#
+# Environment: WORK (work directory, default /root/coe-paper); DEADLINE (seconds after `start` by which every
+# run must have ended, default 1500: a preset whose estimate does not fit is not started, one still running
+# then is stopped by SIGTERM, which checkpoints it); WATCH (default 540); SAVE_EVERY (steps between
+# checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model is 31 GB).
+# The GSM8K files come from a carried copy, .bench-data/gsm8k.
 set -u
-budget=${BUDGET:-540}
-if [ ! -f ../shared/data/gsm8k/train.parquet ]; then
-    mkdir -p ../shared/data && cp -r .bench-data/gsm8k ../shared/data/
-fi
+work=${WORK:-/root/coe-paper}
 out=results/paper
-cfg="CompareConfig(out_dir='$out', scale='paper', progress=False"
 
-lane() {  # gpu, presets...
-    local gpu=$1; shift
+progress() {  # one line: each started preset's last logged step
+    local line="" log preset step
+    for log in "$work"/logs/*.log; do
+        preset=$(basename "$log" .log)
+        case $preset in drive|report) continue ;; esac
+        step=$(tail -n 1 "$work/$out/runs/$preset/metrics.jsonl" 2>/dev/null | grep -o '"step": [0-9]*' | grep -o '[0-9]*$')
+        [ -f "$work/$out/runs/$preset/summary.json" ] && step="done"
+        line="$line $preset:${step:-setup}"
+    done
+    echo "$(( $(date +%s) - $(cat "$work/started") ))s:$line"
+}
+
+lane() {  # gpu, sharing (lanes on that GPU), presets...
+    local gpu=$1 sharing=$2; shift 2
     for preset in "$@"; do
         local est left
+        # Estimate: 100 s of data, compilation, evaluation, checkpoint and decoding, plus 120 s per unit of
+        # moe-8-64's training FLOPs on a GPU of its own (H200, 2026-12-01), times the lanes sharing the GPU.
         est=$(PYTHONPATH=src python3 -c "
 from coe import CoEConfig
 from coe.flops import train_flops_per_token as f
 ratio = f(CoEConfig.from_preset('$preset', size='paper'), 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
-print(int(160 + 125 * ratio))")
-        left=$((budget - SECONDS - 30))
+print(int(100 + 120 * ratio * $sharing))")
+        left=$(( ${DEADLINE:-1500} - ($(date +%s) - $(cat started)) ))
         if [ "$left" -lt "$est" ]; then
             echo "gpu $gpu: $preset needs ~${est}s, ${left}s left: not started"; continue
         fi
-        echo "gpu $gpu: $preset (~${est}s) at ${SECONDS}s"
-        CUDA_VISIBLE_DEVICES=$gpu PYTHONPATH=src timeout "$left" python3 -c "
+        echo "gpu $gpu: $preset (~${est}s, ${left}s left) at $(date +%T)"
+        CUDA_VISIBLE_DEVICES=$gpu PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONPATH=src \
+            timeout "$left" python3 -c "
 import logging
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.compare import CompareConfig, analyze_run, train_preset
-cfg = $cfg, presets=['$preset'])
+cfg = CompareConfig(out_dir='$out', scale='paper', progress=False, save_every=${SAVE_EVERY:-1000}, presets=['$preset'])
 train_preset(cfg, '$preset')
 analyze_run(Path(cfg.out_dir), cfg, '$preset')
-" > "${OUT:-.}/$preset.log" 2>&1
-        echo "gpu $gpu: $preset exit $? at ${SECONDS}s"; tail -2 "${OUT:-.}/$preset.log"
+" > "logs/$preset.log" 2>&1
+        echo "gpu $gpu: $preset exit $? at $(date +%T)"; tail -n 2 "logs/$preset.log"
         [ -f "$out/runs/$preset/summary.json" ] && rm -rf "$out/runs/$preset/checkpoints"
     done
 }
 
-gpu=0
-for presets in "$@"; do
-    # shellcheck disable=SC2086
-    lane $gpu $presets &
-    gpu=$((gpu + 1))
-done
-wait
-all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
-PYTHONPATH=src python3 -c "
+drive() {  # in $work, detached: every lane, then the report
+    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv; df -h . | tail -n 1
+    local ngpu i=0 sharing
+    ngpu=$(nvidia-smi -L | wc -l)
+    for presets in "$@"; do
+        sharing=$(( ($# - i % ngpu + ngpu - 1) / ngpu ))  # lanes on GPU i % ngpu
+        # shellcheck disable=SC2086
+        lane $((i % ngpu)) "$sharing" $presets &
+        i=$((i + 1))
+    done
+    wait
+    local all
+    all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
+    PYTHONPATH=src python3 -c "
 import logging
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.compare import CompareConfig, compare
-compare($cfg, presets=[$all], report_only=True))
-" > "${OUT:-.}/report.log" 2>&1
-echo "report: exit $?"; tail -3 "${OUT:-.}/report.log"
-tar czf "${OUT:-.}/paper-results.tgz" --exclude=checkpoints --exclude=tensorboard --exclude=tokenizer $out
+compare(CompareConfig(out_dir='$out', scale='paper', progress=False, presets=[$all], report_only=True))
+" > logs/report.log 2>&1
+    echo "report: exit $?"; tail -n 3 logs/report.log
+    touch done
+}
+
+case ${1:-} in
+    start)
+        shift
+        if [ -f "$work/started" ]; then echo "$work/started exists: already started"; exit 1; fi
+        mkdir -p "$work/logs" "$work/../shared/data"
+        cp -r src benchmarks pyproject.toml results "$work/"
+        [ -f "$work/../shared/data/gsm8k/train.parquet" ] || cp -r .bench-data/gsm8k "$work/../shared/data/"
+        date +%s > "$work/started"
+        (cd "$work" && setsid nohup bash benchmarks/paper_compare_device.sh drive "$@" \
+            > logs/drive.log 2>&1 < /dev/null &)
+        ;&  # and watch
+    watch)
+        deadline=$(( SECONDS + ${WATCH:-540} ))
+        while [ ! -f "$work/done" ] && [ "$SECONDS" -lt "$deadline" ]; do
+            sleep 30; progress
+        done
+        cat "$work/logs/drive.log"
+        [ -f "$work/done" ] && echo "campaign: done" || echo "campaign: running"
+        tar czf "${OUT:-.}/paper-results.tgz" -C "$work" --exclude=checkpoints --exclude=tensorboard \
+            --exclude=tokenizer "$out" logs
+        ;;
+    drive)
+        shift; drive "$@" ;;
+    *)
+        echo "usage: $0 start LANE... | watch"; exit 2 ;;
+esac

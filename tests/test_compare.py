@@ -65,6 +65,10 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
                              if not line.startswith("expert_parallel:")))
     compare(cfg)
     assert summary.stat().st_mtime_ns == stamp
+    # How often checkpoints are written changes nothing that is computed: still finished.
+    compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False,
+                          save_every=1))
+    assert summary.stat().st_mtime_ns == stamp
     # A different setting is not the same run: it is trained again.
     compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=5, batch_size=2, seq_len=32, progress=False))
     assert summary.stat().st_mtime_ns != stamp

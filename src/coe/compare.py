@@ -68,6 +68,10 @@ class CompareConfig:
     """Tokens per sequence (None: the scale's default)."""
     lr: float | None = None
     """Peak learning rate (None: the scale's default)."""
+    save_every: int | None = None
+    """Steps between checkpoints (None: every 10 evaluations). Checkpoints only matter for resuming: a run
+    counts as finished whatever this was, so it may differ between the runs of one comparison (e.g. 1000 on a
+    machine whose disk holds only one checkpoint of the 12-layer model)."""
     seed: int = 0
     """The same seed for every run: same initialisation stream, same data order."""
     data: DataSpec | None = None
@@ -97,16 +101,21 @@ class CompareConfig:
             tokenizer_vocab_size=s["tokenizer_vocab_size"], eval_every=s["eval_every"],
             eval_batches=s["eval_batches"], accuracy_problems=s["accuracy_problems"],
             max_new_tokens=s["max_new_tokens"], log_every=max(1, s["eval_every"] // 4),
-            save_every=s["eval_every"] * 10, resume=True, device=self.device, progress=self.progress)
+            save_every=self.save_every or s["eval_every"] * 10, resume=True, device=self.device, progress=self.progress)
+
+
+# Settings that change how a run is watched and kept, not what it computes.
+HOUSEKEEPING = ("progress", "save_every", "keep_last")
 
 
 def _finished(cfg: TrainConfig) -> dict | None:
-    """The summary of a run that already finished with exactly these settings."""
+    """The summary of a run that already finished with these settings (housekeeping ones aside)."""
     run = Path(cfg.out_dir)
     if not (run / "summary.json").is_file() or not (run / "config.yaml").is_file():
         return None
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    current = yaml.safe_load(yaml.safe_dump(replace(cfg, progress=saved.get("progress", cfg.progress)).to_dict()))
+    kept = {name: saved.get(name, getattr(cfg, name)) for name in HOUSEKEEPING}
+    current = yaml.safe_load(yaml.safe_dump(replace(cfg, **kept).to_dict()))
     # A run saved before a field existed ran with that field's default: fill it in before comparing.
     defaults = yaml.safe_load(yaml.safe_dump(TrainConfig().to_dict()))
     return json.loads((run / "summary.json").read_text()) if _with_defaults(saved, defaults) == current else None
