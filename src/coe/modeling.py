@@ -101,7 +101,12 @@ class CoEModel(CoEPreTrainedModel):
 
     def __init__(self, config: CoEConfig) -> None:
         super().__init__(config)
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        # No padding_idx: padding is masked out of attention and loss, so no row needs to stay zero, and the pad
+        # token is often a real one (the trainer pads with EOS). A frozen zero row is a trap: a sequence that
+        # starts with it keeps an all-zero hidden state through every layer (attention to itself, experts and
+        # norms of zero are zero), and each RMSNorm's backward multiplies its gradient by 1/sqrt(eps): with
+        # 8 layers the gradient overflows.
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(CoEDecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.rotary_emb = RotaryEmbedding(config)
