@@ -180,3 +180,22 @@ def test_chunked_loss_equals_full_logits_loss_and_gradients(tied):
     assert rel_err(chunked.lm_loss, full.lm_loss) < 1e-6
     for name, p in model.named_parameters():
         assert rel_err(p.grad, grads[name]) < 1e-5, name
+
+
+@pytest.mark.parametrize("layers", [3, 8])
+def test_pad_token_is_an_ordinary_trained_token(layers):
+    # The trainer pads with EOS, a token of every document. A frozen zero embedding row for it kept a sequence
+    # that starts with EOS at an all-zero hidden state (attention to itself, experts and norms of zero are zero);
+    # each RMSNorm's backward then multiplied the gradient by 1/sqrt(eps), which overflowed with 8 layers.
+    torch.manual_seed(0)
+    config = small_config(num_hidden_layers=layers, pad_token_id=0, eos_token_id=0, initializer_range=0.02)
+    model = CoEForCausalLM(config)
+    assert model.model.embed_tokens.weight[0].abs().max() > 0
+    ids = torch.randint(1, config.vocab_size, (4, 32))
+    ids[:, 0] = 0
+    out = model(ids, labels=ids, output_hidden_states=True)
+    assert all(h[:, 0].abs().amax() > 0 for h in out.hidden_states)
+    out.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert torch.isfinite(torch.nn.utils.get_total_norm(grads))
+    assert model.model.embed_tokens.weight.grad[0].abs().max() > 0
