@@ -87,6 +87,14 @@ def final_weights(run_dir) -> dict[str, torch.Tensor]:
     return CoEForCausalLM.from_pretrained(latest_checkpoint(run_dir)).state_dict()
 
 
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Every tensor equal to RTOL in norm. Not elementwise: AdamW moves a parameter by about lr whatever the
+    size of its gradient, so a row whose gradient is near zero can turn a rounding-sized difference of the
+    reduction order into a visible one in that row alone (seen: two LM-head rows, 2.4e-5 of the tensor's
+    largest weight after 4 steps, the whole tensor 8.8e-7 in norm)."""
+    return a.keys() == b.keys() and all((b[k] - a[k]).norm() <= RTOL * a[k].norm() for k in a)
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     return tmp_path_factory.mktemp("distributed")
@@ -103,7 +111,7 @@ def test_data_parallel_equals_one_process(root, reference):
     torchrun(cfg)
     assert_same_training(reference, cfg.out_dir, range(1, 7))
     a, b = final_weights(reference), final_weights(cfg.out_dir)
-    assert a.keys() == b.keys() and all(rel_err(b[k], a[k]) < RTOL for k in a)
+    assert same_weights(a, b)
     summary = json.loads((root / "fsdp" / "summary.json").read_text())
     assert summary["ranks"] == 2 and summary["steps"] == 6
     assert (latest_checkpoint(cfg.out_dir) / DCP_DIR / "__1_0.distcp").is_file()  # each rank wrote its shard
@@ -118,7 +126,7 @@ def test_expert_parallel_equals_one_process(root):
     torchrun(cfg, nproc=4)
     assert_same_training(one, cfg.out_dir, range(1, 5))
     a, b = final_weights(one), final_weights(cfg.out_dir)  # the experts gathered from both ranks
-    assert all(rel_err(b[k], a[k]) < RTOL for k in a)
+    assert same_weights(a, b)
     bias = "model.layers.0.mlp.routers.0.expert_bias"
     assert a[bias].abs().sum() > 0 and torch.equal(a[bias], b[bias])  # the same global loads moved them
 
