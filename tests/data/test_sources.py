@@ -174,6 +174,20 @@ def test_mixed_sources_with_separate_eval_files() -> None:
     assert not set(s.train) & set(s.validation)
 
 
+def test_separate_validation_and_test_sources_take_nothing_from_training() -> None:
+    # The paper scale's data: GSM8K train for training (beside the generator), GSM8K test for both.
+    spec = DataSpec(source=["synthetic-math", str(GSM8K / "train.parquet")], val_source=str(GSM8K / "test.parquet"),
+                    test_source=str(GSM8K / "test.parquet"), synthetic_train=100, synthetic_eval=10,
+                    val_fraction=0.05, test_fraction=0.05)
+    s = load_splits(spec)
+    assert len(s.train) == 100 + 7473 and set(load_file(GSM8K / "train.parquet")) <= set(s.train)
+    assert s.validation == s.test == load_file(GSM8K / "test.parquet")
+    # With only a test file given, validation is still held out of the training file.
+    s = load_splits(DataSpec(source=str(GSM8K / "train.parquet"), test_source=str(GSM8K / "test.parquet"),
+                             val_fraction=0.05, test_fraction=0.05))
+    assert len(s.validation) == round(0.05 * 7473) and len(s.train) == 7473 - len(s.validation)
+
+
 def test_directory_source_uses_its_split_files(tmp_path: Path) -> None:
     s = load_splits(DataSpec(source=str(GSM8K), val_fraction=0.1))
     assert s.test == load_file(GSM8K / "test.parquet")

@@ -90,9 +90,10 @@ class DataSpec:
     test_source: str | None = None
     """Test data, as ``val_source`` (the test split of directories and datasets)."""
     val_fraction: float = 0.05
-    """Share of a source's documents held out for validation when it has no validation split of its own."""
+    """Share of a source's documents held out for validation when it has no validation split of its own and
+    ``val_source`` is not set."""
     test_fraction: float = 0.0
-    """Share held out for testing when a source has no test split of its own."""
+    """Share held out for testing when a source has no test split of its own and ``test_source`` is not set."""
     split_seed: int = 0
     """Seed of the held-out selection (which documents go to validation / test)."""
     synthetic_train: int = 50_000
@@ -401,19 +402,22 @@ def _source_splits(source: str, spec: DataSpec) -> DataSplits:
             validation=_synthetic("validation", spec.synthetic_eval, spec),
             test=_synthetic("test", spec.synthetic_eval, spec),
         )
+    # Hold out only what neither val_source / test_source nor the source itself provides: a share held out
+    # for a split that comes from elsewhere would be lost to training.
+    val_fraction = 0.0 if spec.val_source else spec.val_fraction
+    test_fraction = 0.0 if spec.test_source else spec.test_fraction
     by_split = _named_splits(source, spec)
     if by_split is None:  # a single file
         return hold_out(
             load_file(source, template=spec.template, text_field=spec.text_field),
-            val_fraction=spec.val_fraction,
-            test_fraction=spec.test_fraction,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
             seed=spec.split_seed,
         )
-    # Hold out from the training documents only what the source does not provide itself.
     rest = hold_out(
         by_split["train"],
-        val_fraction=0.0 if "validation" in by_split else spec.val_fraction,
-        test_fraction=0.0 if "test" in by_split else spec.test_fraction,
+        val_fraction=0.0 if "validation" in by_split else val_fraction,
+        test_fraction=0.0 if "test" in by_split else test_fraction,
         seed=spec.split_seed,
     )
     return DataSplits(
