@@ -7,7 +7,7 @@
 #   bash benchmarks/paper_compare_device.sh start "moe-8-64-12l moe-8-64-8l" "moe-24-64 coe-2-8-64-shared-router"
 #   bash benchmarks/paper_compare_device.sh watch          # again, until it prints "campaign: done"
 #
-# One argument per lane; a lane trains its presets one after another. Lane i runs on GPU i modulo the number
+# One argument per lane; a lane trains its presets one after another (PRESET@SEED for a seed other than 0). Lane i runs on GPU i modulo the number
 # of GPUs, so with more lanes than GPUs, lanes share a GPU: the CPU-bound parts of one run (data, tokenizer,
 # compilation, decoding) then overlap the other's training, at the price of tokens/s figures that measure a
 # shared GPU. Each run analyses its routing while its checkpoint is there, then deletes the checkpoints.
@@ -15,14 +15,15 @@
 # the campaign is done), printing progress, then packs configs, metrics, summaries, routing figures, report
 # and logs (no checkpoints) into $OUT/paper-results.tgz, to be unpacked in the repository root.
 #
-# Environment: WORK (work directory, default /root/coe-paper); DEADLINE (seconds after `start` by which every
+# Environment: OUT_DIR (the comparison's directory, default results/paper); SEEDS (the seeds the final report
+# averages over, default "0"); WORK (work directory, default /root/coe-paper); DEADLINE (seconds after `start` by which every
 # run must have ended, default 1500: a preset whose estimate does not fit is not started, one still running
 # then is stopped by SIGTERM, which checkpoints it); WATCH (default 540); SAVE_EVERY (steps between
 # checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model is 31 GB).
 # The GSM8K files come from a carried copy, .bench-data/gsm8k.
 set -u
 work=${WORK:-/root/coe-paper}
-out=results/paper
+out=${OUT_DIR:-results/paper}
 
 progress() {  # one line: each started preset's last logged step
     local line="" log preset step
@@ -38,32 +39,36 @@ progress() {  # one line: each started preset's last logged step
 
 lane() {  # gpu, sharing (lanes on that GPU), presets...
     local gpu=$1 sharing=$2; shift 2
-    for preset in "$@"; do
-        local est left
-        # Estimate: 100 s of data, compilation, evaluation, checkpoint and decoding, plus 120 s per unit of
-        # moe-8-64's training FLOPs on a GPU of its own (H200, 2026-12-01), times the lanes sharing the GPU.
+    for run in "$@"; do
+        local est left preset=${run%@*} seed=0 name=${run%@*}
+        if [ "$run" != "$preset" ]; then seed=${run#*@}; name=$preset-seed$seed; fi
+        # Estimate, fitted to the whole runs on one H200 of 2026-12-01 (279-410 s, within 10%): 40 s plus 25 s
+        # a layer (data, compilation, validation, checkpoint, decoding, routing analysis) plus 120 s per unit
+        # of moe-8-64's training FLOPs, times the lanes sharing the GPU.
         est=$(PYTHONPATH=src python3 -c "
 from coe import CoEConfig
 from coe.flops import train_flops_per_token as f
-ratio = f(CoEConfig.from_preset('$preset', size='paper'), 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
-print(int(100 + 120 * ratio * $sharing))")
+config = CoEConfig.from_preset('$preset', size='paper')
+ratio = f(config, 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
+print(int(40 + 25 * config.num_hidden_layers + 120 * ratio * $sharing))")
         left=$(( ${DEADLINE:-1500} - ($(date +%s) - $(cat started)) ))
         if [ "$left" -lt "$est" ]; then
-            echo "gpu $gpu: $preset needs ~${est}s, ${left}s left: not started"; continue
+            echo "gpu $gpu: $name needs ~${est}s, ${left}s left: not started"; continue
         fi
-        echo "gpu $gpu: $preset (~${est}s, ${left}s left) at $(date +%T)"
+        echo "gpu $gpu: $name (~${est}s, ${left}s left) at $(date +%T)"
         CUDA_VISIBLE_DEVICES=$gpu PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONPATH=src \
             timeout "$left" python3 -c "
 import logging
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.compare import CompareConfig, analyze_run, train_preset
-cfg = CompareConfig(out_dir='$out', scale='paper', progress=False, save_every=${SAVE_EVERY:-1000}, presets=['$preset'])
-train_preset(cfg, '$preset')
-analyze_run(Path(cfg.out_dir), cfg, '$preset')
-" > "logs/$preset.log" 2>&1
-        echo "gpu $gpu: $preset exit $? at $(date +%T)"; tail -n 2 "logs/$preset.log"
-        [ -f "$out/runs/$preset/summary.json" ] && rm -rf "$out/runs/$preset/checkpoints"
+cfg = CompareConfig(out_dir='$out', scale='paper', progress=False, save_every=${SAVE_EVERY:-1000},
+                    presets=['$preset'], seeds=[$seed])
+train_preset(cfg, '$preset', $seed)
+analyze_run(Path(cfg.out_dir), cfg, '$preset', $seed)
+" > "logs/$name.log" 2>&1
+        echo "gpu $gpu: $name exit $? at $(date +%T)"; tail -n 2 "logs/$name.log"
+        [ -f "$out/runs/$name/summary.json" ] && rm -rf "$out/runs/$name/checkpoints"
     done
 }
 
@@ -84,7 +89,8 @@ drive() {  # in $work, detached: every lane, then the report
 import logging
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.compare import CompareConfig, compare
-compare(CompareConfig(out_dir='$out', scale='paper', progress=False, presets=[$all], report_only=True))
+compare(CompareConfig(out_dir='$out', scale='paper', progress=False, presets=[$all], report_only=True,
+                      seeds=[$(echo "${SEEDS:-0}" | tr ' ' ',')]))
 " > logs/report.log 2>&1
     echo "report: exit $?"; tail -n 3 logs/report.log
     touch done

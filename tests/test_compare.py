@@ -69,6 +69,29 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
     compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False,
                           save_every=1))
     assert summary.stat().st_mtime_ns == stamp
-    # A different setting is not the same run: it is trained again.
-    compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=5, batch_size=2, seq_len=32, progress=False))
-    assert summary.stat().st_mtime_ns != stamp
+    # A different setting is not the same run, and the finished one is not overwritten: the error names it.
+    with pytest.raises(ValueError, match=r"runs/moe-8-64 holds a run of moe-8-64 with other settings \(steps: 4 "
+                                         r"saved, 5 now\): choose another out_dir"):
+        compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=5, batch_size=2, seq_len=32, progress=False))
+    assert summary.stat().st_mtime_ns == stamp
+    # ... and a report of such settings leaves it out instead.
+    with pytest.raises(ValueError, match="nothing to report"):
+        compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=5, batch_size=2, seq_len=32, progress=False,
+                              presets=["moe-8-64"], report_only=True))
+
+    # A second seed: seed 0's runs are kept, seed 1's go beside them; the report gives the mean over seeds.
+    compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False,
+                          seeds=[0, 1]))
+    assert summary.stat().st_mtime_ns == stamp
+    rows = {r["preset"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    for preset in ("moe-8-64", "coe-2-4-64"):
+        r = rows[preset]
+        by_seed = r["val_loss_by_seed"]
+        assert r["seeds"] == [0, 1] and set(by_seed) == {"0", "1"}
+        assert by_seed["0"] == again[preset]["val_loss"]  # seed 0: the run made above
+        assert by_seed["1"] == json.loads((out / "runs" / f"{preset}-seed1" / "summary.json").read_text())["val_loss"]
+        assert by_seed["0"] != by_seed["1"]  # another initialisation and data order
+        assert r["val_loss"] == pytest.approx((by_seed["0"] + by_seed["1"]) / 2)
+    assert f"| moe-8-64 | {rows['moe-8-64']['val_loss']:.4f} | 2 (" in (out / "report.md").read_text()
+    with pytest.raises(ValueError, match=r"seeds=\[1, 1\]"):
+        CompareConfig(seeds=[1, 1])

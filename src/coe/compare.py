@@ -1,9 +1,10 @@
-"""The main job: train several presets on the same data, seed and token budget, then write one report.
+"""The main job: train several presets on the same data, seeds and token budget, then write one report.
 
-Runs go one after another into ``out_dir/runs/<preset>``; a run that already finished with the same settings
-is skipped and an interrupted one resumes, so a comparison can be spread over several sessions. The report
-(``report.md``, ``report.html``, ``loss_curves.png``, ``results.json``) puts the paper's numbers beside ours
-where the preset matches.
+Runs go one after another into ``out_dir/runs/<preset>`` (``<preset>-seed<N>`` for seeds other than 0); a run
+that already finished with the same settings is skipped and an interrupted one resumes, so a comparison can be
+spread over several sessions. A run directory that holds a run with other settings is never overwritten. The
+report (``report.md``, ``report.html``, ``loss_curves.png``, ``results.json``) gives each preset's mean over
+its seeds and puts the paper's numbers beside ours where the preset matches.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class CompareConfig:
     """Steps between checkpoints (None: every 10 evaluations). Checkpoints only matter for resuming: a run
     counts as finished whatever this was, so it may differ between the runs of one comparison (e.g. 1000 on a
     machine whose disk holds only one checkpoint of the 12-layer model)."""
-    seed: int = 0
-    """The same seed for every run: same initialisation stream, same data order."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Every preset trains once per seed; under one seed every preset has the same initialisation stream and
+    data order. The report gives the mean over seeds and their range."""
     data: DataSpec | None = None
     """Data (None: the scale's default)."""
     device: str = "auto"
@@ -90,35 +92,63 @@ class CompareConfig:
             raise ValueError(f"presets {unknown} are unknown: choose from {', '.join(PRESETS)}")
         if not self.presets:
             raise ValueError("presets is empty: name at least one")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"seeds={self.seeds}: give one or more distinct non-negative integers")
 
-    def run_config(self, preset: str) -> TrainConfig:
+    def run_config(self, preset: str, seed: int = 0) -> TrainConfig:
         s = SCALES[self.scale]
         return TrainConfig(
-            out_dir=str(Path(self.out_dir) / "runs" / preset), model=ModelSpec(preset, s["size"]),
+            out_dir=str(Path(self.out_dir) / "runs" / run_name(preset, seed)), model=ModelSpec(preset, s["size"]),
             data=self.data or s["data"], optim=OptimSpec(lr=self.lr or s["lr"]),
             steps=self.steps or s["steps"], batch_size=self.batch_size or s["batch_size"],
-            micro_batch_size=self.micro_batch_size, seq_len=self.seq_len or s["seq_len"], seed=self.seed,
+            micro_batch_size=self.micro_batch_size, seq_len=self.seq_len or s["seq_len"], seed=seed,
             tokenizer_vocab_size=s["tokenizer_vocab_size"], eval_every=s["eval_every"],
             eval_batches=s["eval_batches"], accuracy_problems=s["accuracy_problems"],
             max_new_tokens=s["max_new_tokens"], log_every=max(1, s["eval_every"] // 4),
             save_every=self.save_every or s["eval_every"] * 10, resume=True, device=self.device, progress=self.progress)
 
 
+def run_name(preset: str, seed: int) -> str:
+    """The run directory's name: the preset, and the seed unless it is 0 (the runs of one seed keep the names
+    they had before there were seeds)."""
+    return preset if seed == 0 else f"{preset}-seed{seed}"
+
+
 # Settings that change how a run is watched and kept, not what it computes.
 HOUSEKEEPING = ("progress", "save_every", "keep_last")
+
+
+def _other_settings(cfg: TrainConfig) -> list[str]:
+    """The settings (dotted names) in which the run saved in ``cfg.out_dir`` differs from ``cfg``, housekeeping
+    aside; empty when they agree or nothing is saved there."""
+    path = Path(cfg.out_dir) / "config.yaml"
+    if not path.is_file():
+        return []
+    saved = yaml.safe_load(path.read_text())
+    kept = {name: saved.get(name, getattr(cfg, name)) for name in HOUSEKEEPING}
+    current = yaml.safe_load(yaml.safe_dump(replace(cfg, **kept).to_dict()))
+    # A run saved before a field existed ran with that field's default: fill it in before comparing.
+    defaults = yaml.safe_load(yaml.safe_dump(TrainConfig().to_dict()))
+    return _differences(_with_defaults(saved, defaults), current)
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}: {x!r} saved, {y!r} now")
+    return out
 
 
 def _finished(cfg: TrainConfig) -> dict | None:
     """The summary of a run that already finished with these settings (housekeeping ones aside)."""
     run = Path(cfg.out_dir)
-    if not (run / "summary.json").is_file() or not (run / "config.yaml").is_file():
+    if not (run / "summary.json").is_file() or not (run / "config.yaml").is_file() or _other_settings(cfg):
         return None
-    saved = yaml.safe_load((run / "config.yaml").read_text())
-    kept = {name: saved.get(name, getattr(cfg, name)) for name in HOUSEKEEPING}
-    current = yaml.safe_load(yaml.safe_dump(replace(cfg, **kept).to_dict()))
-    # A run saved before a field existed ran with that field's default: fill it in before comparing.
-    defaults = yaml.safe_load(yaml.safe_dump(TrainConfig().to_dict()))
-    return json.loads((run / "summary.json").read_text()) if _with_defaults(saved, defaults) == current else None
+    return json.loads((run / "summary.json").read_text())
 
 
 def _with_defaults(saved: dict, defaults: dict) -> dict:
@@ -130,33 +160,46 @@ def _with_defaults(saved: dict, defaults: dict) -> dict:
     return merged
 
 
-def train_preset(cfg: CompareConfig, preset: str) -> dict | None:
-    """The summary of ``preset``'s run: trained (or resumed) unless it already finished with these settings.
-    With ``report_only``, None for a run that has not finished. Runs of different presets share nothing but
-    ``out_dir``, so separate processes (one per GPU) may train different presets of one comparison."""
+def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
+    """The summary of ``preset``'s run with ``seed``: trained (or resumed) unless it already finished with these
+    settings. With ``report_only``, None for a run that has not finished. A run directory holding a run with
+    other settings is left alone: ValueError naming them (with ``report_only``: left out of the report). Runs
+    share nothing but ``out_dir``, so separate processes (one per GPU) may train different runs of one
+    comparison."""
     from coe.train.trainer import train  # the trainer pulls in torch and friends; keep `coe presets` light
 
-    run_cfg = cfg.run_config(preset)
+    run_cfg = cfg.run_config(preset, seed)
+    name = run_name(preset, seed)
+    other = _other_settings(run_cfg)
     summary = _finished(run_cfg)
     if summary is not None:
-        log.info("%s already finished in %s: skipped", preset, run_cfg.out_dir)
+        log.info("%s already finished in %s: skipped", name, run_cfg.out_dir)
+    elif other and cfg.report_only:
+        log.warning("%s in %s ran with other settings (%s): left out of the report", name, run_cfg.out_dir,
+                    "; ".join(other))
+    elif other:
+        raise ValueError(f"{run_cfg.out_dir} holds a run of {name} with other settings ({'; '.join(other)}): "
+                         "choose another out_dir, or delete that directory to train it again")
     elif cfg.report_only:
-        log.info("%s has not finished in %s: left out of the report", preset, run_cfg.out_dir)
+        log.info("%s has not finished in %s: left out of the report", name, run_cfg.out_dir)
     else:
-        log.info("training %s into %s", preset, run_cfg.out_dir)
+        log.info("training %s into %s", name, run_cfg.out_dir)
         summary = train(run_cfg).summary
     return summary
 
 
 def compare(cfg: CompareConfig) -> Path:
-    """Train every preset (skipping finished runs, resuming interrupted ones) and write the report."""
+    """Train every preset with every seed (skipping finished runs, resuming interrupted ones) and write the
+    report of every preset with at least one finished seed."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for preset in cfg.presets:
-        summary = train_preset(cfg, preset)
-        if summary is not None:
-            results[preset] = {"summary": summary, "metrics": read_metrics(cfg.run_config(preset).out_dir)}
+        for seed in cfg.seeds:
+            summary = train_preset(cfg, preset, seed)
+            if summary is not None:
+                results.setdefault(preset, {})[seed] = {
+                    "summary": summary, "metrics": read_metrics(cfg.run_config(preset, seed).out_dir)}
     if not results:
         raise ValueError(f"none of the presets {cfg.presets} has finished in {out / 'runs'}: nothing to report")
     write_report(out, cfg, results)
@@ -168,8 +211,8 @@ ROUTING_TOKENS = 1024
 ROUTING_FIGURES = ("coselection", "load")
 
 
-def analyze_run(out: Path, cfg: CompareConfig, preset: str) -> dict | None:
-    """Routing analysis of a run's final checkpoint into ``out/routing/<preset>`` (co-selection and load
+def analyze_run(out: Path, cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
+    """Routing analysis of a run's final checkpoint into ``out/routing/<run name>`` (co-selection and load
     figures, analysis.json, report.html) and its headline numbers.
 
     A run whose checkpoints are gone (checkpoints stay out of the repository) keeps the analysis written while
@@ -179,17 +222,18 @@ def analyze_run(out: Path, cfg: CompareConfig, preset: str) -> dict | None:
     from coe.train.checkpoint import latest_checkpoint
     from coe.train.trainer import resolve_device
 
-    run_cfg = cfg.run_config(preset)
-    target = out / "routing" / preset
+    run_cfg = cfg.run_config(preset, seed)
+    name = run_name(preset, seed)
+    target = out / "routing" / name
     checkpoint = latest_checkpoint(run_cfg.out_dir)
     if checkpoint is not None:
         analyze_checkpoint(checkpoint, target, data=run_cfg.data, tokens=ROUTING_TOKENS,
                            seq_len=min(run_cfg.seq_len, ROUTING_TOKENS), device=resolve_device(cfg.device),
                            figures=ROUTING_FIGURES)
     elif (target / JSON_FILE).is_file():
-        log.info("%s has no checkpoint in %s: the routing analysis in %s is kept", preset, run_cfg.out_dir, target)
+        log.info("%s has no checkpoint in %s: the routing analysis in %s is kept", name, run_cfg.out_dir, target)
     else:
-        log.warning("%s has no checkpoint in %s: no routing figures", preset, run_cfg.out_dir)
+        log.warning("%s has no checkpoint in %s: no routing figures", name, run_cfg.out_dir)
         return None
     summary = json.loads((target / JSON_FILE).read_text())
     iterations = [it for layer in summary["layers"] for it in layer["iterations"]]
@@ -199,7 +243,7 @@ def analyze_run(out: Path, cfg: CompareConfig, preset: str) -> dict | None:
         return sum(values) / len(values) if values else None
 
     return {
-        "dir": f"routing/{preset}", "tokens": summary["tokens"],
+        "dir": f"routing/{name}", "tokens": summary["tokens"],
         "figures": [name for name in ROUTING_FIGURES if (target / f"{name}.png").is_file()],
         "load_max_over_mean": mean([it["load"]["max_over_mean"] for it in iterations]),
         "unused_experts": sum(len(it["load"]["unused_experts"]) for it in iterations),
@@ -220,34 +264,56 @@ def routing_sentence(r: dict) -> str:
                    f"({r['expert_reselection_expected']:.3f} if the iterations chose independently).")
 
 
+def mean_metrics(runs: list[list[dict]]) -> list[dict]:
+    """The loss records (split, step, loss) of several runs' metrics averaged over the runs, at the (split,
+    step) points that every run logged."""
+    points = [{(m["split"], m["step"]): m["loss"] for m in metrics if "loss" in m} for metrics in runs]
+    common = sorted(set.intersection(*(set(p) for p in points)), key=lambda key: (key[0], key[1]))
+    return [{"split": split, "step": step, "loss": sum(p[(split, step)] for p in points) / len(points)}
+            for split, step in common]
+
+
 def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
-    """report.md, report.html, loss_curves.png, results.json and routing/<preset>/ (each run's final
-    checkpoint analysed: co-selection and load figures) from the runs' summaries, metrics and checkpoints."""
-    plot_loss_curves(out / "loss_curves.png", results)
-    routing = {preset: analyze_run(out, cfg, preset) for preset in results}
+    """report.md, report.html, loss_curves.png, results.json and routing/<run>/ (the final checkpoint of each
+    preset's first seed analysed: co-selection and load figures) from ``results``: {preset: {seed: {"summary",
+    "metrics"}}}, the finished seeds of each preset. Numbers are means over a preset's seeds."""
+    plot_loss_curves(out / "loss_curves.png", {
+        preset: {"metrics": mean_metrics([r["metrics"] for r in by_seed.values()])}
+        for preset, by_seed in results.items()})
+    routing = {preset: analyze_run(out, cfg, preset, min(by_seed)) for preset, by_seed in results.items()}
     rows = []
-    for preset, r in results.items():
-        s = r["summary"]
+    for preset, by_seed in results.items():
+        summaries = {seed: by_seed[seed]["summary"] for seed in sorted(by_seed)}
+        s = summaries[min(summaries)]
+
+        def mean(key: str) -> float | None:
+            values = [x[key] for x in summaries.values() if x.get(key) is not None]
+            return sum(values) / len(values) if values else None
+
         config = preset_config(preset, SCALES[cfg.scale]["size"])
         rows.append({
-            "preset": preset, "description": PRESETS[preset][0],
-            "val_loss": s["val_loss"], "accuracy": s.get("accuracy"),
+            "preset": preset, "description": PRESETS[preset][0], "seeds": list(summaries),
+            "val_loss": mean("val_loss"), "accuracy": mean("accuracy"),
+            "val_loss_by_seed": {str(seed): x["val_loss"] for seed, x in summaries.items()},
             "paper_val_loss": PAPER_VAL_LOSS.get(preset),
             "total_params_M": s["total_params"] / 1e6, "active_params_M": s["active_params"] / 1e6,
             "expert_combinations": s["expert_combinations"], "C": config.inner_iter,
             "K": config.num_experts_per_tok, "N": config.n_routed_experts,
-            "tokens_per_s": s["tokens_per_s"], "peak_memory_gib": s["peak_memory_gib"],
-            "train_time_s": s["train_time_s"], "tokens": s["tokens"], "device": s["device"],
+            "tokens_per_s": mean("tokens_per_s"),
+            "peak_memory_gib": max(x["peak_memory_gib"] for x in summaries.values()),
+            "train_time_s": mean("train_time_s"), "tokens": s["tokens"], "device": s["device"],
             "routing": routing[preset],
         })
     (out / "results.json").write_text(json.dumps({"scale": cfg.scale, "runs": rows}, indent=2))
-    header = ["preset", "val loss", "paper val loss (step 1000)", "accuracy", "params (M)", "active (M)",
-              "expert paths C(N,K)^C", "tokens/s", "peak mem (GiB)", "train time (s)"]
+    header = ["preset", "val loss", "seeds (range)", "paper val loss (step 1000)", "accuracy", "params (M)",
+              "active (M)", "expert paths C(N,K)^C", "tokens/s", "peak mem (GiB)", "train time (s)"]
 
     def cells(r: dict) -> list[str]:
         acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
         paper = "-" if r["paper_val_loss"] is None else f"{r['paper_val_loss']:.3f}"
-        return [r["preset"], f"{r['val_loss']:.4f}", paper, acc, f"{r['total_params_M']:.2f}",
+        losses = r["val_loss_by_seed"].values()
+        seeds = str(len(losses)) + (f" ({min(losses):.4f}-{max(losses):.4f})" if len(losses) > 1 else "")
+        return [r["preset"], f"{r['val_loss']:.4f}", seeds, paper, acc, f"{r['total_params_M']:.2f}",
                 f"{r['active_params_M']:.2f}", f"{r['expert_combinations']:.3g}", f"{r['tokens_per_s']:,.0f}",
                 f"{r['peak_memory_gib']:.2f}", f"{r['train_time_s']:.0f}"]
 
@@ -255,8 +321,10 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
                   "vocabulary, on the embedded synthetic math data" if cfg.scale == "cpu" else
                   "the paper's presets")
     tokens = {r["tokens"] for r in rows}
-    intro = (f"Scale: {cfg.scale} ({scale_note}). Every run: the same seed, data and token budget "
-             f"({', '.join(f'{t:,}' for t in sorted(tokens))} training tokens). Validation loss is the "
+    intro = (f"Scale: {cfg.scale} ({scale_note}). Every run: the same data and token budget "
+             f"({', '.join(f'{t:,}' for t in sorted(tokens))} training tokens); under one seed every preset "
+             "has the same initialisation stream and data order. Numbers are means over a preset's seeds "
+             "(peak memory: the largest). Validation loss is the "
              "language-model loss on the validation split; accuracy is exact match of the number after "
              "`####` under greedy decoding on held-out problems. The paper's numbers are validation losses "
              "at step 1000 on MetaMathQA (batch 64 x 512), so only the ordering is comparable, not the values.")
@@ -264,7 +332,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     md += ["", "Presets:", ""] + [f"- `{r['preset']}`: {r['description']}" for r in rows]
-    routing_intro = ("Each run's final checkpoint on validation tokens: expert load per (layer, iteration) "
+    routing_intro = ("Each preset's final checkpoint (of its first seed) on validation tokens: expert load per (layer, iteration) "
                      "and, for CoE, the iteration 1 -> 2 co-selection heatmaps (the probability that a token "
                      "which chose expert i then chooses expert j, and its ratio to independent choices). The "
                      "full analysis of a checkpoint: `coe analyze RUN_DIR`.")
