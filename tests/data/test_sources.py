@@ -201,6 +201,17 @@ def test_directory_source_uses_its_split_files(tmp_path: Path) -> None:
     # val_source pointing at a directory takes its validation split.
     s = load_splits(DataSpec(source="synthetic-math", synthetic_train=5, val_source=str(tmp_path)))
     assert s.validation == EXPECTED[:1]
+    # ... and an evaluation directory needs no training file.
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    _write(evaluation / "validation.jsonl", ROWS[1:2], "jsonl")
+    _write(evaluation / "test.csv", ROWS[2:], "csv")
+    s = load_splits(DataSpec(source="synthetic-math", synthetic_train=5, val_source=str(evaluation),
+                             test_source=str(evaluation)))
+    assert s.validation == EXPECTED[1:2] and s.test == EXPECTED[2:]
+    (evaluation / "test.csv").unlink()
+    with pytest.raises(ValueError, match="has no test split; it has: validation"):
+        load_splits(DataSpec(source="synthetic-math", synthetic_train=5, test_source=str(evaluation)))
     empty = tmp_path / "nothing"
     empty.mkdir()
     (empty / "notes.txt").write_text("hi")
