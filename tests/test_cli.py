@@ -66,6 +66,7 @@ def write_parquet(path, columns: dict):
     ("batch_not_divisible", "batch_size=3 is not a multiple of micro_batch_size=2"),
     ("unwritable", "is not writable"),
     ("unknown_field", "steps_total"),
+    ("bf16_on_cpu", "precision='bf16' needs a CUDA device, but the run is on cpu"),
 ])
 def test_bad_input_fails_before_training_with_a_clear_message(case, message, tmp_path, capsys):
     args = ["train", "--out_dir", str(tmp_path / "run"), *TINY]
@@ -87,6 +88,8 @@ def test_bad_input_fails_before_training_with_a_clear_message(case, message, tmp
         args[2] = str(blocker / "run")
     elif case == "unknown_field":
         args += ["--steps_total", "3"]
+    elif case == "bf16_on_cpu":
+        args += ["--precision", "bf16", "--device", "cpu"]
     try:
         code = main(args)
     except SystemExit as e:  # the argument parser's own errors

@@ -107,7 +107,7 @@ class TrainConfig:
     travelling by all-to-all; must divide the number of ranks. 1: FSDP shards the experts like every other
     weight. See docs/distributed.md."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """"auto": bf16 autocast on CUDA, float32 on the CPU."""
+    """"auto": bf16 autocast on CUDA, float32 on the CPU. "bf16": bf16 autocast (CUDA only)."""
     compile: bool = True
     """On CUDA, torch.compile each decoder layer (fuses the elementwise work; see docs/performance.md)."""
     activation_memory_budget: float = 1.0

@@ -60,9 +60,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_amp(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
+    """The autocast dtype of a run: bf16 on CUDA unless fp32 is asked for, none elsewhere (bf16 autocast is
+    CUDA-only here: on the CPU the grouped expert matmuls need float32)."""
+    if precision == "bf16" and device.type != "cuda":
+        raise ValueError(f"precision='bf16' needs a CUDA device, but the run is on {device}: use 'auto' or "
+                         "'fp32' there")
+    return torch.bfloat16 if device.type == "cuda" and precision in ("auto", "bf16") else None
 
 
 def seed_everything(seed: int) -> None:
