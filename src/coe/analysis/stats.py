@@ -31,8 +31,7 @@ def load_cv(counts: torch.Tensor) -> torch.Tensor:
 
 def load_entropy(counts: torch.Tensor) -> torch.Tensor:
     """Entropy of the load distribution over experts, divided by log N (1 = uniform)."""
-    p = counts / counts.sum(-1, keepdim=True).clamp_min(1e-12)
-    return -(p * p.clamp_min(1e-30).log()).sum(-1) / math.log(counts.shape[-1])
+    return count_entropy(counts) / math.log(counts.shape[-1])
 
 
 def unused_experts(counts: torch.Tensor) -> list[int]:
@@ -45,8 +44,7 @@ def token_entropy(scores: torch.Tensor) -> torch.Tensor:
 
     Softmax scores already sum to 1; sigmoid scores are normalised, as in :func:`score_entropy`.
     """
-    p = scores.float() / scores.float().sum(-1, keepdim=True).clamp_min(1e-30)
-    return -(p * p.clamp_min(1e-30).log()).sum(-1)
+    return count_entropy(scores)
 
 
 def score_entropy(logits: torch.Tensor, scoring_func: str = "softmax") -> torch.Tensor:

@@ -42,8 +42,6 @@ SPLIT_SHARES = {"train": 0.8, "validation": 0.1, "test": 0.1}
 MAX_STEPS = 12
 """The largest number of steps a problem may have."""
 
-OPERATORS = ("+", "-", "*", "/")
-
 
 @dataclass(frozen=True)
 class Step:
