@@ -46,6 +46,21 @@ def resolve_checkpoint(path: str) -> Path:
     return latest
 
 
+def open_checkpoint(checkpoint: str, device: str):
+    """``(path, model, tokenizer, device)`` of a checkpoint (or a run directory's newest): the model in float32
+    and eval mode on the resolved device."""
+    import torch
+
+    from coe.data import load_tokenizer
+    from coe.modeling import CoEForCausalLM
+    from coe.train.trainer import resolve_device
+
+    path = resolve_checkpoint(checkpoint)
+    dev = resolve_device(device)
+    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
+    return path, model, load_tokenizer(path), dev
+
+
 def cmd_presets() -> None:
     """List the named configurations of the paper."""
     from rich.console import Console
@@ -85,19 +100,13 @@ def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), seq_
     """
     import json
 
-    import torch
-
-    from coe.data import load_splits, load_tokenizer, pack_documents, validation_batches
+    from coe.data import load_splits, pack_documents, validation_batches
     from coe.evaluate import exact_match, validation_loss
-    from coe.modeling import CoEForCausalLM
     from coe.train.data import held_out_problems
-    from coe.train.trainer import resolve_amp, resolve_device
+    from coe.train.trainer import resolve_amp
 
-    path = resolve_checkpoint(checkpoint)
-    dev = resolve_device(device)
+    path, model, tokenizer, dev = open_checkpoint(checkpoint, device)
     amp = resolve_amp("auto", dev)
-    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev)
-    tokenizer = load_tokenizer(path)
     splits = load_splits(data)
     result = {"checkpoint": str(path)}
     val = validation_batches(pack_documents(tokenizer, splits.validation, seq_len), batch_size,
@@ -122,16 +131,7 @@ def cmd_generate(checkpoint: str, prompt: str, max_new_tokens: int = 128, temper
         temperature: 0 for greedy decoding, > 0 to sample at this temperature
         device: "auto", "cpu", "cuda" or "cuda:N"
     """
-    import torch
-
-    from coe.data import load_tokenizer
-    from coe.modeling import CoEForCausalLM
-    from coe.train.trainer import resolve_device
-
-    path = resolve_checkpoint(checkpoint)
-    dev = resolve_device(device)
-    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
-    tokenizer = load_tokenizer(path)
+    _, model, tokenizer, dev = open_checkpoint(checkpoint, device)
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
     out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=sample,
@@ -178,17 +178,12 @@ def cmd_explain(checkpoint: str, text: str, jsonl: str | None = None, html: str 
         html: also write an HTML page with the token x (layer, iteration) grid here
         device: "auto", "cpu", "cuda" or "cuda:N"
     """
-    import torch
     from rich.console import Console
 
     from coe.analysis.explain import explain, routes_table, write_html, write_jsonl
-    from coe.data import load_tokenizer
-    from coe.modeling import CoEForCausalLM
-    from coe.train.trainer import resolve_device
 
-    path = resolve_checkpoint(checkpoint)
-    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(resolve_device(device))
-    routes = explain(model, load_tokenizer(path), text)
+    path, model, tokenizer, _ = open_checkpoint(checkpoint, device)
+    routes = explain(model, tokenizer, text)
     Console().print(routes_table(routes))
     if jsonl:
         print(f"audit log: {write_jsonl(routes, jsonl)}")
