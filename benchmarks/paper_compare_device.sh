@@ -7,20 +7,21 @@
 #   bash benchmarks/paper_compare_device.sh start "moe-8-64-12l moe-8-64-8l" "moe-24-64 coe-2-8-64-shared-router"
 #   bash benchmarks/paper_compare_device.sh watch          # again, until it prints "campaign: done"
 #
-# One argument per lane; a lane trains its presets one after another (PRESET@SEED for a seed other than 0). Lane i runs on GPU i modulo the number
-# of GPUs, so with more lanes than GPUs, lanes share a GPU: the CPU-bound parts of one run (data, tokenizer,
-# compilation, decoding) then overlap the other's training, at the price of tokens/s figures that measure a
-# shared GPU. Each run analyses its routing while its checkpoint is there, then deletes the checkpoints.
-# After the last lane the report of every finished run is written. `watch` waits up to WATCH seconds (or until
-# the campaign is done), printing progress, then packs configs, metrics, summaries, routing figures, report
-# and logs (no checkpoints) into $OUT/paper-results.tgz, to be unpacked in the repository root.
+# One argument per lane; a lane trains its presets one after another (PRESET@SEED for a seed other than 0). Lane i
+# runs on GPU i modulo the number of GPUs, so with more lanes than GPUs, lanes share a GPU: the CPU-bound parts of
+# one run (data, tokenizer, compilation, decoding) then overlap the other's training, at the price of tokens/s
+# figures that measure a shared GPU. Each run analyses its routing while its checkpoint is there, then deletes the
+# checkpoints. After the last lane the report of every finished run is written. `watch` waits up to WATCH seconds
+# (or until the campaign is done), printing progress, then packs configs, metrics, summaries, routing figures,
+# report and logs (no checkpoints) into $OUT/paper-results.tgz: unpack it in a scratch directory, then copy the
+# new runs/ and routing/ entries into the repository's OUT_DIR (and logs/ into OUT_DIR/logs/<date>/).
 #
-# Environment: OUT_DIR (the comparison's directory, default results/paper); SEEDS (the seeds the final report
-# averages over, default "0"); WORK (work directory, default /root/coe-paper); DEADLINE (seconds after `start` by which every
-# run must have ended, default 1500: a preset whose estimate does not fit is not started, one still running
-# then is stopped by SIGTERM, which checkpoints it); WATCH (default 540); SAVE_EVERY (steps between
-# checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model is 31 GB).
-# The GSM8K files come from a carried copy, .bench-data/gsm8k.
+# Environment: OUT_DIR (the comparison's directory relative to the repository, default results/paper; the final
+# report averages over seed 0 and the lanes' seeds); WORK (work directory, default /root/coe-paper); DEADLINE
+# (seconds after `start` by which every run must have ended, default 1500: a preset whose estimate does not fit is
+# not started, one still running then is stopped by SIGTERM, which checkpoints it); WATCH (default 540);
+# SAVE_EVERY (steps between checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model
+# is 31 GB). The GSM8K files come from a carried copy, .bench-data/gsm8k.
 set -u
 work=${WORK:-/root/coe-paper}
 out=${OUT_DIR:-results/paper}
@@ -41,7 +42,11 @@ lane() {  # gpu, sharing (lanes on that GPU), presets...
     local gpu=$1 sharing=$2; shift 2
     for run in "$@"; do
         local est left preset=${run%@*} seed=0 name=${run%@*}
-        if [ "$run" != "$preset" ]; then seed=${run#*@}; name=$preset-seed$seed; fi
+        [ "$run" != "$preset" ] && seed=${run##*@}
+        if [[ ! $seed =~ ^(0|[1-9][0-9]*)$ || $preset == *@* ]]; then
+            echo "gpu $gpu: $run is not PRESET or PRESET@SEED (SEED a non-negative integer): skipped"; continue
+        fi
+        [ "$seed" != 0 ] && name=$preset-seed$seed  # compare's run_name
         # Estimate, fitted to the whole runs on one H200 of 2026-12-01 (279-410 s, within 10%): 40 s plus 25 s
         # a layer (data, compilation, validation, checkpoint, decoding, routing analysis) plus 120 s per unit
         # of moe-8-64's training FLOPs, times the lanes sharing the GPU.
@@ -50,7 +55,8 @@ from coe import CoEConfig
 from coe.flops import train_flops_per_token as f
 config = CoEConfig.from_preset('$preset', size='paper')
 ratio = f(config, 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
-print(int(40 + 25 * config.num_hidden_layers + 120 * ratio * $sharing))")
+print(int(40 + 25 * config.num_hidden_layers + 120 * ratio * $sharing))") || {
+            echo "gpu $gpu: $run: no estimate (unknown preset?): skipped"; continue; }
         left=$(( ${DEADLINE:-1500} - ($(date +%s) - $(cat started)) ))
         if [ "$left" -lt "$est" ]; then
             echo "gpu $gpu: $name needs ~${est}s, ${left}s left: not started"; continue
@@ -63,19 +69,22 @@ from pathlib import Path
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.compare import CompareConfig, analyze_run, train_preset
 cfg = CompareConfig(out_dir='$out', scale='paper', progress=False, save_every=${SAVE_EVERY:-1000},
-                    presets=['$preset'], seeds=[$seed])
+                    presets=['$preset'], seeds=[$seed], device='cuda')
 train_preset(cfg, '$preset', $seed)
 analyze_run(Path(cfg.out_dir), cfg, '$preset', $seed)
 " > "logs/$name.log" 2>&1
         echo "gpu $gpu: $name exit $? at $(date +%T)"; tail -n 2 "logs/$name.log"
-        [ -f "$out/runs/$name/summary.json" ] && rm -rf "$out/runs/$name/checkpoints"
+        # The checkpoint goes once its routing is analysed (disk); a run stopped before that keeps it.
+        [ -f "$out/routing/$name/analysis.json" ] && [ -f "$out/runs/$name/summary.json" ] \
+            && rm -rf "$out/runs/$name/checkpoints"
     done
 }
 
 drive() {  # in $work, detached: every lane, then the report
     nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv; df -h . | tail -n 1
-    local ngpu i=0 sharing
-    ngpu=$(nvidia-smi -L | wc -l)
+    local ngpu i=0 sharing seeds=0 run
+    ngpu=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
+    if [ "$ngpu" -eq 0 ]; then echo "no GPU: nothing started"; touch done; return 1; fi
     for presets in "$@"; do
         sharing=$(( ($# - i % ngpu + ngpu - 1) / ngpu ))  # lanes on GPU i % ngpu
         # shellcheck disable=SC2086
@@ -83,6 +92,7 @@ drive() {  # in $work, detached: every lane, then the report
         i=$((i + 1))
     done
     wait
+    for run in $*; do [[ $run =~ @(0|[1-9][0-9]*)$ ]] && seeds="$seeds,${BASH_REMATCH[1]}"; done
     local all
     all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
     PYTHONPATH=src python3 -c "
@@ -90,7 +100,7 @@ import logging
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.compare import CompareConfig, compare
 compare(CompareConfig(out_dir='$out', scale='paper', progress=False, presets=[$all], report_only=True,
-                      seeds=[$(echo "${SEEDS:-0}" | tr ' ' ',')]))
+                      seeds=sorted({$seeds})))
 " > logs/report.log 2>&1
     echo "report: exit $?"; tail -n 3 logs/report.log
     touch done
@@ -100,6 +110,7 @@ case ${1:-} in
     start)
         shift
         if [ -f "$work/started" ]; then echo "$work/started exists: already started"; exit 1; fi
+        rm -f "$work/done"
         mkdir -p "$work/logs" "$work/../shared/data"
         cp -r src benchmarks pyproject.toml results "$work/"
         [ -f "$work/../shared/data/gsm8k/train.parquet" ] || cp -r .bench-data/gsm8k "$work/../shared/data/"
@@ -108,6 +119,9 @@ case ${1:-} in
             > logs/drive.log 2>&1 < /dev/null &)
         ;&  # and watch
     watch)
+        if [ ! -f "$work/started" ]; then
+            echo "no campaign on this machine ($work/started is missing: a fresh machine?)"; exit 1
+        fi
         deadline=$(( SECONDS + ${WATCH:-540} ))
         while [ ! -f "$work/done" ] && [ "$SECONDS" -lt "$deadline" ]; do
             sleep 30; progress

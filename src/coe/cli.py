@@ -238,8 +238,8 @@ def build_parser() -> ArgumentParser:
         sub.add_function_arguments(fn, None, as_positional=True)
         commands.add_subcommand(name, sub, help=help_)
 
-    compare = ArgumentParser(description="The main job: train several presets on the same data, seed and token "
-                                         "budget, then write report.md / report.html with loss curves.")
+    compare = ArgumentParser(description="The main job: train several presets on the same data, seeds and "
+                                         "token budget, then write report.md / report.html with loss curves.")
     compare.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
     compare.add_class_arguments(CompareConfig, None)
     commands.add_subcommand("compare", compare, help="train MoE and CoE side by side, one report")

@@ -53,7 +53,7 @@ class CompareConfig:
     """Which presets to compare, at which scale, and where the report goes."""
 
     out_dir: str = "reports/compare"
-    """Report directory; the runs go to out_dir/runs/<preset>."""
+    """Report directory; the runs go to out_dir/runs/<preset> (<preset>-seed<N> for seeds other than 0)."""
     scale: Literal["cpu", "paper"] = "cpu"
     """"cpu": CPU-sized variants (same experts and selection ratio, small widths and vocabulary), a few
     minutes on 2 cores. "paper": the paper's presets (a GPU)."""
@@ -105,7 +105,7 @@ class CompareConfig:
             tokenizer_vocab_size=s["tokenizer_vocab_size"], eval_every=s["eval_every"],
             eval_batches=s["eval_batches"], accuracy_problems=s["accuracy_problems"],
             max_new_tokens=s["max_new_tokens"], log_every=max(1, s["eval_every"] // 4),
-            save_every=self.save_every or s["eval_every"] * 10, resume=True, device=self.device, progress=self.progress)
+            save_every=s["eval_every"] * 10 if self.save_every is None else self.save_every, resume=True, device=self.device, progress=self.progress)
 
 
 def run_name(preset: str, seed: int) -> str:
@@ -266,16 +266,19 @@ def routing_sentence(r: dict) -> str:
 
 def mean_metrics(runs: list[list[dict]]) -> list[dict]:
     """The loss records (split, step, loss) of several runs' metrics averaged over the runs, at the (split,
-    step) points that every run logged."""
+    step) points that every run logged (a warning when some runs logged points the others lack)."""
     points = [{(m["split"], m["step"]): m["loss"] for m in metrics if "loss" in m} for metrics in runs]
     common = sorted(set.intersection(*(set(p) for p in points)), key=lambda key: (key[0], key[1]))
+    if any(len(p) != len(common) for p in points):
+        log.warning("the runs logged different steps: their mean curve keeps the %d points all of them have",
+                    len(common))
     return [{"split": split, "step": step, "loss": sum(p[(split, step)] for p in points) / len(points)}
             for split, step in common]
 
 
 def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
     """report.md, report.html, loss_curves.png, results.json and routing/<run>/ (the final checkpoint of each
-    preset's first seed analysed: co-selection and load figures) from ``results``: {preset: {seed: {"summary",
+    preset's lowest finished seed analysed: co-selection and load figures) from ``results``: {preset: {seed: {"summary",
     "metrics"}}}, the finished seeds of each preset. Numbers are means over a preset's seeds."""
     plot_loss_curves(out / "loss_curves.png", {
         preset: {"metrics": mean_metrics([r["metrics"] for r in by_seed.values()])}
@@ -321,10 +324,13 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
                   "vocabulary, on the embedded synthetic math data" if cfg.scale == "cpu" else
                   "the paper's presets")
     tokens = {r["tokens"] for r in rows}
+    seed_sets = {tuple(r["seeds"]) for r in rows}
+    seed_note = ("" if len(seed_sets) == 1 else " The presets have finished different seeds (the 'seeds' column), "
+                 "so their means are not over the same seeds: compare them with care.")
     intro = (f"Scale: {cfg.scale} ({scale_note}). Every run: the same data and token budget "
              f"({', '.join(f'{t:,}' for t in sorted(tokens))} training tokens); under one seed every preset "
              "has the same initialisation stream and data order. Numbers are means over a preset's seeds "
-             "(peak memory: the largest). Validation loss is the "
+             "(peak memory: the largest)." + seed_note + " Validation loss is the "
              "language-model loss on the validation split; accuracy is exact match of the number after "
              "`####` under greedy decoding on held-out problems. The paper's numbers are validation losses "
              "at step 1000 on MetaMathQA (batch 64 x 512), so only the ordering is comparable, not the values.")
@@ -332,7 +338,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     md += ["", "Presets:", ""] + [f"- `{r['preset']}`: {r['description']}" for r in rows]
-    routing_intro = ("Each preset's final checkpoint (of its first seed) on validation tokens: expert load per (layer, iteration) "
+    routing_intro = ("Each preset's final checkpoint (of its lowest finished seed) on validation tokens: expert load per (layer, iteration) "
                      "and, for CoE, the iteration 1 -> 2 co-selection heatmaps (the probability that a token "
                      "which chose expert i then chooses expert j, and its ratio to independent choices). The "
                      "full analysis of a checkpoint: `coe analyze RUN_DIR`.")

@@ -182,7 +182,7 @@ def analyze_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, data=None
                for s in range(0, sequences, batch_size))
     record = collect_routing(model, batches, max_tokens=tokens)
     summary = summarize(record, token_kinds(record.token_ids, tokenizer))
-    source = {"checkpoint": str(checkpoint), "data": str(data.source), "split": "validation",
+    source = {"checkpoint": str(checkpoint), "data": str(data.val_source or data.source), "split": "validation",
               "seq_len": dataset.seq_len}
     return write_report(out_dir, summary, title=f"Routing analysis: {checkpoint}",
                         figures=figures, source=source)
