@@ -95,3 +95,20 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
     assert f"| moe-8-64 | {rows['moe-8-64']['val_loss']:.4f} | 2 (" in (out / "report.md").read_text()
     with pytest.raises(ValueError, match=r"seeds=\[1, 1\]"):
         CompareConfig(seeds=[1, 1])
+
+    # A run made by an older training revision (a summary without "revision" is revision 1) is not trained
+    # over, and a report shows it with its revision.
+    from coe.train.config import TRAINING_REVISION
+
+    assert rows["moe-8-64"]["revisions"] == [TRAINING_REVISION] and TRAINING_REVISION > 1
+    old = json.loads(summary.read_text())
+    del old["revision"]
+    summary.write_text(json.dumps(old))
+    seeds = dict(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False, seeds=[0, 1])
+    with pytest.raises(ValueError, match="runs/moe-8-64 holds a run of moe-8-64 made by training revision 1"):
+        compare(CompareConfig(**seeds))
+    compare(CompareConfig(**seeds, report_only=True))
+    rows = {r["preset"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert rows["moe-8-64"]["revisions"] == [1, TRAINING_REVISION]
+    assert rows["coe-2-4-64"]["revisions"] == [TRAINING_REVISION]
+    assert "Training revisions (the last column): 1: until 2026-12-01" in (out / "report.md").read_text()

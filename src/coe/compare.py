@@ -20,7 +20,7 @@ import yaml
 
 from coe.data import DataSpec
 from coe.presets import PRESETS, preset_config
-from coe.train.config import ModelSpec, OptimSpec, TrainConfig
+from coe.train.config import TRAINING_REVISION, TRAINING_REVISIONS, ModelSpec, OptimSpec, TrainConfig, run_revision
 from coe.train.metrics import read_metrics
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ class CompareConfig:
             tokenizer_vocab_size=s["tokenizer_vocab_size"], eval_every=s["eval_every"],
             eval_batches=s["eval_batches"], accuracy_problems=s["accuracy_problems"],
             max_new_tokens=s["max_new_tokens"], log_every=max(1, s["eval_every"] // 4),
-            save_every=s["eval_every"] * 10 if self.save_every is None else self.save_every, resume=True, device=self.device, progress=self.progress)
+            save_every=s["eval_every"] * 10 if self.save_every is None else self.save_every, resume=True,
+            device=self.device, progress=self.progress)
 
 
 def run_name(preset: str, seed: int) -> str:
@@ -172,6 +173,14 @@ def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
     name = run_name(preset, seed)
     other = _other_settings(run_cfg)
     summary = _finished(run_cfg)
+    revision = None if summary is None else run_revision(summary)
+    if revision is not None and revision != TRAINING_REVISION and not cfg.report_only:
+        raise ValueError(f"{run_cfg.out_dir} holds a run of {name} made by training revision {revision} "
+                         f"({TRAINING_REVISIONS[revision]}); this code is revision {TRAINING_REVISION}: choose "
+                         "another out_dir, or delete that directory to train it again")
+    if revision is not None and revision != TRAINING_REVISION:
+        log.warning("%s in %s was made by training revision %d (now %d): reported, marked as such", name,
+                    run_cfg.out_dir, revision, TRAINING_REVISION)
     if summary is not None:
         log.info("%s already finished in %s: skipped", name, run_cfg.out_dir)
     elif other and cfg.report_only:
@@ -278,8 +287,8 @@ def mean_metrics(runs: list[list[dict]]) -> list[dict]:
 
 def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
     """report.md, report.html, loss_curves.png, results.json and routing/<run>/ (the final checkpoint of each
-    preset's lowest finished seed analysed: co-selection and load figures) from ``results``: {preset: {seed: {"summary",
-    "metrics"}}}, the finished seeds of each preset. Numbers are means over a preset's seeds."""
+    preset's lowest finished seed analysed: co-selection and load figures) from ``results``: {preset: {seed:
+    {"summary", "metrics"}}}, the finished seeds of each preset. Numbers are means over a preset's seeds."""
     plot_loss_curves(out / "loss_curves.png", {
         preset: {"metrics": mean_metrics([r["metrics"] for r in by_seed.values()])}
         for preset, by_seed in results.items()})
@@ -298,6 +307,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
             "preset": preset, "description": PRESETS[preset][0], "seeds": list(summaries),
             "val_loss": mean("val_loss"), "accuracy": mean("accuracy"),
             "val_loss_by_seed": {str(seed): x["val_loss"] for seed, x in summaries.items()},
+            "revisions": sorted({run_revision(x) for x in summaries.values()}),
             "paper_val_loss": PAPER_VAL_LOSS.get(preset),
             "total_params_M": s["total_params"] / 1e6, "active_params_M": s["active_params"] / 1e6,
             "expert_combinations": s["expert_combinations"], "C": config.inner_iter,
@@ -309,7 +319,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
         })
     (out / "results.json").write_text(json.dumps({"scale": cfg.scale, "runs": rows}, indent=2))
     header = ["preset", "val loss", "seeds (range)", "paper val loss (step 1000)", "accuracy", "params (M)",
-              "active (M)", "expert paths C(N,K)^C", "tokens/s", "peak mem (GiB)", "train time (s)"]
+              "active (M)", "expert paths C(N,K)^C", "tokens/s", "peak mem (GiB)", "train time (s)", "revision"]
 
     def cells(r: dict) -> list[str]:
         acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
@@ -318,15 +328,21 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
         seeds = str(len(losses)) + (f" ({min(losses):.4f}-{max(losses):.4f})" if len(losses) > 1 else "")
         return [r["preset"], f"{r['val_loss']:.4f}", seeds, paper, acc, f"{r['total_params_M']:.2f}",
                 f"{r['active_params_M']:.2f}", f"{r['expert_combinations']:.3g}", f"{r['tokens_per_s']:,.0f}",
-                f"{r['peak_memory_gib']:.2f}", f"{r['train_time_s']:.0f}"]
+                f"{r['peak_memory_gib']:.2f}", f"{r['train_time_s']:.0f}",
+                ", ".join(map(str, r["revisions"]))]
 
     scale_note = ("CPU-sized variants: the presets' expert counts, K, C and layers with small widths and "
                   "vocabulary, on the embedded synthetic math data" if cfg.scale == "cpu" else
                   "the paper's presets")
     tokens = {r["tokens"] for r in rows}
     seed_sets = {tuple(r["seeds"]) for r in rows}
-    seed_note = ("" if len(seed_sets) == 1 else " The presets have finished different seeds (the 'seeds' column), "
-                 "so their means are not over the same seeds: compare them with care.")
+    revisions = sorted({v for r in rows for v in r["revisions"]})
+    revision_note = "" if revisions == [TRAINING_REVISION] else (
+        " Training revisions (the last column): " + "; ".join(f"{v}: {TRAINING_REVISIONS[v]}" for v in revisions)
+        + ". Runs of different revisions computed different things: compare them with care.")
+    seed_note = revision_note + ("" if len(seed_sets) == 1 else
+                                 " The presets have finished different seeds (the 'seeds' column), so their "
+                                 "means are not over the same seeds: compare them with care.")
     intro = (f"Scale: {cfg.scale} ({scale_note}). Every run: the same data and token budget "
              f"({', '.join(f'{t:,}' for t in sorted(tokens))} training tokens); under one seed every preset "
              "has the same initialisation stream and data order. Numbers are means over a preset's seeds "
@@ -338,9 +354,10 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     md += ["", "Presets:", ""] + [f"- `{r['preset']}`: {r['description']}" for r in rows]
-    routing_intro = ("Each preset's final checkpoint (of its lowest finished seed) on validation tokens: expert load per (layer, iteration) "
-                     "and, for CoE, the iteration 1 -> 2 co-selection heatmaps (the probability that a token "
-                     "which chose expert i then chooses expert j, and its ratio to independent choices). The "
+    routing_intro = ("Each preset's final checkpoint (of its lowest finished seed) on validation tokens: "
+                     "expert load per (layer, iteration) and, for CoE, the iteration 1 -> 2 co-selection "
+                     "heatmaps (the probability that a token which chose expert i then chooses expert j, and "
+                     "its ratio to independent choices). The "
                      "full analysis of a checkpoint: `coe analyze RUN_DIR`.")
     md += ["", "## Routing", "", routing_intro]
     routing_html = []

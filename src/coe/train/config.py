@@ -59,6 +59,24 @@ class OptimSpec:
             raise ValueError("optim.grad_clip and optim.weight_decay must be >= 0")
 
 
+# What a run with given settings computes changes when the model, data or recipe code does. The revision is
+# written into every run's summary.json so that results of different revisions are never mixed unknowingly
+# (`coe compare` will not count an older revision's run as a finished one of this revision). Bump it with any
+# such change and say here what changed.
+TRAINING_REVISIONS = {
+    1: "until 2026-12-01: the EOS (pad) embedding row frozen at zero; 5% of a training file held out and unused "
+       "beside val_source",
+    2: "2026-12-01: every embedding row trained; still 5% of a training file held out beside val_source",
+    3: "2026-12-01: nothing held out of training files for a split that val_source / test_source give",
+}
+TRAINING_REVISION = max(TRAINING_REVISIONS)
+
+
+def run_revision(summary: dict) -> int:
+    """The training revision a run's summary was made with (summaries before revisions existed: 1)."""
+    return summary.get("revision", 1)
+
+
 @dataclass
 class TrainConfig:
     """One training run."""

@@ -30,7 +30,7 @@ from coe.flops import active_parameters, total_parameters
 from coe.modeling import CoEForCausalLM
 from coe.presets import preset_config
 from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
-from coe.train.config import TrainConfig
+from coe.train.config import TRAINING_REVISION, TrainConfig
 from coe.train.data import RunData, prepare_run_data, restore_position
 from coe.train.distributed import Parallel, parallel, parallelize, torchrun_env
 from coe.train.metrics import MetricsLogger, router_metric_values
@@ -381,6 +381,7 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
         "tokens_per_s": step * tokens_per_step / max(elapsed, 1e-9),
         "peak_memory_gib": peak,
         "device": str(device), "ranks": par.world_size, "expert_parallel": par.expert_parallel,
+        "revision": TRAINING_REVISION,
     }
     if not par.is_main:
         return RunResult(run_dir, summary)
