@@ -112,3 +112,16 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
     assert rows["moe-8-64"]["revisions"] == [1, TRAINING_REVISION]
     assert rows["coe-2-4-64"]["revisions"] == [TRAINING_REVISION]
     assert "Training revisions (the last column): 1: until 2026-12-01" in (out / "report.md").read_text()
+
+
+def test_mean_metrics_averages_the_points_every_run_logged(caplog):
+    from coe.compare import mean_metrics
+
+    a = [{"split": "train", "step": 1, "loss": 2.0}, {"split": "val", "step": 2, "loss": 4.0},
+         {"split": "final", "step": 2, "val_loss": 4.0}]
+    b = [{"split": "train", "step": 1, "loss": 3.0}, {"split": "val", "step": 2, "loss": 1.0},
+         {"split": "val", "step": 3, "loss": 9.0}]
+    assert mean_metrics([a, b]) == [{"split": "train", "step": 1, "loss": 2.5},
+                                    {"split": "val", "step": 2, "loss": 2.5}]
+    assert "the runs logged different steps" in caplog.text  # b's step 3 has no partner in a
+    assert mean_metrics([a]) == [m for m in a if "loss" in m]

@@ -144,12 +144,10 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _finished(cfg: TrainConfig) -> dict | None:
-    """The summary of a run that already finished with these settings (housekeeping ones aside)."""
-    run = Path(cfg.out_dir)
-    if not (run / "summary.json").is_file() or not (run / "config.yaml").is_file() or _other_settings(cfg):
-        return None
-    return json.loads((run / "summary.json").read_text())
+def _saved_summary(cfg: TrainConfig) -> dict | None:
+    """The summary.json of the run in ``cfg.out_dir``, if that run finished."""
+    path = Path(cfg.out_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _with_defaults(saved: dict, defaults: dict) -> dict:
@@ -170,29 +168,32 @@ def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
     from coe.train.trainer import train  # the trainer pulls in torch and friends; keep `coe presets` light
 
     run_cfg = cfg.run_config(preset, seed)
-    name = run_name(preset, seed)
+    name, where = run_name(preset, seed), run_cfg.out_dir
     other = _other_settings(run_cfg)
-    summary = _finished(run_cfg)
-    revision = None if summary is None else run_revision(summary)
-    if revision is not None and revision != TRAINING_REVISION and not cfg.report_only:
-        raise ValueError(f"{run_cfg.out_dir} holds a run of {name} made by training revision {revision} "
-                         f"({TRAINING_REVISIONS[revision]}); this code is revision {TRAINING_REVISION}: choose "
-                         "another out_dir, or delete that directory to train it again")
-    if revision is not None and revision != TRAINING_REVISION:
-        log.warning("%s in %s was made by training revision %d (now %d): reported, marked as such", name,
-                    run_cfg.out_dir, revision, TRAINING_REVISION)
-    if summary is not None:
-        log.info("%s already finished in %s: skipped", name, run_cfg.out_dir)
-    elif other and cfg.report_only:
-        log.warning("%s in %s ran with other settings (%s): left out of the report", name, run_cfg.out_dir,
-                    "; ".join(other))
-    elif other:
-        raise ValueError(f"{run_cfg.out_dir} holds a run of {name} with other settings ({'; '.join(other)}): "
-                         "choose another out_dir, or delete that directory to train it again")
-    elif cfg.report_only:
-        log.info("%s has not finished in %s: left out of the report", name, run_cfg.out_dir)
+    summary = _saved_summary(run_cfg)
+    # What keeps this run from being trained (or resumed) here: other settings, or an older training revision.
+    if other:
+        conflict = f"with other settings ({'; '.join(other)})"
+    elif summary is not None and run_revision(summary) != TRAINING_REVISION:
+        revision = run_revision(summary)
+        conflict = (f"made by training revision {revision} ({TRAINING_REVISIONS[revision]}); this code is "
+                    f"revision {TRAINING_REVISION}")
     else:
-        log.info("training %s into %s", name, run_cfg.out_dir)
+        conflict = None
+    if conflict and not cfg.report_only:
+        raise ValueError(f"{where} holds a run of {name} {conflict}: choose another out_dir, or delete that "
+                         "directory to train it again")
+    if other:  # report_only: a run of other settings is not this comparison's
+        log.warning("%s in %s ran %s: left out of the report", name, where, conflict)
+        return None
+    if conflict:  # report_only: an older revision's run is reported, marked as such
+        log.warning("%s in %s was %s: reported, marked as such", name, where, conflict)
+    if summary is not None:
+        log.info("%s already finished in %s: skipped", name, where)
+    elif cfg.report_only:
+        log.info("%s has not finished in %s: left out of the report", name, where)
+    else:
+        log.info("training %s into %s", name, where)
         summary = train(run_cfg).summary
     return summary
 
@@ -218,6 +219,10 @@ def compare(cfg: CompareConfig) -> Path:
 # Validation tokens whose routing is analysed per run for the report: a few seconds per run on a CPU.
 ROUTING_TOKENS = 1024
 ROUTING_FIGURES = ("coselection", "load")
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def analyze_run(out: Path, cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
@@ -248,17 +253,14 @@ def analyze_run(out: Path, cfg: CompareConfig, preset: str, seed: int = 0) -> di
     iterations = [it for layer in summary["layers"] for it in layer["iterations"]]
     transitions = [tr for layer in summary["layers"] for tr in layer["transitions"]]
 
-    def mean(values: list[float]) -> float | None:
-        return sum(values) / len(values) if values else None
-
     return {
         "dir": f"routing/{name}", "tokens": summary["tokens"],
         "figures": [name for name in ROUTING_FIGURES if (target / f"{name}.png").is_file()],
-        "load_max_over_mean": mean([it["load"]["max_over_mean"] for it in iterations]),
+        "load_max_over_mean": _mean([it["load"]["max_over_mean"] for it in iterations]),
         "unused_experts": sum(len(it["load"]["unused_experts"]) for it in iterations),
-        "expert_reselection": mean([tr["expert_reselection"] for tr in transitions]),
-        "expert_reselection_expected": mean([tr["expert_reselection_expected"] for tr in transitions]),
-        "distinct_paths": mean([layer["paths"]["distinct"] for layer in summary["layers"]]),
+        "expert_reselection": _mean([tr["expert_reselection"] for tr in transitions]),
+        "expert_reselection_expected": _mean([tr["expert_reselection_expected"] for tr in transitions]),
+        "distinct_paths": _mean([layer["paths"]["distinct"] for layer in summary["layers"]]),
     }
 
 
@@ -299,8 +301,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
         s = summaries[min(summaries)]
 
         def mean(key: str) -> float | None:
-            values = [x[key] for x in summaries.values() if x.get(key) is not None]
-            return sum(values) / len(values) if values else None
+            return _mean([x[key] for x in summaries.values() if x.get(key) is not None])
 
         config = preset_config(preset, SCALES[cfg.scale]["size"])
         rows.append({
@@ -340,13 +341,13 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
     revision_note = "" if revisions == [TRAINING_REVISION] else (
         " Training revisions (the last column): " + "; ".join(f"{v}: {TRAINING_REVISIONS[v]}" for v in revisions)
         + ". Runs of different revisions computed different things: compare them with care.")
-    seed_note = revision_note + ("" if len(seed_sets) == 1 else
+    notes = revision_note + ("" if len(seed_sets) == 1 else
                                  " The presets have finished different seeds (the 'seeds' column), so their "
                                  "means are not over the same seeds: compare them with care.")
     intro = (f"Scale: {cfg.scale} ({scale_note}). Every run: the same data and token budget "
              f"({', '.join(f'{t:,}' for t in sorted(tokens))} training tokens); under one seed every preset "
              "has the same initialisation stream and data order. Numbers are means over a preset's seeds "
-             "(peak memory: the largest)." + seed_note + " Validation loss is the "
+             "(peak memory: the largest)." + notes + " Validation loss is the "
              "language-model loss on the validation split; accuracy is exact match of the number after "
              "`####` under greedy decoding on held-out problems. The paper's numbers are validation losses "
              "at step 1000 on MetaMathQA (batch 64 x 512), so only the ordering is comparable, not the values.")
