@@ -210,12 +210,12 @@ def test_directory_source_uses_its_split_files(tmp_path: Path) -> None:
                              test_source=str(evaluation)))
     assert s.validation == EXPECTED[1:2] and s.test == EXPECTED[2:]
     (evaluation / "test.csv").unlink()
-    with pytest.raises(ValueError, match="has no test split; it has: validation"):
+    with pytest.raises(ValueError, match="no test file .* in data directory .*; it holds: validation.jsonl"):
         load_splits(DataSpec(source="synthetic-math", synthetic_train=5, test_source=str(evaluation)))
     empty = tmp_path / "nothing"
     empty.mkdir()
     (empty / "notes.txt").write_text("hi")
-    with pytest.raises(ValueError, match="no training file.*notes.txt"):
+    with pytest.raises(ValueError, match="no train file .* in data directory .*; it holds: notes.txt"):
         load_splits(DataSpec(source=str(empty)))
 
 

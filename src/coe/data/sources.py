@@ -271,12 +271,9 @@ def _unsupported(path: Path) -> str:
     )
 
 
-def split_files(directory: str | Path, *, need_train: bool = True) -> dict[str, list[Path]]:
+def split_files(directory: str | Path) -> dict[str, list[Path]]:
     """The data files of each split in ``directory``, by name (``train-00000-of-00002.parquet`` is train).
-
-    Splits without files are left out; a directory without training files is an error if ``need_train``
-    (an evaluation directory, e.g. ``val_source``, needs none).
-    """
+    Splits without files are left out; which splits are needed is the caller's to say."""
     directory = Path(directory)
     found: dict[str, list[Path]] = {}
     for path in sorted(directory.iterdir()):
@@ -286,12 +283,6 @@ def split_files(directory: str | Path, *, need_train: bool = True) -> dict[str, 
         for split, stems in _SPLIT_STEMS.items():
             if stem in stems:
                 found.setdefault(split, []).append(path)
-    if need_train and "train" not in found:
-        names = ", ".join(p.name for p in sorted(directory.iterdir())) or "nothing"
-        raise ValueError(
-            f"no training file (train.parquet, train.jsonl, ...) in data directory {directory}; "
-            f"it holds: {names}"
-        )
     return found
 
 
@@ -408,6 +399,8 @@ def _source_splits(source: str, spec: DataSpec) -> DataSplits:
     val_fraction = 0.0 if spec.val_source else spec.val_fraction
     test_fraction = 0.0 if spec.test_source else spec.test_fraction
     by_split = _named_splits(source, spec)
+    if by_split is not None and "train" not in by_split:
+        raise ValueError(_missing_split(source, "train", by_split))
     if by_split is None:  # a single file
         return hold_out(
             load_file(source, template=spec.template, text_field=spec.text_field),
@@ -428,16 +421,15 @@ def _source_splits(source: str, spec: DataSpec) -> DataSplits:
     )
 
 
-def _named_splits(source: str, spec: DataSpec, *, need_train: bool = True) -> dict[str, list[str]] | None:
-    """The documents of each split a directory or hub dataset provides; None for a single file. Without a
-    train split that is an error if ``need_train``."""
+def _named_splits(source: str, spec: DataSpec) -> dict[str, list[str]] | None:
+    """The documents of each split a directory or hub dataset provides; None for a single file."""
     path = Path(source)
     if path.is_dir():
         return {
             split: [
                 d for f in files for d in load_file(f, template=spec.template, text_field=spec.text_field)
             ]
-            for split, files in split_files(path, need_train=need_train).items()
+            for split, files in split_files(path).items()
         }
     if path.exists() or not looks_like_hub_name(source):
         return None  # a file; load_file reports a missing one or a bad extension
@@ -448,18 +440,25 @@ def _named_splits(source: str, spec: DataSpec, *, need_train: bool = True) -> di
         split = next((s for s, stems in _SPLIT_STEMS.items() if name.lower() in stems), None)
         if split is not None and split not in by_split:
             by_split[split] = render_table(table, fmt, origin=f"dataset {source!r} split {name!r}")
-    if need_train and "train" not in by_split:
-        raise ValueError(f"dataset {source!r} has no train split; its splits are: {', '.join(tables)}")
     return by_split
+
+
+def _missing_split(source: str, split: str, by_split: dict[str, list[str]]) -> str:
+    """The error for a directory or dataset without ``split``, naming what it does hold."""
+    if Path(source).is_dir():
+        files = ", ".join(p.name for p in sorted(Path(source).iterdir())) or "nothing"
+        return (f"no {split} file ({split}.parquet, {split}.jsonl, ...) in data directory {source}; "
+                f"it holds: {files}")
+    return f"dataset {source!r} has no {split} split; its splits are: {', '.join(by_split) or 'none we know'}"
 
 
 def _split_of(source: str, split: str, spec: DataSpec) -> list[str]:
     """The documents of ``split`` from an evaluation source (``val_source`` / ``test_source``)."""
     if source == SYNTHETIC:
         return _synthetic(split, spec.synthetic_eval, spec)
-    by_split = _named_splits(source, spec, need_train=False)
+    by_split = _named_splits(source, spec)
     if by_split is None:
         return load_file(source, template=spec.template, text_field=spec.text_field)
     if split not in by_split:
-        raise ValueError(f"{source!r} has no {split} split; it has: {', '.join(by_split) or 'no split files'}")
+        raise ValueError(_missing_split(source, split, by_split))
     return by_split[split]
