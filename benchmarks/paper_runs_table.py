@@ -3,6 +3,9 @@ summary.json).
 
     python benchmarks/paper_runs_table.py        # prints the markdown tables, writes docs/paper_loss_curves.png
 
+Tables: the runs at step 1000 beside the paper; the trainer's throughput scaled by each preset's training FLOPs
+(docs/performance.md); the validation loss every 50 steps.
+
 Works on finished and unfinished runs alike (a run that stopped early simply has fewer points).
 """
 
@@ -38,11 +41,35 @@ def summary_table(runs: dict, order: list[str]) -> None:
     print()
 
 
+def throughput_table(runs: dict, order: list[str]) -> None:
+    """tokens/s of each finished run times its training FLOPs per token relative to moe-8-64 (what moe-8-64
+    would run at if the step cost only its FLOPs), its peak memory, and the largest gradient norm it logged
+    (a mean over a log window, before clipping)."""
+    from coe import CoEConfig
+    from coe.flops import train_flops_per_token
+
+    def flops(name: str) -> float:
+        return train_flops_per_token(CoEConfig.from_preset(name, size="paper"), 512)
+
+    print("| preset | training FLOPs / token vs moe-8-64 | tokens/s | x ratio (moe-8-64 equivalent) | peak GiB "
+          "| largest grad norm |")
+    print("|---" * 6 + "|")
+    for name in order:
+        path = ROOT / "results" / "paper" / "runs" / name / "summary.json"
+        if path.is_file():
+            s, ratio = json.loads(path.read_text()), flops(name) / flops("moe-8-64")
+            grad = max(m["grad_norm"] for m in runs[name]["metrics"] if m["split"] == "train" and "grad_norm" in m)
+            print(f"| {name} | {ratio:.3f} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] * ratio:,.0f} | "
+                  f"{s['peak_memory_gib']:.1f} | {grad:.2f} |")
+    print()
+
+
 def main() -> None:
     found = {p.name for p in (ROOT / "results" / "paper" / "runs").iterdir() if p.is_dir()}
     order = [name for name in PRESETS if name in found]  # the paper's table order
     runs = {name: {"metrics": read_metrics(ROOT / "results" / "paper" / "runs" / name)} for name in order}
     summary_table(runs, order)
+    throughput_table(runs, order)
     val = {name: {m["step"]: m["loss"] for m in runs[name]["metrics"] if m["split"] == "val"} for name in order}
     steps = sorted({s for v in val.values() for s in v})
     print("| step | " + " | ".join(order) + " |")
