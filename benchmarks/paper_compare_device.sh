@@ -41,22 +41,23 @@ progress() {  # one line: each started preset's last logged step
 lane() {  # gpu, sharing (lanes on that GPU), presets...
     local gpu=$1 sharing=$2; shift 2
     for run in "$@"; do
-        local est left preset=${run%@*} seed=0 name=${run%@*}
+        local est left name preset=${run%@*} seed=0
         [ "$run" != "$preset" ] && seed=${run##*@}
         if [[ ! $seed =~ ^(0|[1-9][0-9]*)$ || $preset == *@* ]]; then
             echo "gpu $gpu: $run is not PRESET or PRESET@SEED (SEED a non-negative integer): skipped"; continue
         fi
-        [ "$seed" != 0 ] && name=$preset-seed$seed  # compare's run_name
         # Estimate, fitted to the whole runs on one H200 of 2026-12-01 (279-410 s, within 10%): 40 s plus 25 s
         # a layer (data, compilation, validation, checkpoint, decoding, routing analysis) plus 120 s per unit
         # of moe-8-64's training FLOPs, times the lanes sharing the GPU.
-        est=$(PYTHONPATH=src python3 -c "
+        # The run's directory name (compare's run_name) and the estimate, in one call.
+        read -r name est < <(PYTHONPATH=src python3 -c "
 from coe import CoEConfig
+from coe.compare import run_name
 from coe.flops import train_flops_per_token as f
 config = CoEConfig.from_preset('$preset', size='paper')
 ratio = f(config, 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
-print(int(40 + 25 * config.num_hidden_layers + 120 * ratio * $sharing))") || {
-            echo "gpu $gpu: $run: no estimate (unknown preset?): skipped"; continue; }
+print(run_name('$preset', $seed), int(40 + 25 * config.num_hidden_layers + 120 * ratio * $sharing))")
+        if [ -z "${est:-}" ]; then echo "gpu $gpu: $run: no estimate (unknown preset?): skipped"; continue; fi
         left=$(( ${DEADLINE:-1500} - ($(date +%s) - $(cat started)) ))
         if [ "$left" -lt "$est" ]; then
             echo "gpu $gpu: $name needs ~${est}s, ${left}s left: not started"; continue
