@@ -65,9 +65,9 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
                              if not line.startswith("expert_parallel:")))
     compare(cfg)
     assert summary.stat().st_mtime_ns == stamp
-    # How often checkpoints are written changes nothing that is computed: still finished.
+    # How often checkpoints are written, or the device named, changes nothing that is computed: still finished.
     compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False,
-                          save_every=1))
+                          save_every=1, device="cpu"))
     assert summary.stat().st_mtime_ns == stamp
     # A different setting is not the same run, and the finished one is not overwritten: the error names it.
     with pytest.raises(ValueError, match=r"runs/moe-8-64 holds a run of moe-8-64 with other settings \(steps: 4 "

@@ -115,8 +115,10 @@ def run_name(preset: str, seed: int) -> str:
     return preset if seed == 0 else f"{preset}-seed{seed}"
 
 
-# Settings that change how a run is watched and kept, not what it computes.
-HOUSEKEEPING = ("progress", "save_every", "keep_last")
+# Settings that change how a run is watched and kept, or where it runs, not what it computes: a run trained with
+# device='cuda' is the same run for a report made with device='auto' on a machine without a GPU (summary.json
+# records the device it trained on).
+HOUSEKEEPING = ("progress", "save_every", "keep_last", "device")
 
 
 def _other_settings(cfg: TrainConfig) -> list[str]:
