@@ -1,10 +1,13 @@
-"""The tables and the loss-curve figure of docs/results.md, read from results/paper/runs/*/ (metrics.jsonl,
-summary.json).
+"""The tables and the loss-curve figures of docs/results.md, read from the runs of one or more paper-scale
+comparisons (DIR/runs/*/metrics.jsonl and summary.json).
 
-    python benchmarks/paper_runs_table.py        # prints the markdown tables, writes docs/paper_loss_curves.png
+    python benchmarks/paper_runs_table.py                    # results/paper and results/paper-2
+    python benchmarks/paper_runs_table.py results/paper-2    # one comparison
 
-Tables: the runs at step 1000 beside the paper; the trainer's throughput scaled by each preset's training FLOPs
-(docs/performance.md); the validation loss every 50 steps.
+For each comparison directory DIR: the runs at step 1000 beside the paper, each against that directory's own
+MoE(8/64) (runs of one directory share a training revision, runs of two directories need not); the trainer's
+throughput scaled by each preset's training FLOPs (docs/performance.md); the validation loss every 50 steps; and
+the figure docs/<DIR's name>_loss_curves.png.
 
 Works on finished and unfinished runs alike (a run that stopped early simply has fewer points).
 """
@@ -17,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 
 from coe.compare import PAPER_VAL_LOSS, plot_loss_curves  # noqa: E402
@@ -24,24 +28,26 @@ from coe.presets import PRESETS  # noqa: E402
 from coe.train.metrics import read_metrics  # noqa: E402
 
 
-def summary_table(runs: dict, order: list[str]) -> None:
+def summary_table(runs_dir: Path, order: list[str]) -> None:
     """Finished runs at step 1000 beside the paper, each as a difference to MoE(8/64) in both."""
-    finished = {name: json.loads((ROOT / "results" / "paper" / "runs" / name / "summary.json").read_text())
-                for name in order if (ROOT / "results" / "paper" / "runs" / name / "summary.json").is_file()}
+    from coe.train.config import run_revision
+
+    finished = {name: json.loads((runs_dir / name / "summary.json").read_text())
+                for name in order if (runs_dir / name / "summary.json").is_file()}
     base, paper_base = finished.get("moe-8-64", {}).get("val_loss"), PAPER_VAL_LOSS["moe-8-64"]
     print("| preset | val loss | vs MoE(8/64) | paper | paper vs MoE(8/64) | exact match | tokens/s | "
-          "peak GiB | train s |")
-    print("|---" * 9 + "|")
+          "peak GiB | train s | revision |")
+    print("|---" * 10 + "|")
     for name, s in finished.items():
         ours = "-" if base is None else f"{s['val_loss'] - base:+.3f}"
         paper = PAPER_VAL_LOSS[name]
         print(f"| {name} | {s['val_loss']:.3f} | {ours} | {paper:.3f} | {paper - paper_base:+.3f} | "
               f"{100 * s['accuracy']:.1f}% | {s['tokens_per_s']:,.0f} | {s['peak_memory_gib']:.1f} | "
-              f"{s['train_time_s']:.0f} |")
+              f"{s['train_time_s']:.0f} | {run_revision(s)} |")
     print()
 
 
-def throughput_table(runs: dict, order: list[str]) -> None:
+def throughput_table(runs_dir: Path, runs: dict, order: list[str]) -> None:
     """tokens/s of each finished run times its training FLOPs per token relative to moe-8-64 (what moe-8-64
     would run at if the step cost only its FLOPs), its peak memory, and the largest gradient norm it logged
     (a mean over a log window, before clipping)."""
@@ -55,7 +61,7 @@ def throughput_table(runs: dict, order: list[str]) -> None:
           "| largest grad norm |")
     print("|---" * 6 + "|")
     for name in order:
-        path = ROOT / "results" / "paper" / "runs" / name / "summary.json"
+        path = runs_dir / name / "summary.json"
         if path.is_file():
             s, ratio = json.loads(path.read_text()), flops(name) / flops("moe-8-64")
             grad = max(m["grad_norm"] for m in runs[name]["metrics"] if m["split"] == "train" and "grad_norm" in m)
@@ -64,12 +70,16 @@ def throughput_table(runs: dict, order: list[str]) -> None:
     print()
 
 
-def main() -> None:
-    found = {p.name for p in (ROOT / "results" / "paper" / "runs").iterdir() if p.is_dir()}
+def tables(out_dir: Path) -> None:
+    runs_dir = out_dir / "runs"
+    if not runs_dir.is_dir():
+        raise SystemExit(f"{runs_dir} is not a directory: give comparison directories (each with runs/ in it)")
+    found = {p.name for p in runs_dir.iterdir() if p.is_dir()}
     order = [name for name in PRESETS if name in found]  # the paper's table order
-    runs = {name: {"metrics": read_metrics(ROOT / "results" / "paper" / "runs" / name)} for name in order}
-    summary_table(runs, order)
-    throughput_table(runs, order)
+    runs = {name: {"metrics": read_metrics(runs_dir / name)} for name in order}
+    print(f"## {out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir}\n")
+    summary_table(runs_dir, order)
+    throughput_table(runs_dir, runs, order)
     val = {name: {m["step"]: m["loss"] for m in runs[name]["metrics"] if m["split"] == "val"} for name in order}
     steps = sorted({s for v in val.values() for s in v})
     print("| step | " + " | ".join(order) + " |")
@@ -77,9 +87,17 @@ def main() -> None:
     for step in steps:
         cells = [f"{val[name][step]:.3f}" if step in val[name] else "-" for name in order]
         print(f"| {step} | " + " | ".join(cells) + " |")
-    out = ROOT / "docs" / "paper_loss_curves.png"
+    out = ROOT / "docs" / f"{out_dir.name}_loss_curves.png"
     plot_loss_curves(out, {name: runs[name] for name in order})
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    print(f"\nwrote {out.relative_to(ROOT)}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dirs", nargs="*", type=Path, default=[ROOT / "results" / "paper", ROOT / "results" / "paper-2"],
+                        help="comparison directories (default: results/paper results/paper-2)")
+    for out_dir in parser.parse_args().dirs:
+        tables(out_dir.resolve())
 
 
 if __name__ == "__main__":
