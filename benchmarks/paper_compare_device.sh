@@ -15,6 +15,8 @@
 # (or until the campaign is done), printing progress, then packs configs, metrics, summaries, routing figures,
 # report and logs (no checkpoints) into $OUT/paper-results.tgz: unpack it in a scratch directory, then copy the
 # new runs/ and routing/ entries into the repository's OUT_DIR (and logs/ into OUT_DIR/logs/<date>/).
+# Call `watch` again as soon as one returns: a lent machine left idle for a short while is taken back, and the
+# campaign with it (only the files packed by the last `watch` survive).
 #
 # Environment: OUT_DIR (the comparison's directory relative to the repository, default results/paper; the final
 # report averages over seed 0 and the lanes' seeds); WORK (work directory, default /root/coe-paper); DEADLINE
