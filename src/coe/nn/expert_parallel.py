@@ -20,6 +20,7 @@ given one by the trainer (``coe.train.distributed``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 import torch.distributed as dist
@@ -88,14 +89,15 @@ def send_to_experts(xs: torch.Tensor, offsets: torch.Tensor,
     xs: (M, D) copies sorted by global expert; offsets: (N,) int32 cumulative copies per expert (from
     ``sort_by_expert``). Returns (R, D) copies for this rank's experts, grouped by expert, and the Exchange.
     """
-    P, n = len(shard.sizes), shard.num_local
-    ends = torch.tensor(shard.sizes, device=offsets.device).cumsum(0)  # (P,) last expert (excl.) of each rank
+    P, n, N = len(shard.sizes), shard.num_local, offsets.numel()
     counts = torch.diff(offsets, prepend=offsets.new_zeros(1)).long()  # (N,)
     recv_counts = counts.new_empty(P * n)  # (P, n) flat: copies from rank q for my expert e
     dist.all_to_all_single(recv_counts, counts, [n] * P, list(shard.sizes), group=shard.group)
     # The split sizes must be on the host: one small device->host copy per exchange, the sync EP cannot avoid.
-    host = torch.cat([offsets.long().index_select(0, ends - 1), recv_counts]).tolist()
-    sent_cum, received = host[:P], host[P:]
+    # Nothing goes the other way: the last expert of each rank is known on the host.
+    host = torch.cat([offsets.long(), recv_counts]).tolist()
+    sent_cum = [host[end - 1] for end in accumulate(shard.sizes)]  # (P,) copies up to each rank's last expert
+    received = host[N:]
     send_splits = [b - a for a, b in zip([0] + sent_cum[:-1], sent_cum)]
     recv_splits = [sum(received[q * n:(q + 1) * n]) for q in range(P)]
     R = sum(recv_splits)
