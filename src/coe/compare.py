@@ -13,6 +13,7 @@ import html
 import json
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +21,14 @@ import yaml
 
 from coe.data import DataSpec
 from coe.presets import PRESETS, preset_config
-from coe.train.config import TRAINING_REVISION, TRAINING_REVISIONS, ModelSpec, OptimSpec, TrainConfig, run_revision
+from coe.train.config import (
+    TRAINING_REVISION,
+    TRAINING_REVISIONS,
+    ModelSpec,
+    OptimSpec,
+    TrainConfig,
+    run_revision,
+)
 from coe.train.metrics import read_metrics
 
 log = logging.getLogger(__name__)
@@ -191,7 +199,7 @@ def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
     if conflict:  # report_only: an older revision's run is reported, marked as such
         log.warning("%s in %s was %s: reported, marked as such", name, where, conflict)
     if summary is not None:
-        log.info("%s already finished in %s: skipped", name, where)
+        log.info("%s already finished in %s: %s", name, where, "reported" if cfg.report_only else "skipped")
     elif cfg.report_only:
         log.info("%s has not finished in %s: left out of the report", name, where)
     else:
@@ -225,6 +233,11 @@ ROUTING_FIGURES = ("coselection", "load")
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _mean_of(summaries: list[dict], key: str) -> float | None:
+    """The mean of ``key`` over the summaries that have it."""
+    return _mean([x[key] for x in summaries if x.get(key) is not None])
 
 
 def analyze_run(out: Path, cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
@@ -281,7 +294,7 @@ def mean_metrics(runs: list[list[dict]]) -> list[dict]:
     """The loss records (split, step, loss) of several runs' metrics averaged over the runs, at the (split,
     step) points that every run logged (a warning when some runs logged points the others lack)."""
     points = [{(m["split"], m["step"]): m["loss"] for m in metrics if "loss" in m} for metrics in runs]
-    common = sorted(set.intersection(*(set(p) for p in points)), key=lambda key: (key[0], key[1]))
+    common = sorted(set.intersection(*(set(p) for p in points)))  # by split, then step
     if any(len(p) != len(common) for p in points):
         log.warning("the runs logged different steps: their mean curve keeps the %d points all of them have",
                     len(common))
@@ -301,10 +314,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
     for preset, by_seed in results.items():
         summaries = {seed: by_seed[seed]["summary"] for seed in sorted(by_seed)}
         s = summaries[min(summaries)]
-
-        def mean(key: str) -> float | None:
-            return _mean([x[key] for x in summaries.values() if x.get(key) is not None])
-
+        mean = partial(_mean_of, list(summaries.values()))
         config = preset_config(preset, SCALES[cfg.scale]["size"])
         rows.append({
             "preset": preset, "description": PRESETS[preset][0], "seeds": list(summaries),

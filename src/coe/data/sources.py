@@ -399,8 +399,6 @@ def _source_splits(source: str, spec: DataSpec) -> DataSplits:
     val_fraction = 0.0 if spec.val_source else spec.val_fraction
     test_fraction = 0.0 if spec.test_source else spec.test_fraction
     by_split = _named_splits(source, spec)
-    if by_split is not None and "train" not in by_split:
-        raise ValueError(_missing_split(source, "train", by_split))
     if by_split is None:  # a single file
         return hold_out(
             load_file(source, template=spec.template, text_field=spec.text_field),
@@ -408,6 +406,8 @@ def _source_splits(source: str, spec: DataSpec) -> DataSplits:
             test_fraction=test_fraction,
             seed=spec.split_seed,
         )
+    if "train" not in by_split:
+        raise ValueError(_missing_split(source, "train", by_split))
     rest = hold_out(
         by_split["train"],
         val_fraction=0.0 if "validation" in by_split else val_fraction,
