@@ -7,7 +7,8 @@ comparisons (DIR/runs/*/metrics.jsonl and summary.json).
 For each comparison directory DIR: the runs at step 1000 beside the paper, each against that directory's own
 MoE(8/64) (runs of one directory share a training revision, runs of two directories need not); the trainer's
 throughput scaled by each preset's training FLOPs (docs/performance.md); the validation loss every 50 steps; and
-the figure docs/<DIR's name>_loss_curves.png.
+the figure docs/<DIR's name>_loss_curves.png. Then, for presets finished in several directories, their val loss
+in each, their gap to each directory's MoE(8/64) and their change from the first directory.
 
 Works on finished and unfinished runs alike (a run that stopped early simply has fewer points).
 """
@@ -28,12 +29,16 @@ from coe.presets import PRESETS  # noqa: E402
 from coe.train.metrics import read_metrics  # noqa: E402
 
 
-def summary_table(runs_dir: Path, order: list[str]) -> None:
+def finished_runs(runs_dir: Path) -> dict[str, dict]:
+    """The summary.json of every finished run in ``runs_dir``, in the paper's table order."""
+    return {name: json.loads((runs_dir / name / "summary.json").read_text())
+            for name in PRESETS if (runs_dir / name / "summary.json").is_file()}
+
+
+def summary_table(finished: dict[str, dict]) -> None:
     """Finished runs at step 1000 beside the paper, each as a difference to MoE(8/64) in both."""
     from coe.train.config import run_revision
 
-    finished = {name: json.loads((runs_dir / name / "summary.json").read_text())
-                for name in order if (runs_dir / name / "summary.json").is_file()}
     base, paper_base = finished.get("moe-8-64", {}).get("val_loss"), PAPER_VAL_LOSS["moe-8-64"]
     print("| preset | val loss | vs MoE(8/64) | paper | paper vs MoE(8/64) | exact match | tokens/s | "
           "peak GiB | train s | revision |")
@@ -47,7 +52,7 @@ def summary_table(runs_dir: Path, order: list[str]) -> None:
     print()
 
 
-def throughput_table(runs_dir: Path, runs: dict, order: list[str]) -> None:
+def throughput_table(finished: dict[str, dict], runs: dict) -> None:
     """tokens/s of each finished run times its training FLOPs per token relative to moe-8-64 (what moe-8-64
     would run at if the step cost only its FLOPs), its peak memory, and the largest gradient norm it logged
     (a mean over a log window, before clipping)."""
@@ -60,26 +65,49 @@ def throughput_table(runs_dir: Path, runs: dict, order: list[str]) -> None:
     print("| preset | training FLOPs / token vs moe-8-64 | tokens/s | x ratio (moe-8-64 equivalent) | peak GiB "
           "| largest grad norm |")
     print("|---" * 6 + "|")
-    for name in order:
-        path = runs_dir / name / "summary.json"
-        if path.is_file():
-            s, ratio = json.loads(path.read_text()), flops(name) / flops("moe-8-64")
-            grad = max(m["grad_norm"] for m in runs[name]["metrics"] if m["split"] == "train" and "grad_norm" in m)
-            print(f"| {name} | {ratio:.3f} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] * ratio:,.0f} | "
-                  f"{s['peak_memory_gib']:.1f} | {grad:.2f} |")
+    for name, s in finished.items():
+        ratio = flops(name) / flops("moe-8-64")
+        grad = max(m["grad_norm"] for m in runs[name]["metrics"] if m["split"] == "train" and "grad_norm" in m)
+        print(f"| {name} | {ratio:.3f} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] * ratio:,.0f} | "
+              f"{s['peak_memory_gib']:.1f} | {grad:.2f} |")
     print()
 
 
-def tables(out_dir: Path) -> None:
+def passes_table(passes: dict[str, dict[str, dict]]) -> None:
+    """The presets finished in more than one comparison directory: each one's val loss there, its change from
+    the first directory, and its gap to that directory's MoE(8/64)."""
+    names = [name for name in PRESETS if sum(name in finished for finished in passes.values()) > 1]
+    if not names:
+        return
+    first = next(iter(passes.values()))
+    print("| preset | " + " | ".join(f"{d} (vs MoE(8/64); change)" for d in passes) + " |")
+    print("|---" * (len(passes) + 1) + "|")
+    for name in names:
+        cells = []
+        for finished in passes.values():
+            if name not in finished:
+                cells.append("-")
+                continue
+            loss, base = finished[name]["val_loss"], finished.get("moe-8-64", {}).get("val_loss")
+            gap = "-" if base is None else f"{loss - base:+.3f}"
+            change = "-" if name not in first else f"{loss - first[name]['val_loss']:+.3f}"
+            cells.append(f"{loss:.3f} ({gap}; {change})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+
+
+def tables(out_dir: Path) -> dict[str, dict]:
+    """Print the tables of one comparison directory, write its loss-curve figure; its finished runs."""
     runs_dir = out_dir / "runs"
     if not runs_dir.is_dir():
         raise SystemExit(f"{runs_dir} is not a directory: give comparison directories (each with runs/ in it)")
     found = {p.name for p in runs_dir.iterdir() if p.is_dir()}
     order = [name for name in PRESETS if name in found]  # the paper's table order
     runs = {name: {"metrics": read_metrics(runs_dir / name)} for name in order}
-    print(f"## {out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir}\n")
-    summary_table(runs_dir, order)
-    throughput_table(runs_dir, runs, order)
+    finished = finished_runs(runs_dir)
+    print(f"## {label(out_dir)}\n")
+    summary_table(finished)
+    throughput_table(finished, runs)
     val = {name: {m["step"]: m["loss"] for m in runs[name]["metrics"] if m["split"] == "val"} for name in order}
     steps = sorted({s for v in val.values() for s in v})
     print("| step | " + " | ".join(order) + " |")
@@ -90,14 +118,21 @@ def tables(out_dir: Path) -> None:
     out = ROOT / "docs" / f"{out_dir.name}_loss_curves.png"
     plot_loss_curves(out, {name: runs[name] for name in order})
     print(f"\nwrote {out.relative_to(ROOT)}\n")
+    return finished
+
+
+def label(out_dir: Path) -> str:
+    return str(out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dirs", nargs="*", type=Path, default=[ROOT / "results" / "paper", ROOT / "results" / "paper-2"],
+    parser.add_argument("dirs", nargs="*", type=Path,
+                        default=[ROOT / "results" / "paper", ROOT / "results" / "paper-2"],
                         help="comparison directories (default: results/paper results/paper-2)")
-    for out_dir in parser.parse_args().dirs:
-        tables(out_dir.resolve())
+    passes = {label(d.resolve()): tables(d.resolve()) for d in parser.parse_args().dirs}
+    print("## presets in more than one directory\n")
+    passes_table(passes)
 
 
 if __name__ == "__main__":
