@@ -50,7 +50,9 @@ lane() {  # gpu, sharing (lanes on that GPU), presets...
         fi
         # Estimate, fitted to the whole runs on one H200 of 2026-12-01 (279-410 s, within 10%): 40 s plus 25 s
         # a layer (data, compilation, validation, checkpoint, decoding, routing analysis) plus 120 s per unit
-        # of moe-8-64's training FLOPs, times the lanes sharing the GPU.
+        # of moe-8-64's training FLOPs, times the lanes sharing the GPU. Two lanes on one GPU (2026-12-01): the
+        # 4-layer runs took 413-422 s (estimated 380-390), the 12-layer one 607 s (811; it ran alone for its
+        # last third): the sharing term is rough, so leave DEADLINE some slack.
         # The run's directory name (compare's run_name) and the estimate, in one call.
         read -r name est < <(PYTHONPATH=src python3 -c "
 from coe import CoEConfig
