@@ -41,7 +41,8 @@ from coe import CoEConfig, CoEForCausalLM  # noqa: E402
 from coe.flops import train_flops_per_token  # noqa: E402
 from coe.train.config import TrainConfig  # noqa: E402
 from coe.train.distributed import parallel, parallelize, torchrun_env  # noqa: E402
-from coe.train.trainer import build_optimizer, compile_layers, resolve_amp, train_step  # noqa: E402
+from coe.device import autocast_dtype
+from coe.train.trainer import build_optimizer, compile_layers, train_step  # noqa: E402
 from train_step import Timer  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def batches(steps: int, global_batch: int, seq: int, vocab: int, device: torch.d
 
 
 def run_preset(preset: str, args, device: torch.device, par) -> dict:
-    amp = resolve_amp("auto", device)
+    amp = autocast_dtype("auto", device)
     config = CoEConfig.from_preset(preset, size=args.size, expert_backend="grouped")
     torch.manual_seed(0)  # the same initial weights on every rank
     model = CoEForCausalLM(config).to(device).train()

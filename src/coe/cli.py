@@ -53,7 +53,7 @@ def open_checkpoint(checkpoint: str, device: str):
 
     from coe.data import load_tokenizer
     from coe.modeling import CoEForCausalLM
-    from coe.train.trainer import resolve_device
+    from coe.device import resolve_device
 
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(device)
@@ -103,10 +103,10 @@ def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), seq_
     from coe.data import load_splits, pack_documents, validation_batches
     from coe.evaluate import exact_match, validation_loss
     from coe.train.data import held_out_problems
-    from coe.train.trainer import resolve_amp
+    from coe.device import autocast_dtype
 
     path, model, tokenizer, dev = open_checkpoint(checkpoint, device)
-    amp = resolve_amp("auto", dev)
+    amp = autocast_dtype("auto", dev)
     splits = load_splits(data)
     result = {"checkpoint": str(path)}
     val = validation_batches(pack_documents(tokenizer, splits.validation, seq_len), batch_size,
@@ -157,7 +157,7 @@ def cmd_analyze(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), t
         device: "auto", "cpu", "cuda" or "cuda:N"
     """
     from coe.analysis.report import analyze_checkpoint
-    from coe.train.trainer import resolve_device
+    from coe.device import resolve_device
 
     path = resolve_checkpoint(checkpoint)
     report = analyze_checkpoint(path, out, data=data, tokens=tokens, seq_len=seq_len, batch_size=batch_size,

@@ -249,7 +249,7 @@ def analyze_run(out: Path, cfg: CompareConfig, preset: str, seed: int = 0) -> di
     """
     from coe.analysis.report import JSON_FILE, analyze_checkpoint
     from coe.train.checkpoint import latest_checkpoint
-    from coe.train.trainer import resolve_device
+    from coe.device import resolve_device
 
     run_cfg = cfg.run_config(preset, seed)
     name = run_name(preset, seed)

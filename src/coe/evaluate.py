@@ -6,20 +6,13 @@ generated text and compare it with the reference answer's.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from coe.device import autocast
 from coe.data.synthetic_math import extract_final_answer, format_prompt
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """bf16 autocast on CUDA when asked; nothing elsewhere."""
-    if dtype is None or device.type != "cuda":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=dtype)
 
 
 @torch.no_grad()

@@ -24,7 +24,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from coe.config import CoEConfig
-from coe.evaluate import autocast, exact_match, validation_loss
+from coe.device import autocast, autocast_dtype, peak_memory_gib, resolve_device
+from coe.evaluate import exact_match, validation_loss
 from coe.analysis.stats import expert_combinations
 from coe.flops import active_parameters, total_parameters
 from coe.modeling import CoEForCausalLM
@@ -48,24 +49,6 @@ class TrainingInterrupted(RuntimeError):  # noqa: N818 - a signal, not a bug
 class RunResult:
     run_dir: Path
     summary: dict[str, Any]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} was asked for but CUDA is not available")
-    return device
-
-
-def resolve_amp(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a run: bf16 on CUDA unless fp32 is asked for, none elsewhere (bf16 autocast is
-    CUDA-only here: on the CPU the grouped expert matmuls need float32)."""
-    if precision == "bf16" and device.type != "cuda":
-        raise ValueError(f"precision='bf16' needs a CUDA device, but the run is on {device}: use 'auto' or "
-                         "'fp32' there")
-    return torch.bfloat16 if device.type == "cuda" and precision in ("auto", "bf16") else None
 
 
 def seed_everything(seed: int) -> None:
@@ -244,7 +227,7 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
     if par.is_main:
         check_writable(run_dir)
     par.barrier()
-    amp = resolve_amp(cfg.precision, device)
+    amp = autocast_dtype(cfg.precision, device)
     checkpoint = latest_checkpoint(run_dir) if cfg.resume else None
     seed_everything(cfg.seed)
     config = model_config(cfg)
@@ -370,7 +353,7 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
         bar.close()
 
     # The training peak (validation inside the loop included), before the final save and evaluation.
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else peak_rss_gib()
+    peak = peak_memory_gib(device)
     final = save(step)
     summary: dict[str, Any] = {
         "preset": cfg.model.preset, "size": cfg.model.size, "steps": step, "tokens": step * tokens_per_step,
@@ -400,8 +383,3 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return RunResult(run_dir, summary)
 
-
-def peak_rss_gib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB on Linux
