@@ -6,13 +6,26 @@ generated text and compare it with the reference answer's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from coe.device import autocast
 from coe.data.synthetic_math import extract_final_answer, format_prompt
+from coe.device import autocast
+from coe.nn.lm_loss import IGNORE_INDEX
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` in eval mode inside the block, its training flag restored on every exit."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -20,20 +33,19 @@ def validation_loss(model, batches: Iterable[dict[str, torch.Tensor]], *, amp_dt
                     ) -> float:
     """Mean language-model loss (token-weighted) over ``batches`` of input_ids / labels (B, S), labels being
     the next tokens. The model is put in eval mode and restored."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     total = torch.zeros((), device=device, dtype=torch.float64)
     tokens = 0
-    for batch in batches:
-        ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
-        with autocast(device, amp_dtype):
-            # Chunked loss: the full (B x S x V) float32 logits would dwarf the model at the paper's vocabulary.
-            out = model(ids, shift_labels=labels, use_cache=False, return_logits=False)
-        n = int((labels != -100).sum())
-        total += out.lm_loss.double() * n
-        tokens += n
-    model.train(was_training)
+    with eval_mode(model):
+        for batch in batches:
+            ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
+            with autocast(device, amp_dtype):
+                # Chunked loss: the full (B x S x V) float32 logits would dwarf the model at the paper's
+                # vocabulary.
+                out = model(ids, shift_labels=labels, use_cache=False, return_logits=False)
+            n = int((labels != IGNORE_INDEX).sum())
+            total += out.lm_loss.double() * n
+            tokens += n
     if tokens == 0:
         raise ValueError("validation_loss got no tokens: the validation split is empty")
     return (total / tokens).item()
@@ -60,27 +72,25 @@ def exact_match(model, tokenizer, problems: Sequence[tuple[str, str]], *, max_ne
     """
     if not problems:
         raise ValueError("exact_match got no problems")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right end of every row
     samples = []
-    try:
-        for start in range(0, len(problems), batch_size):
-            chunk = problems[start:start + batch_size]
-            enc = tokenizer([format_prompt(q) for q, _ in chunk], return_tensors="pt", padding=True)
-            enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-            # Compiled layers would recompile for every new cache length: decode eagerly.
-            with autocast(device, amp_dtype), torch.compiler.set_stance("force_eager"):
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            for (question, answer), text in zip(chunk, texts):
-                # A model may run on into a new "Question:" after its answer: score the first answer only.
-                text = text.split("\nQuestion:")[0]
-                samples.append(Sample(question, extract_final_answer(answer), text, extract_final_answer(text)))
-    finally:
-        tokenizer.padding_side = side
-        model.train(was_training)
+    with eval_mode(model):
+        try:
+            for start in range(0, len(problems), batch_size):
+                chunk = problems[start:start + batch_size]
+                enc = tokenizer([format_prompt(q) for q, _ in chunk], return_tensors="pt", padding=True)
+                enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+                # Compiled layers would recompile for every new cache length: decode eagerly.
+                with autocast(device, amp_dtype), torch.compiler.set_stance("force_eager"):
+                    out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                for (question, answer), text in zip(chunk, texts):
+                    # A model may run on into a new "Question:" after its answer: score the first answer only.
+                    text = text.split("\nQuestion:")[0]
+                    samples.append(Sample(question, extract_final_answer(answer), text, extract_final_answer(text)))
+        finally:
+            tokenizer.padding_side = side
     return sum(s.correct for s in samples) / len(samples), samples

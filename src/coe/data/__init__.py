@@ -14,6 +14,7 @@ from coe.data.sources import (
     DatasetFetchError,
     DataSpec,
     DataSplits,
+    TokenizerSpec,
     hold_out,
     load_file,
     load_splits,
@@ -33,7 +34,7 @@ from coe.data.synthetic_math import (
     split_of_question,
     split_question_answer,
 )
-from coe.data.tokenizer import EOS_TOKEN, TokenizerSpec, build_tokenizer, load_tokenizer, train_bpe
+from coe.data.tokenizer import EOS_TOKEN, build_tokenizer, load_tokenizer, train_bpe
 
 __all__ = [
     "EOS_TOKEN",

@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from coe.checks import invalid
 from coe.data import synthetic_math
 from coe.data.synthetic_math import QA_TEMPLATE
 
@@ -57,6 +58,36 @@ _HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")
 
 class DatasetFetchError(RuntimeError):
     """A Hugging Face dataset could not be fetched (no ``datasets`` package, no network, no such dataset)."""
+
+
+MIN_VOCAB_SIZE = 256 + 1  # every byte, plus the end-of-text token
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """Which tokenizer a run uses (``data.tokenizer``). Checked when built."""
+
+    path: str | None = None
+    """A ``tokenizer.json`` file or a Hugging Face tokenizer directory to load; None trains a byte-level BPE
+    on the training documents (kept in the run directory)."""
+    vocab_size: int | None = None
+    """Vocabulary size of the trained BPE, end-of-text token included (at least 257: 256 bytes and it); None:
+    the model's vocabulary size."""
+    min_frequency: int = 2
+    """A pair of tokens is merged only if it occurs at least this often in the training text."""
+    max_train_chars: int = 20_000_000
+    """Train on an evenly spaced sample of the documents of about this many characters, to bound the time."""
+
+    def __post_init__(self) -> None:
+        if self.path is not None and not self.path.strip():
+            raise invalid("data.tokenizer.path", self.path, "must be None or a tokenizer path")
+        if self.vocab_size is not None and self.vocab_size < MIN_VOCAB_SIZE:
+            raise invalid("data.tokenizer.vocab_size", self.vocab_size,
+                          f"must be None or >= {MIN_VOCAB_SIZE} (256 bytes + end of text)")
+        if self.min_frequency < 1:
+            raise invalid("data.tokenizer.min_frequency", self.min_frequency, "must be >= 1")
+        if self.max_train_chars < 1:
+            raise invalid("data.tokenizer.max_train_chars", self.max_train_chars, "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -106,35 +137,36 @@ class DataSpec:
     """Most computation steps of a synthetic problem."""
     synthetic_seed: int = 0
     """Seed of the synthetic generator."""
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
+    """The tokenizer: loaded from a path, or a byte-level BPE trained on the training split."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str):
             object.__setattr__(self, "source", tuple(self.source))  # a list from a config file
+        if isinstance(self.tokenizer, dict):  # a mapping from a config file
+            object.__setattr__(self, "tokenizer", TokenizerSpec(**self.tokenizer))
         if not self.sources or any(not isinstance(s, str) or not s.strip() for s in self.sources):
-            raise ValueError(f"source must be a non-empty string or a tuple of them, got {self.source!r}")
+            raise invalid("data.source", self.source, "must be a non-empty string or a list of them")
         for name in ("val_source", "test_source"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"{name} must be None or a non-empty string, got {value!r}")
+                raise invalid(f"data.{name}", value, "must be None or a non-empty string")
         resolve_template(self.template, self.text_field)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
+                raise invalid(f"data.{name}", value, "must be in [0, 1)")
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError(
-                f"val_fraction + test_fraction must be < 1, got {self.val_fraction} + {self.test_fraction}"
-            )
+            raise invalid("data.val_fraction + data.test_fraction", self.val_fraction + self.test_fraction,
+                          "must be < 1")
         if self.synthetic_train < 1:
-            raise ValueError(f"synthetic_train must be >= 1, got {self.synthetic_train}")
+            raise invalid("data.synthetic_train", self.synthetic_train, "must be >= 1")
         if self.synthetic_eval < 0:
-            raise ValueError(f"synthetic_eval must be >= 0, got {self.synthetic_eval}")
+            raise invalid("data.synthetic_eval", self.synthetic_eval, "must be >= 0")
         if not 1 <= self.synthetic_min_steps <= self.synthetic_max_steps <= synthetic_math.MAX_STEPS:
-            raise ValueError(
-                f"need 1 <= synthetic_min_steps <= synthetic_max_steps <= {synthetic_math.MAX_STEPS}, "
-                f"got synthetic_min_steps={self.synthetic_min_steps}, "
-                f"synthetic_max_steps={self.synthetic_max_steps}"
-            )
+            raise invalid("data.synthetic_min_steps, data.synthetic_max_steps",
+                          (self.synthetic_min_steps, self.synthetic_max_steps),
+                          f"need 1 <= min <= max <= {synthetic_math.MAX_STEPS}")
 
     @property
     def sources(self) -> tuple[str, ...]:

@@ -19,44 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from coe.data.sources import TokenizerSpec
+
 EOS_TOKEN = "<|endoftext|>"
 # End-of-text tokens of common tokenizers, tried in order when a loaded tokenizer does not name its own.
 EOS_CANDIDATES = (EOS_TOKEN, "</s>", "<|end_of_text|>", "<eos>", "<|im_end|>")
 TRAINING_FILE = "bpe_training.json"
-MIN_VOCAB_SIZE = 256 + 1  # every byte, plus the end-of-text token
-
-
-@dataclass(frozen=True)
-class TokenizerSpec:
-    """Which tokenizer to use. Checked when built."""
-
-    path: str | None = None
-    """A ``tokenizer.json`` file or a Hugging Face tokenizer directory to load; None trains a byte-level BPE
-    on the training documents."""
-    vocab_size: int = 8192
-    """Vocabulary size of the trained BPE, end-of-text token included (at least 257: 256 bytes and it)."""
-    min_frequency: int = 2
-    """A pair of tokens is merged only if it occurs at least this often in the training text."""
-    max_train_chars: int = 20_000_000
-    """Train on an evenly spaced sample of the documents of about this many characters, to bound the time."""
-
-    def __post_init__(self) -> None:
-        if self.path is not None and not self.path.strip():
-            raise ValueError("path must be None or a tokenizer path, got an empty string")
-        if self.vocab_size < MIN_VOCAB_SIZE:
-            raise ValueError(
-                f"vocab_size must be >= {MIN_VOCAB_SIZE} (256 bytes + end of text), got {self.vocab_size}"
-            )
-        if self.min_frequency < 1:
-            raise ValueError(f"min_frequency must be >= 1, got {self.min_frequency}")
-        if self.max_train_chars < 1:
-            raise ValueError(f"max_train_chars must be >= 1, got {self.max_train_chars}")
 
 
 def sample_documents(documents: Sequence[str], max_chars: int) -> list[str]:
@@ -149,6 +122,8 @@ def build_tokenizer(
     """
     if spec.path is not None:
         return load_tokenizer(spec.path)
+    if spec.vocab_size is None:
+        raise ValueError("build_tokenizer needs data.tokenizer.vocab_size set to train a BPE")
     record = {
         "vocab_size": spec.vocab_size,
         "min_frequency": spec.min_frequency,
