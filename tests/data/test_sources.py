@@ -1,3 +1,4 @@
+import hashlib
 import json
 import re
 import sys
@@ -8,12 +9,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import coe.data
 from coe.data import sources, synthetic_math
-from coe.data.sources import DatasetFetchError, DataSpec, hold_out, load_file, load_splits
+from coe.data.sources import DatasetFetchError, DataSpec, TokenizerSpec, hold_out, load_file, load_splits
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-GSM8K = DATA / "gsm8k"
-SHAKESPEARE = DATA / "tinyshakespeare" / "input.txt"
+GSM8K_TRAIN, GSM8K_TEST = "builtin:gsm8k/train.parquet", "builtin:gsm8k/test.parquet"
+GSM8K_DIR = sources.BUILTIN_ROOT / "gsm8k"
+# The files as packaged in the Chain-of-Experts reference repository (data/gsm8k).
+SHA256 = {
+    "train.parquet": "8a7c1d0047049ef1b810c63814771c5a550fd90937980cda42c5278f5af3de47",
+    "test.parquet": "b08118136d6696a6aa1b7c494698e6ff5774444b4728bef802e78e1878032983",
+}
+# A GSM8K-format document: the question, then worked lines and the final "#### <number>" line.
+QA_DOCUMENT = re.compile(r"^Question: .+\nAnswer: (.+\n)+#### -?[\d,]+$", re.DOTALL)
 
 ROWS = [
     {"question": "What is 2 + 3?", "answer": "2 + 3 = <<2+3=5>>5\n#### 5", "id": 1},
@@ -58,23 +66,57 @@ def test_metamathqa_and_text_templates(tmp_path: Path) -> None:
 
 
 def test_gsm8k_file_matches_the_synthetic_format() -> None:
-    docs = load_file(GSM8K / "test.parquet", template="gsm8k")
-    rows = pq.read_table(GSM8K / "test.parquet").to_pylist()
+    docs = load_file(GSM8K_TEST, template="gsm8k")
+    rows = pq.read_table(GSM8K_DIR / "test.parquet").to_pylist()
     assert len(docs) == len(rows) == 1319
     assert docs[0] == f"Question: {rows[0]['question']}\nAnswer: {rows[0]['answer']}"
     synthetic = synthetic_math.format_problem(synthetic_math.generate_problem("train", 0))
-    pattern = re.compile(r"^Question: .+\nAnswer: (.+\n)+#### [\d,]+$", re.DOTALL)
-    assert pattern.match(docs[0]) and pattern.match(synthetic)
+    assert QA_DOCUMENT.match(docs[0]) and QA_DOCUMENT.match(synthetic)
 
 
-def test_txt_file_is_split_into_paragraphs() -> None:
-    docs = load_file(SHAKESPEARE)
-    text = SHAKESPEARE.read_text()
-    # Reference: paragraphs are separated by blank lines (tinyshakespeare has no whitespace-only lines).
-    reference = [p.strip() for p in text.split("\n\n") if p.strip()]
-    assert docs == reference
-    assert docs[0] == "First Citizen:\nBefore we proceed any further, hear me speak."
-    assert all(d and "\n\n" not in d for d in docs)
+def test_builtin_gsm8k_is_the_packaged_data_with_its_licence() -> None:
+    assert sources.builtin_sources() == ("builtin:gsm8k", GSM8K_TEST, GSM8K_TRAIN)
+    for name, digest in SHA256.items():
+        assert hashlib.sha256((GSM8K_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert "MIT License" in (GSM8K_DIR / "LICENSE").read_text()
+    assert "Copyright (c) 2021 OpenAI" in (GSM8K_DIR / "LICENSE").read_text()
+    assert "openai/grade-school-math" in (GSM8K_DIR / "README.md").read_text()
+    for name, rows in ((GSM8K_TRAIN, 7473), (GSM8K_TEST, 1319)):
+        table = sources.read_table(name)
+        assert table.num_rows == rows and table.column_names == ["question", "answer"]
+        docs = load_file(name)
+        assert len(docs) == rows and all(QA_DOCUMENT.match(d) for d in docs), name
+
+
+def test_builtin_sources_resolve_in_a_spec_that_keeps_their_names() -> None:
+    spec = DataSpec(source=["synthetic-math", "builtin:gsm8k"], val_source=GSM8K_TEST, test_source=GSM8K_TEST,
+                    synthetic_train=10, synthetic_eval=2)
+    # The names, not this machine's paths, so that a saved run configuration reads the same everywhere.
+    assert spec.source == ("synthetic-math", "builtin:gsm8k")
+    assert spec.val_source == spec.test_source == GSM8K_TEST
+    s = load_splits(spec)
+    assert s.train[10:] == load_file(GSM8K_DIR / "train.parquet")
+    assert s.validation == s.test == load_file(GSM8K_DIR / "test.parquet")
+    assert sources.resolve_source(GSM8K_TRAIN) == str(GSM8K_DIR / "train.parquet")
+    assert sources.resolve_source("data/train.parquet") == "data/train.parquet"
+
+
+@pytest.mark.parametrize("option", ["source", "val_source", "test_source"])
+def test_an_unknown_builtin_fails_when_the_spec_is_built(option: str) -> None:
+    listed = "builtin files are: builtin:gsm8k, builtin:gsm8k/test.parquet, builtin:gsm8k/train.parquet"
+    for name in ("builtin:gsm8k/validation.parquet", "builtin:mmlu", "builtin:", "builtin:gsm8k/LICENSE"):
+        with pytest.raises(ValueError, match=re.escape(f"data.{option}={name!r} is invalid: {listed}")):
+            DataSpec(**{option: name})
+    with pytest.raises(ValueError, match=re.escape(f"data.source='builtin:nope' is invalid: {listed}")):
+        load_file("builtin:nope")
+
+
+def test_txt_file_is_split_into_paragraphs(tmp_path: Path) -> None:
+    paragraphs = ["First Citizen:\nBefore we proceed any further, hear me speak.", "All:\nSpeak, speak.",
+                  "First Citizen:\nYou are all resolved rather to die than to famish?"]
+    path = tmp_path / "play.txt"
+    path.write_text("\n\n".join(paragraphs) + "\n\n\n")
+    assert load_file(path) == paragraphs
 
 
 def test_split_paragraphs_handles_whitespace_lines() -> None:
@@ -96,7 +138,8 @@ def test_file_errors(tmp_path: Path) -> None:
     path = _write(tmp_path / "d.parquet", ROWS, "parquet")
     with pytest.raises(ValueError, match="needs column 'query'.*columns are: question, answer, id"):
         load_file(path, template="metamathqa")
-    with pytest.raises(ValueError, match="unknown template 'alpaca'.*gsm8k, metamathqa, text"):
+    with pytest.raises(ValueError, match="data.template='alpaca' is invalid: unknown template: "
+                       "use one of gsm8k, metamathqa, text"):
         load_file(path, template="alpaca")
     nulls = _write(
         tmp_path / "n.jsonl", [{"question": "q", "answer": None}, {"question": "r", "answer": "a"}], "jsonl"
@@ -106,14 +149,19 @@ def test_file_errors(tmp_path: Path) -> None:
 
 
 def test_bad_templates() -> None:
-    with pytest.raises(ValueError, match="plain column names"):
+    with pytest.raises(ValueError, match=re.escape("data.template='{question!r}' is invalid: fields must be "
+                                                   "plain column names like {answer}, not {question}")):
         sources.resolve_template("{question!r}")
-    with pytest.raises(ValueError, match="plain column names"):
+    with pytest.raises(ValueError, match=re.escape("data.template='{a.b}' is invalid: fields must be plain")):
         sources.resolve_template("{a.b}")
-    with pytest.raises(ValueError, match="bad template"):
+    with pytest.raises(ValueError, match=re.escape("data.template='{question' is invalid: bad format")):
         sources.resolve_template("{question")
-    with pytest.raises(ValueError, match="text_field must be a column name"):
+    with pytest.raises(ValueError, match=re.escape("data.template='{}' is invalid: fields must be plain")):
+        sources.resolve_template("{}")
+    with pytest.raises(ValueError, match=re.escape("data.text_field='' is invalid: must be a column name")):
         sources.resolve_template("text", "")
+    with pytest.raises(ValueError, match=re.escape("data.text_field='a b' is invalid: must be a column")):
+        DataSpec(template="text", text_field="a b")
     assert sources.template_fields("{b} {a} {b}") == ["b", "a"]
 
 
@@ -159,38 +207,37 @@ def test_synthetic_source() -> None:
 
 def test_mixed_sources_with_separate_eval_files() -> None:
     spec = DataSpec(
-        source=["synthetic-math", str(GSM8K / "train.parquet")],
-        test_source=str(GSM8K / "test.parquet"),
+        source=["synthetic-math", str(GSM8K_DIR / "train.parquet")],
+        test_source=str(GSM8K_DIR / "test.parquet"),
         synthetic_train=100,
         synthetic_eval=10,
         val_fraction=0.05,
     )
-    assert spec.source == ("synthetic-math", str(GSM8K / "train.parquet"))
+    assert spec.source == ("synthetic-math", str(GSM8K_DIR / "train.parquet"))
     s = load_splits(spec)
     gsm_val = round(0.05 * 7473)
     assert len(s.train) == 100 + 7473 - gsm_val
     assert len(s.validation) == 10 + gsm_val
-    assert s.test == load_file(GSM8K / "test.parquet")
+    assert s.test == load_file(GSM8K_TEST)
     assert not set(s.train) & set(s.validation)
 
 
 def test_separate_validation_and_test_sources_take_nothing_from_training() -> None:
     # The paper scale's data: GSM8K train for training (beside the generator), GSM8K test for both.
-    spec = DataSpec(source=["synthetic-math", str(GSM8K / "train.parquet")], val_source=str(GSM8K / "test.parquet"),
-                    test_source=str(GSM8K / "test.parquet"), synthetic_train=100, synthetic_eval=10,
-                    val_fraction=0.05, test_fraction=0.05)
+    spec = DataSpec(source=["synthetic-math", GSM8K_TRAIN], val_source=GSM8K_TEST, test_source=GSM8K_TEST,
+                    synthetic_train=100, synthetic_eval=10, val_fraction=0.05, test_fraction=0.05)
     s = load_splits(spec)
-    assert len(s.train) == 100 + 7473 and set(load_file(GSM8K / "train.parquet")) <= set(s.train)
-    assert s.validation == s.test == load_file(GSM8K / "test.parquet")
+    assert len(s.train) == 100 + 7473 and set(load_file(GSM8K_TRAIN)) <= set(s.train)
+    assert s.validation == s.test == load_file(GSM8K_TEST)
     # With only a test file given, validation is still held out of the training file.
-    s = load_splits(DataSpec(source=str(GSM8K / "train.parquet"), test_source=str(GSM8K / "test.parquet"),
-                             val_fraction=0.05, test_fraction=0.05))
+    s = load_splits(DataSpec(source=GSM8K_TRAIN, test_source=GSM8K_TEST, val_fraction=0.05,
+                             test_fraction=0.05))
     assert len(s.validation) == round(0.05 * 7473) and len(s.train) == 7473 - len(s.validation)
 
 
 def test_directory_source_uses_its_split_files(tmp_path: Path) -> None:
-    s = load_splits(DataSpec(source=str(GSM8K), val_fraction=0.1))
-    assert s.test == load_file(GSM8K / "test.parquet")
+    s = load_splits(DataSpec(source=str(GSM8K_DIR), val_fraction=0.1))
+    assert s.test == load_file(GSM8K_TEST)
     assert len(s.validation) == round(0.1 * 7473) and len(s.train) == 7473 - len(s.validation)
     # A directory with its own validation file, in Hugging Face shard naming.
     _write(tmp_path / "train-00000-of-00002.jsonl", ROWS[:2], "jsonl")
@@ -219,12 +266,15 @@ def test_directory_source_uses_its_split_files(tmp_path: Path) -> None:
         load_splits(DataSpec(source=str(empty)))
 
 
-def test_hub_names() -> None:
+def test_hub_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert sources.looks_like_hub_name("openai/gsm8k")
     assert sources.looks_like_hub_name("meta-math/MetaMathQA:default")
     assert not sources.looks_like_hub_name("data/train.parquet")  # a missing file, not a dataset
-    assert not sources.looks_like_hub_name("../shared/data")
-    assert not sources.looks_like_hub_name(str(GSM8K))
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert not sources.looks_like_hub_name("owner/name")  # an existing directory of that shape is a path
+    assert not sources.looks_like_hub_name(str(GSM8K_DIR))
+    assert not sources.looks_like_hub_name(GSM8K_TRAIN)
 
 
 def test_hub_dataset_without_the_datasets_package(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -271,20 +321,35 @@ def test_hub_dataset_splits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(s.validation) == 1 and sorted(s.train + s.validation) == sorted(EXPECTED)
 
 
-def test_spec_validation() -> None:
-    with pytest.raises(ValueError, match="source must be"):
-        DataSpec(source=())
-    with pytest.raises(ValueError, match="source must be"):
-        DataSpec(source=("synthetic-math", ""))
-    with pytest.raises(ValueError, match="val_fraction must be in"):
-        DataSpec(val_fraction=1.0)
-    with pytest.raises(ValueError, match="val_fraction \\+ test_fraction"):
-        DataSpec(val_fraction=0.6, test_fraction=0.5)
-    with pytest.raises(ValueError, match="unknown template"):
-        DataSpec(template="chatml")
-    with pytest.raises(ValueError, match="synthetic_min_steps=4"):
-        DataSpec(synthetic_min_steps=4, synthetic_max_steps=3)
-    with pytest.raises(ValueError, match="synthetic_train must be"):
-        DataSpec(synthetic_train=0)
-    with pytest.raises(ValueError, match="test_source must be"):
-        DataSpec(test_source="")
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"source": ()}, "data.source=() is invalid: must be a non-empty string or a list of them"),
+    ({"source": ("synthetic-math", "")}, "data.source=('synthetic-math', '') is invalid: must be a non-"),
+    ({"val_fraction": 1.0}, "data.val_fraction=1.0 is invalid: must be in [0, 1)"),
+    ({"test_fraction": -0.1}, "data.test_fraction=-0.1 is invalid: must be in [0, 1)"),
+    ({"val_fraction": 0.6, "test_fraction": 0.5},
+     "data.val_fraction + data.test_fraction=1.1 is invalid: must be < 1"),
+    ({"template": "chatml"}, "data.template='chatml' is invalid: unknown template"),
+    ({"synthetic_min_steps": 4, "synthetic_max_steps": 3},
+     "data.synthetic_min_steps, data.synthetic_max_steps=(4, 3) is invalid: need 1 <= min <= max <= "),
+    ({"synthetic_train": 0}, "data.synthetic_train=0 is invalid: must be >= 1"),
+    ({"synthetic_eval": -1}, "data.synthetic_eval=-1 is invalid: must be >= 0"),
+    ({"val_source": " "}, "data.val_source=' ' is invalid: must be None or a non-empty string"),
+    ({"test_source": ""}, "data.test_source='' is invalid: must be None or a non-empty string"),
+    ({"tokenizer": {"vocab": 300}},
+     "data.tokenizer={'vocab': 300} is invalid: unknown keys vocab; the keys are: path, vocab_size, min_"),
+    ({"tokenizer": "bpe"}, "data.tokenizer='bpe' is invalid: must be a TokenizerSpec or a mapping of its"),
+    ({"tokenizer": {"vocab_size": 100}}, "data.tokenizer.vocab_size=100 is invalid: must be None or >= 257"),
+])
+def test_spec_validation(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DataSpec(**kwargs)
+
+
+def test_tokenizer_spec_nested_in_the_data_spec() -> None:
+    # TokenizerSpec lives in sources (DataSpec nests it) and is still exported where it used to be.
+    assert coe.data.TokenizerSpec is coe.data.tokenizer.TokenizerSpec is TokenizerSpec
+    assert DataSpec().tokenizer == TokenizerSpec() and TokenizerSpec().vocab_size is None  # the model's
+    spec = DataSpec(tokenizer={"vocab_size": 300, "min_frequency": 3})  # as a config file gives it
+    assert spec.tokenizer == TokenizerSpec(vocab_size=300, min_frequency=3)
+    assert DataSpec(tokenizer={}).tokenizer == TokenizerSpec()
+    assert DataSpec(tokenizer=TokenizerSpec(path="tok.json")).tokenizer.path == "tok.json"

@@ -1,14 +1,11 @@
 import re
 from collections import Counter
 from fractions import Fraction
-from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from coe.data import synthetic_math as sm
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from coe.data.sources import read_table
 
 # A GSM8K calculator annotation "<<expr=result>>" and the binary expressions our steps use.
 ANNOTATION = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
@@ -146,7 +143,7 @@ def test_format_problem_and_prompt() -> None:
 
 
 def test_extract_final_answer_on_gsm8k() -> None:
-    rows = pq.read_table(DATA / "gsm8k" / "test.parquet").to_pylist()
+    rows = read_table("builtin:gsm8k/test.parquet").to_pylist()
     assert len(rows) > 1000
     with_commas = 0
     for row in rows:
@@ -179,7 +176,7 @@ def test_extract_final_answer_cases(text: str, expected: str | None) -> None:
 def test_split_question_answer_inverts_the_format() -> None:
     for p in sm.generate("test", 20):
         assert sm.split_question_answer(sm.format_problem(p)) == (p.question, p.answer)
-    rows = pq.read_table(DATA / "gsm8k" / "test.parquet").slice(0, 50).to_pylist()
+    rows = read_table("builtin:gsm8k/test.parquet").slice(0, 50).to_pylist()
     for row in rows:
         document = sm.QA_TEMPLATE.format(**row)
         assert sm.split_question_answer(document) == (row["question"], row["answer"])

@@ -8,6 +8,10 @@ A *source* is one of
   ``.txt`` (one document per paragraph, i.e. per run of text between blank lines);
 - a local directory of split files named ``train*``, ``validation*`` / ``val*`` / ``valid*`` / ``dev*`` and
   ``test*`` (as GSM8K or a downloaded Hugging Face dataset come);
+- data shipped in the package, ``builtin:<path>`` (``builtin_sources()`` lists them): ``builtin:gsm8k``
+  (GSM8K, MIT licence: its train and test split files), ``builtin:gsm8k/train.parquet`` (7,473 problems),
+  ``builtin:gsm8k/test.parquet`` (1,319). The name, not the path it resolves to, is what a spec keeps, so
+  a saved run configuration reads the same on every machine;
 - a Hugging Face dataset ``owner/name`` or ``owner/name:config``: any string that is not an existing path
   and looks like that. It needs the optional ``datasets`` package and network access.
 
@@ -23,7 +27,10 @@ import hashlib
 import json
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,10 @@ from coe.data import synthetic_math
 from coe.data.synthetic_math import QA_TEMPLATE
 
 SYNTHETIC = "synthetic-math"
+BUILTIN = "builtin:"
+"""Prefix of the sources shipped in the package, named by their path under ``BUILTIN_ROOT``."""
+# Package data lies beside this module: pip installs packages as directories, never zipped.
+BUILTIN_ROOT = Path(__file__).resolve().parent / "builtin"
 
 TEMPLATES: dict[str, str] = {
     "gsm8k": QA_TEMPLATE,  # columns question, answer
@@ -107,24 +118,27 @@ class DataSpec:
     """
 
     source: str | tuple[str, ...] = SYNTHETIC
-    """Training data: ``"synthetic-math"``, a local file or directory, or a Hugging Face dataset
-    ``owner/name[:config]``. Several sources (a tuple) are mixed by concatenating their documents."""
+    """Training data: ``"synthetic-math"``, a local file or directory, data shipped in the package
+    (``builtin:gsm8k``, ``builtin:gsm8k/train.parquet``, ``builtin:gsm8k/test.parquet``; kept as named, not
+    as the path they resolve to) or a Hugging Face dataset ``owner/name[:config]``. Several sources (a tuple)
+    are mixed by concatenating their documents."""
     template: str = "gsm8k"
     """How table rows become documents: ``"gsm8k"``, ``"metamathqa"``, ``"text"`` or a format string with
     ``{column}`` fields. Not used by ``.txt`` files and the synthetic generator, whose documents are ready."""
     text_field: str = "text"
     """The column of the ``"text"`` template."""
     val_source: str | None = None
-    """Validation data (a file: all its documents; a directory or dataset: its validation split;
-    ``"synthetic-math"``: the generator's validation split). None: each training source's own validation
-    split."""
+    """Validation data, any kind of single ``source`` (a file: all its documents; a directory or dataset: its
+    validation split; ``"synthetic-math"``: the generator's validation split). None: each training source's
+    own validation split."""
     test_source: str | None = None
     """Test data, as ``val_source`` (the test split of directories and datasets)."""
     val_fraction: float = 0.05
     """Share of a source's documents held out for validation when it has no validation split of its own and
     ``val_source`` is not set."""
     test_fraction: float = 0.0
-    """Share held out for testing when a source has no test split of its own and ``test_source`` is not set."""
+    """Share held out for testing when a source has no test split of its own and ``test_source`` is not
+    set."""
     split_seed: int = 0
     """Seed of the held-out selection (which documents go to validation / test)."""
     synthetic_train: int = 50_000
@@ -143,14 +157,25 @@ class DataSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.source, str):
             object.__setattr__(self, "source", tuple(self.source))  # a list from a config file
-        if isinstance(self.tokenizer, dict):  # a mapping from a config file
+        if isinstance(self.tokenizer, Mapping):  # a mapping from a config file
+            keys = [f.name for f in dataclass_fields(TokenizerSpec)]
+            if unknown := sorted(map(str, set(self.tokenizer) - set(keys))):
+                raise invalid("data.tokenizer", dict(self.tokenizer),
+                              f"unknown keys {', '.join(unknown)}; the keys are: {', '.join(keys)}")
             object.__setattr__(self, "tokenizer", TokenizerSpec(**self.tokenizer))
+        if not isinstance(self.tokenizer, TokenizerSpec):
+            raise invalid("data.tokenizer", self.tokenizer,
+                          "must be a TokenizerSpec or a mapping of its fields")
         if not self.sources or any(not isinstance(s, str) or not s.strip() for s in self.sources):
             raise invalid("data.source", self.source, "must be a non-empty string or a list of them")
+        for source in self.sources:
+            resolve_source(source)  # an unknown builtin name fails here, not when the files are read
         for name in ("val_source", "test_source"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise invalid(f"data.{name}", value, "must be None or a non-empty string")
+            if value is not None:
+                resolve_source(value, option=f"data.{name}")
         resolve_template(self.template, self.text_field)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
@@ -175,6 +200,35 @@ class DataSpec:
 
 
 # --------------------------------------------------------------------------------------------------------
+# Data shipped in the package
+
+
+@cache
+def builtin_sources() -> tuple[str, ...]:
+    """The ``builtin:`` source names, sorted: every data file under ``BUILTIN_ROOT`` and every directory
+    holding one (its licence and README are not data files)."""
+    names: set[str] = set()
+    for path in BUILTIN_ROOT.rglob("*"):
+        if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES + TEXT_SUFFIXES:
+            relative = path.relative_to(BUILTIN_ROOT)
+            names.add(relative.as_posix())
+            names.update(parent.as_posix() for parent in relative.parents if parent != Path("."))
+    return tuple(BUILTIN + name for name in sorted(names))
+
+
+def resolve_source(source: str, *, option: str = "data.source") -> str:
+    """The local path that a ``builtin:`` source names; any other source as it is.
+
+    An unknown builtin name raises ``ValueError`` naming ``option`` and listing the builtin names.
+    """
+    if not source.startswith(BUILTIN):
+        return source
+    if source not in builtin_sources():
+        raise invalid(option, source, f"builtin files are: {', '.join(builtin_sources())}")
+    return str(BUILTIN_ROOT / source.removeprefix(BUILTIN))
+
+
+# --------------------------------------------------------------------------------------------------------
 # Templates
 
 
@@ -182,14 +236,15 @@ def resolve_template(template: str, text_field: str = "text") -> str:
     """The format string of ``template``: a named template, ``"text"`` or a format string itself."""
     if template == "text":
         if not text_field or not text_field.isidentifier():
-            raise ValueError(f"text_field must be a column name, got {text_field!r}")
+            raise invalid("data.text_field", text_field, "must be a column name")
         return "{" + text_field + "}"
     if template in TEMPLATES:
         return TEMPLATES[template]
     if "{" not in template:
-        raise ValueError(
-            f"unknown template {template!r}: use one of {', '.join([*TEMPLATES, 'text'])} "
-            'or a format string with {column} fields, e.g. "Question: {question}\\nAnswer: {answer}"'
+        raise invalid(
+            "data.template", template,
+            f"unknown template: use one of {', '.join([*TEMPLATES, 'text'])} "
+            'or a format string with {column} fields, e.g. "Question: {question}\\nAnswer: {answer}"',
         )
     template_fields(template)  # checks the syntax
     return template
@@ -200,19 +255,18 @@ def template_fields(fmt: str) -> list[str]:
     try:
         parsed = list(string.Formatter().parse(fmt))
     except ValueError as e:
-        raise ValueError(f"bad template {fmt!r}: {e}") from None
+        raise invalid("data.template", fmt, f"bad format string ({e})") from None
     fields: list[str] = []
-    for _, field, spec, conversion in parsed:
-        if field is None:
+    for _, name, spec, conversion in parsed:
+        if name is None:
             continue
-        if not field.isidentifier() or spec or conversion:
-            raise ValueError(
-                f"template fields must be plain column names like {{answer}}, got {{{field}}} in {fmt!r}"
-            )
-        if field not in fields:
-            fields.append(field)
+        if not name.isidentifier() or spec or conversion:
+            raise invalid("data.template", fmt,
+                          f"fields must be plain column names like {{answer}}, not {{{name}}}")
+        if name not in fields:
+            fields.append(name)
     if not fields:
-        raise ValueError(f"template {fmt!r} uses no {{column}} field")
+        raise invalid("data.template", fmt, "uses no {column} field")
     return fields
 
 
@@ -222,17 +276,17 @@ def render_table(table: pa.Table, fmt: str, *, origin: str) -> list[str]:
     ``origin`` names the data in error messages (a missing column names it and lists the columns there are).
     """
     fields = template_fields(fmt)
-    for field in fields:
-        if field not in table.column_names:
+    for name in fields:
+        if name not in table.column_names:
             raise ValueError(
-                f"template {fmt!r} needs column {field!r}, which {origin} lacks; "
+                f"template {fmt!r} needs column {name!r}, which {origin} lacks; "
                 f"its columns are: {', '.join(table.column_names)}"
             )
     columns = []
-    for field in fields:
-        column = table.column(field)
+    for name in fields:
+        column = table.column(name)
         if column.null_count:
-            raise ValueError(f"column {field!r} of {origin} has {column.null_count} null values")
+            raise ValueError(f"column {name!r} of {origin} has {column.null_count} null values")
         columns.append(column.to_pylist())
     return [fmt.format_map(dict(zip(fields, values, strict=True))) for values in zip(*columns, strict=True)]
 
@@ -286,7 +340,7 @@ def load_file(path: str | Path, *, template: str = "gsm8k", text_field: str = "t
 
 
 def _existing_file(path: str | Path) -> Path:
-    path = Path(path)
+    path = Path(resolve_source(path) if isinstance(path, str) else path)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     if path.suffix.lower() not in TABLE_SUFFIXES + TEXT_SUFFIXES:
@@ -426,6 +480,7 @@ def _source_splits(source: str, spec: DataSpec) -> DataSplits:
             validation=_synthetic("validation", spec.synthetic_eval, spec),
             test=_synthetic("test", spec.synthetic_eval, spec),
         )
+    source = resolve_source(source)
     # Hold out only what neither val_source / test_source nor the source itself provides: a share held out
     # for a split that comes from elsewhere would be lost to training.
     val_fraction = 0.0 if spec.val_source else spec.val_fraction
@@ -488,6 +543,7 @@ def _split_of(source: str, split: str, spec: DataSpec) -> list[str]:
     """The documents of ``split`` from an evaluation source (``val_source`` / ``test_source``)."""
     if source == SYNTHETIC:
         return _synthetic(split, spec.synthetic_eval, spec)
+    source = resolve_source(source)  # known to be valid: the spec checked it
     by_split = _named_splits(source, spec)
     if by_split is None:
         return load_file(source, template=spec.template, text_field=spec.text_field)

@@ -24,6 +24,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from coe.checks import invalid
 from coe.data.sources import TokenizerSpec
 
 EOS_TOKEN = "<|endoftext|>"
@@ -123,7 +124,9 @@ def build_tokenizer(
     if spec.path is not None:
         return load_tokenizer(spec.path)
     if spec.vocab_size is None:
-        raise ValueError("build_tokenizer needs data.tokenizer.vocab_size set to train a BPE")
+        raise invalid("data.tokenizer.vocab_size", None,
+                      "must be set to train a BPE (None stands for the model's vocabulary size, which the "
+                      "caller fills in)")
     record = {
         "vocab_size": spec.vocab_size,
         "min_frequency": spec.min_frequency,
