@@ -56,8 +56,8 @@ def test_token_entropy_normalises_scores():
     logits = torch.randn(6, 5)
     assert math.isclose(token_entropy(logits.softmax(-1)).mean().item(), score_entropy(logits).item(),
                         rel_tol=1e-5)
-    assert math.isclose(token_entropy(logits.sigmoid()).mean().item(), score_entropy(logits, "sigmoid").item(),
-                        rel_tol=1e-5)
+    assert math.isclose(token_entropy(logits.sigmoid()).mean().item(),
+                        score_entropy(logits, "sigmoid").item(), rel_tol=1e-5)
 
 
 # Four tokens, K = 2, N = 6: previous and current iteration of one layer.

@@ -7,7 +7,6 @@ Shapes: L MoE layers, C iterations, T tokens, K experts chosen per token.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +14,9 @@ from typing import Any
 
 import torch
 
+from coe.analysis.html import escape, page
 from coe.analysis.recorder import RoutingRecord, RoutingRecorder
+from coe.evaluate import eval_mode
 
 GOLDEN_ANGLE = 137.508  # degrees: consecutive expert ids get far-apart hues
 
@@ -59,13 +60,8 @@ def explain(model, tokenizer, text: str) -> list[TokenRoute]:
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
     if ids.numel() == 0:
         raise ValueError("text is empty: there are no tokens to explain")
-    was_training = model.training
-    model.eval()
-    try:
-        with RoutingRecorder(model, max_tokens=None) as recorder:
-            model(ids.to(next(model.parameters()).device), use_cache=False)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), RoutingRecorder(model, max_tokens=None) as recorder:
+        model(ids.to(next(model.parameters()).device), use_cache=False)
     return token_routes(recorder.record(), tokenizer)
 
 
@@ -129,28 +125,20 @@ def render_html(routes: list[TokenRoute], *, title: str = "Routing paths") -> st
     for r in routes:
         cells = "".join("<td>" + "".join(_chip(e, w, max(s.weights)) for e, w in zip(s.experts, s.weights))
                         + "</td>" for s in r.steps)
-        rows.append(f"<tr><td>{r.position}</td><td class='t'>{html.escape(visible(r.token))}</td>"
+        rows.append(f"<tr><td>{r.position}</td><td class='t'>{escape(visible(r.token))}</td>"
                     f"<td>{r.token_id}</td>{cells}</tr>")
-    text = "".join(f"<span class='tok' title='position {r.position}'>{html.escape(r.token)}</span>"
+    text = "".join(f"<span class='tok' title='position {r.position}'>{escape(r.token)}</span>"
                    for r in routes)
-    style = ("body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ddd;padding:2px 4px;vertical-align:top;white-space:nowrap}"
-             "th{background:#f3f3f3;position:sticky;top:0}td.t{font-family:monospace;background:#fafafa}"
-             ".e{display:inline-block;margin:1px;padding:0 3px;border-radius:3px;font-size:12px}"
-             ".e small{margin-left:2px;color:#333;font-size:10px}"
-             ".text{white-space:pre-wrap;font-family:monospace;line-height:1.8;max-width:1100px}"
-             ".tok{border:1px solid #bbb;border-radius:2px;margin:0 1px}")
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{style}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{len(routes)} tokens. Each cell lists the experts chosen at "
-            "that layer and iteration, largest gate weight first, as <i>expert</i><small> weight</small>; a "
-            "colour is an expert (the same in every column), its strength the weight.</p>"
-            f"<div class='text'>{text}</div><h2>Routing grid</h2>"
-            f"<table><tr><th>pos</th><th>token</th><th>id</th>{head}</tr>{''.join(rows)}</table>"
-            "</body></html>\n")
+    return page(title, f"<p>{len(routes)} tokens. Each cell lists the experts chosen at that layer and "
+                "iteration, largest gate weight first, as <i>expert</i><small> weight</small>; a colour is "
+                "an expert (the same in every column), its strength the weight.</p>"
+                f"<div class='text'>{text}</div><h2>Routing grid</h2>"
+                f"<table class='grid'><tr><th>pos</th><th>token</th><th>id</th>{head}</tr>{''.join(rows)}"
+                "</table>")
 
 
 def write_html(routes: list[TokenRoute], path: str | Path, *, title: str = "Routing paths") -> Path:
+    """The page of :func:`render_html` written to ``path`` (its folder made if need be); returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(routes, title=title))

@@ -8,7 +8,6 @@ together; and :func:`analyze_checkpoint`, which runs a checkpoint over validatio
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from coe.analysis.figures import FIGURES
+from coe.analysis.html import escape, page, table
 from coe.analysis.recorder import collect_routing
 from coe.analysis.summary import summarize
 from coe.analysis.tokens import token_kinds
@@ -28,11 +28,11 @@ CAPTIONS = {
             "variation and experts no token chose.",
     "coselection": "Iteration t -> t+1: left, the probability that a token which chose expert i in "
                    "iteration t chooses expert j in iteration t+1 (each row sums to K); right, the same as "
-                   "the ratio to what independent choices with the same loads would give, with a pseudo-count "
-                   "of 1 token so that sparse cells do not dominate (red: chosen together more often). "
-                   "Columns are ordered by hierarchical clustering of who chooses them, rows by where their "
-                   "most frequent successor sits: a diagonal means experts hand their tokens on to preferred "
-                   "successors.",
+                   "the ratio to what independent choices with the same loads would give, with a "
+                   "pseudo-count of 1 token so that sparse cells do not dominate (red: chosen together more "
+                   "often). Columns are ordered by hierarchical clustering of who chooses them, rows by "
+                   "where their most frequent successor sits: a diagonal means experts hand their tokens on "
+                   "to preferred successors.",
     "reselection": "Left: the share of chosen experts that are chosen again in the next iteration; right: "
                    "the share of tokens that choose again at least one of their experts. Grey: the rate "
                    "expected if the two iterations chose independently with their observed loads.",
@@ -45,14 +45,8 @@ CAPTIONS = {
              "dropped, against the tokens analysed.",
 }
 
-STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-         "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
-         "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%;"
-         "border:1px solid #eee}figure{margin:1em 0 2em}figcaption{color:#555;font-size:0.9em;max-width:900px}"
-         ".note{background:#fff6d6;padding:0.5em 1em;border-left:4px solid #e0b000}")
-
-
 def _fmt(value: Any) -> str:
+    """A table cell's text: numbers to a few significant digits, None as "-"."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -61,13 +55,11 @@ def _fmt(value: Any) -> str:
         return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
     if isinstance(value, int) and abs(value) >= 1e6:
         return f"{value:.3g}"
-    return html.escape(str(value))
+    return str(value)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return table(header, [[_fmt(c) for c in row] for row in rows])
 
 
 def render_html(summary: dict[str, Any], figures: dict[str, str], *, title: str) -> str:
@@ -76,11 +68,11 @@ def render_html(summary: dict[str, Any], figures: dict[str, str], *, title: str)
     m, paths = summary["model"], summary["expert_paths"]
     intro = (f"<p>{summary['tokens']:,} tokens; MoE layers {m['layers']}; C = {m['iterations']} "
              f"iteration(s), N = {m['experts']} routed experts, K = {m['top_k']} chosen per iteration. "
-             f"Possible paths through a layer: C(N,K)^C = {_fmt(paths['possible'])}; matched MoE choosing "
-             f"K&middot;C at once: C(N,KC) = {_fmt(paths['possible_moe_matched'])}. Every number is in "
-             f"<a href='{JSON_FILE}'>{JSON_FILE}</a>.</p>")
-    parts = [f"<h1>{html.escape(title)}</h1>", intro]
-    parts += [f"<p class='note'>{html.escape(note)}</p>" for note in summary["notes"]]
+             f"Possible paths through a layer: C(N,K)^C = {escape(_fmt(paths['possible']))}; matched MoE "
+             f"choosing K&middot;C at once: C(N,KC) = {escape(_fmt(paths['possible_moe_matched']))}. Every "
+             f"number is in <a href='{JSON_FILE}'>{JSON_FILE}</a>.</p>")
+    parts = [intro]
+    parts += [f"<p class='note'>{escape(note)}</p>" for note in summary["notes"]]
     parts.append("<h2>Per layer and iteration</h2>")
     parts.append(_table(
         ["layer", "iteration", "max/mean load", "load CV", "unused experts", "router entropy (nats)",
@@ -105,11 +97,9 @@ def render_html(summary: dict[str, Any], figures: dict[str, str], *, title: str)
           layer["paths"]["possible"]] for layer in summary["layers"]]))
     parts.append("<h2>Figures</h2>")
     for name, file in figures.items():
-        parts.append(f"<figure><img src='{html.escape(file)}' alt='{html.escape(name)}'>"
-                     f"<figcaption>{html.escape(CAPTIONS[name])}</figcaption></figure>")
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-            + "\n".join(parts) + "</body></html>\n")
+        parts.append(f"<figure><img src='{escape(file)}' alt='{escape(name)}'>"
+                     f"<figcaption>{escape(CAPTIONS[name])}</figcaption></figure>")
+    return page(title, "\n".join(parts))
 
 
 def write_report(out_dir: str | Path, summary: dict[str, Any], *, title: str = "Routing analysis",
@@ -182,7 +172,7 @@ def analyze_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, data=None
                for s in range(0, sequences, batch_size))
     record = collect_routing(model, batches, max_tokens=tokens)
     summary = summarize(record, token_kinds(record.token_ids, tokenizer))
-    source = {"checkpoint": str(checkpoint), "data": str(data.val_source or data.source), "split": "validation",
-              "seq_len": dataset.seq_len}
+    source = {"checkpoint": str(checkpoint), "data": str(data.val_source or data.source),
+              "split": "validation", "seq_len": dataset.seq_len}
     return write_report(out_dir, summary, title=f"Routing analysis: {checkpoint}",
                         figures=figures, source=source)
