@@ -1,5 +1,5 @@
 """Figures of a routing analysis, drawn from the summary dict alone (:func:`coe.analysis.summary.summarize`),
-so that they can be redrawn from the saved JSON.
+so that they can be redrawn from the saved JSON; and the loss curves of a comparison (:func:`loss_curves`).
 
 Figures are built on ``matplotlib.figure.Figure`` (the Agg canvas), not pyplot: no GUI backend, no global
 state, safe in a process that draws other figures.
@@ -68,7 +68,8 @@ def plot_load(summary: dict[str, Any], path: Path) -> Path:
             ax.stairs(load, np.arange(len(load) + 1) - 0.5, fill=True, color="tab:blue")
             ax.axhline(load.mean(), color="tab:red", lw=1, label="mean")
             balance = f"max/mean {it['load']['max_over_mean']:.2f}, CV {it['load']['cv']:.2f}"
-            ax.set_title(f"{_iter_label(layer, it['iteration'])}: {balance}, unused {len(unused)}", fontsize=9)
+            ax.set_title(f"{_iter_label(layer, it['iteration'])}: {balance}, unused {len(unused)}",
+                         fontsize=9)
             ax.set_xlabel("expert", fontsize=8)
             ax.set_ylabel("tokens", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -212,6 +213,29 @@ def plot_paths(summary: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"Routing paths used; possible: C(N,K)^C = {possible['possible']:.3g}, "
                  f"matched MoE C(N,KC) = {possible['possible_moe_matched']:.3g}", fontsize=10)
     return _save(fig, path)
+
+
+def loss_curves(path: Path, curves: dict[str, list[dict[str, Any]]]) -> Path:
+    """Validation (left) and training (right) loss against the step, one line per entry of ``curves``:
+    label -> loss records ({"split", "step", "loss"}, as :func:`coe.train.metrics.read_metrics` gives them;
+    records of other splits are left out)."""
+    fig = Figure(figsize=(12, 4.5))
+    ax_val, ax_train = fig.subplots(1, 2)
+    for label, metrics in curves.items():
+        val = [m for m in metrics if m["split"] == "val"]
+        train = [m for m in metrics if m["split"] == "train"]
+        ax_val.plot([m["step"] for m in val], [m["loss"] for m in val], marker="o", label=label)
+        ax_train.plot([m["step"] for m in train], [m["loss"] for m in train], label=label)
+    for ax, title in ((ax_val, "validation loss"), (ax_train, "training loss")):
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(title)
+        ax.set_yscale("log")  # the runs differ by a few percent: a log axis keeps the gap visible
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
 
 
 FIGURES = {"load": plot_load, "coselection": plot_coselection, "reselection": plot_reselection,

@@ -1,0 +1,173 @@
+"""The comparison report over finished runs: tiny trained runs (their checkpoints give the routing
+analysis) with summaries overridden by known numbers, so that the means, ranges and peaks of the table can be
+checked."""
+
+import html
+import json
+from dataclasses import replace
+
+import pytest
+
+from coe.analysis.comparison import (
+    FinishedRun,
+    ReferenceResults,
+    analyze_run,
+    mean_metrics,
+    routing_sentence,
+    run_name,
+    write_report,
+)
+from coe.train.config import TRAINING_REVISION
+from coe.train.metrics import read_metrics
+from tests.analysis.browser import assert_page_renders
+from tests.analysis.conftest import DATA
+
+REFERENCE = ReferenceResults(
+    "paper val loss (MetaMathQA, step 1000)", {"moe-8-64": 1.196, "coe-2-4-64": 1.121},
+    note="The paper's numbers come from other data, so only the ordering is comparable.")
+HOSTILE = "Runs of <script>alert('x')</script> & \"friends\"."
+
+
+def finished(run_dir, preset: str, seed: int = 0, **summary) -> FinishedRun:
+    """A finished run of ``run_dir``'s training with ``summary``'s entries replacing those it saved."""
+    saved = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    return FinishedRun(preset=preset, seed=seed, run_dir=run_dir, summary={**saved, **summary},
+                       metrics=read_metrics(run_dir), data=DATA, seq_len=32, model_size="tiny")
+
+
+@pytest.fixture(scope="module")
+def report(tiny_runs, tmp_path_factory):
+    """A report of moe-8-64 (seeds 0 and 1, known numbers) and coe-2-4-64 (seed 0), with the reference."""
+    moe = finished(tiny_runs["moe-8-64"], "moe-8-64", val_loss=2.0, accuracy=0.1, tokens_per_s=1000.0,
+                   peak_memory_gib=1.5, train_time_s=10.0)
+    # Seed 1 has no checkpoint of its own: only a preset's lowest seed is analysed.
+    moe_1 = replace(moe, seed=1, run_dir=tmp_path_factory.mktemp("no-run"),
+                    summary={**moe.summary, "val_loss": 3.0, "accuracy": 0.3, "tokens_per_s": 3000.0,
+                             "peak_memory_gib": 2.5, "train_time_s": 30.0})
+    coe = finished(tiny_runs["coe-2-4-64"], "coe-2-4-64")
+    out = tmp_path_factory.mktemp("comparison")
+    md = write_report(out, [moe_1, coe, moe], title="CoE vs MoE", description="Tiny runs.",
+                      reference=REFERENCE, device="cpu")
+    return md, {"moe": moe, "coe": coe}
+
+
+def test_report_files_and_table(report):
+    md, _ = report
+    out = md.parent
+    assert md == out / "report.md"
+    for name in ("report.md", "report.html", "loss_curves.png", "results.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+    results = json.loads((out / "results.json").read_text())
+    assert results["title"] == "CoE vs MoE" and results["reference"]["label"] == REFERENCE.label
+    rows = {r["preset"]: r for r in results["runs"]}
+    assert list(rows) == ["moe-8-64", "coe-2-4-64"]  # the order the presets first come in
+
+    moe = rows["moe-8-64"]  # means over the seeds, peak memory the largest
+    assert moe["seeds"] == [0, 1] and moe["val_loss_by_seed"] == {"0": 2.0, "1": 3.0}
+    assert moe["val_loss"] == pytest.approx(2.5) and moe["accuracy"] == pytest.approx(0.2)
+    assert moe["tokens_per_s"] == pytest.approx(2000) and moe["train_time_s"] == pytest.approx(20)
+    assert moe["peak_memory_gib"] == 2.5
+    assert moe["reference_val_loss"] == 1.196 and rows["coe-2-4-64"]["reference_val_loss"] == 1.121
+    assert (moe["C"], moe["K"], moe["N"]) == (1, 8, 63)
+    coe = rows["coe-2-4-64"]
+    assert (coe["C"], coe["K"], coe["N"]) == (2, 4, 63)
+    assert coe["expert_combinations"] == 595665 ** 2  # C(63, 4)^2
+    assert coe["accuracy"] is None and coe["seeds"] == [0]
+    assert moe["tokens"] == coe["tokens"] == 4 * 4 * 32
+    assert moe["revisions"] == coe["revisions"] == [TRAINING_REVISION]
+
+    text = md.read_text()
+    assert text.startswith("# CoE vs MoE\n\nTiny runs. Every run: the same data")
+    assert f"| {REFERENCE.label} |" in text and REFERENCE.note in text
+    assert "| moe-8-64 | 2.5000 | 2 (2.0000-3.0000) | 1.196 | 20.0% |" in text
+    assert f"| coe-2-4-64 | {coe['val_loss']:.4f} | 1 | 1.121 | - |" in text
+    assert "| 2.50 | 20 | " in text  # peak memory, mean train time
+    assert "finished different seeds" in text and "Training revisions" not in text
+    assert "loss_curves.png" in text
+
+
+def test_report_routing(report, tmp_path):
+    md, runs = report
+    out = md.parent
+    rows = {r["preset"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    text, page = md.read_text(), (out / "report.html").read_text()
+    # Load for both, co-selection only where there are two iterations; the lowest seed only.
+    for preset, figures in (("coe-2-4-64", {"coselection", "load"}), ("moe-8-64", {"load"})):
+        routing = out / "routing" / preset
+        assert {p.stem for p in routing.glob("*.png")} == figures, preset
+        assert (routing / "report.html").is_file() and (routing / "analysis.json").is_file()
+        assert all(f"routing/{preset}/{name}.png" in text for name in figures)
+        assert all(f"<img src='routing/{preset}/{name}.png'" in page for name in figures)
+        assert set(rows[preset]["routing"]["figures"]) == figures
+        assert routing_sentence(rows[preset]["routing"]) in text
+    assert not (out / "routing" / "moe-8-64-seed1").exists()
+    assert rows["coe-2-4-64"]["routing"]["expert_reselection"] is not None
+    assert rows["moe-8-64"]["routing"]["expert_reselection"] is None
+
+    # Without checkpoints (they stay out of the repository) the analysis written while they were there is
+    # kept; with neither, there is none.
+    gone = replace(runs["coe"], run_dir=tmp_path / "gone")
+    assert analyze_run(out, gone, device="cpu") == rows["coe-2-4-64"]["routing"]
+    assert analyze_run(tmp_path / "elsewhere", gone, device="cpu") is None
+
+
+def test_report_page_renders(report, chromium):
+    md, _ = report
+    assert_page_renders(md.parent / "report.html", chromium, images=True)
+
+
+def test_report_without_reference_escapes_and_names_old_revisions(tiny_runs, tmp_path):
+    run = finished(tiny_runs["moe-8-64"], "moe-8-64")
+    old = replace(run, summary={k: v for k, v in run.summary.items() if k != "revision"})  # revision 1
+    md = write_report(tmp_path, [old], title="<b>CoE</b> & MoE", description=HOSTILE, device="cpu")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["reference"] is None and results["runs"][0]["reference_val_loss"] is None
+    assert results["runs"][0]["revisions"] == [1]
+    text = md.read_text()
+    assert "paper" not in text and "|---" * 11 + "|" in text  # no reference column
+    assert "Training revisions (the last column): 1: until 2026-12-01" in text
+    assert "finished different seeds" not in text
+    page = (tmp_path / "report.html").read_text()
+    assert "<script>" not in page and "<b>" not in page
+    assert html.escape(HOSTILE) in page and "<title>&lt;b&gt;CoE&lt;/b&gt; &amp; MoE</title>" in page
+    assert page.count("<th>") == 11
+
+
+def test_write_report_rejects_no_runs_and_repeated_runs(tiny_runs, tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        write_report(tmp_path, [], title="t", description="d")
+    run = finished(tiny_runs["moe-8-64"], "moe-8-64", seed=2)
+    with pytest.raises(ValueError, match="moe-8-64-seed2 twice"):
+        write_report(tmp_path, [run, run], title="t", description="d")
+
+
+def test_run_name():
+    assert run_name("moe-8-64", 0) == "moe-8-64"
+    assert run_name("moe-8-64", 2) == "moe-8-64-seed2"
+
+
+def test_mean_metrics_averages_the_points_every_run_logged(caplog):
+    a = [{"split": "train", "step": 1, "loss": 2.0}, {"split": "val", "step": 2, "loss": 4.0},
+         {"split": "final", "step": 2, "val_loss": 4.0}]
+    b = [{"split": "train", "step": 1, "loss": 3.0}, {"split": "val", "step": 2, "loss": 1.0},
+         {"split": "val", "step": 3, "loss": 9.0}]
+    assert mean_metrics([a, b]) == [{"split": "train", "step": 1, "loss": 2.5},
+                                    {"split": "val", "step": 2, "loss": 2.5}]
+    assert "the runs logged different steps" in caplog.text  # b's step 3 has no partner in a
+    caplog.clear()
+    assert mean_metrics([a]) == [m for m in a if "loss" in m]
+    assert caplog.text == ""
+
+
+def test_routing_sentence():
+    r = {"tokens": 1024, "load_max_over_mean": 1.5, "unused_experts": 3, "distinct_paths": 1234.4,
+         "expert_reselection": None, "expert_reselection_expected": None}
+    assert routing_sentence(r) == (
+        "Over 1,024 validation tokens: load max/mean 1.50 (mean over layers and iterations), 3 unused "
+        "(layer, iteration, expert) triples, 1,234 distinct routing paths per layer. C = 1: no next "
+        "iteration, so no co-selection or re-selection.")
+    r.update(expert_reselection=0.1234, expert_reselection_expected=0.0631)
+    assert routing_sentence(r).endswith(
+        "per layer. Experts chosen again in the next iteration: 0.123 (0.063 if the iterations chose "
+        "independently).")
