@@ -1,5 +1,7 @@
 """CoEConfig: validation at construction, the reference's flag spellings, save / load."""
 
+import json
+
 import pytest
 
 from coe import CoEConfig
@@ -52,3 +54,29 @@ def test_save_load_round_trip(tmp_path):
 def test_moe_layer_placement():
     cfg = CoEConfig(num_hidden_layers=6, first_k_dense_replace=2, moe_layer_freq=2)
     assert [cfg.is_moe_layer(i) for i in range(6)] == [False, False, True, False, True, False]
+
+
+def test_unknown_keys_of_a_config_file_are_kept(tmp_path):
+    # transformers keeps keys it does not know (a newer writer's, the reference's extras); only
+    # CoEConfig.from_preset rejects them, as a misspelt override.
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "coe", "inner_iter": 2, "ep_size": 1}))
+    loaded = CoEConfig.from_pretrained(tmp_path)
+    assert loaded.inner_iter == 2 and loaded.ep_size == 1
+
+
+def test_expert_backend_auto_loads_as_grouped(tmp_path):
+    # "auto" was an alias of "grouped"; config files written with it still load.
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "coe", "expert_backend": "auto"}))
+    assert CoEConfig.from_pretrained(tmp_path).expert_backend == "grouped"
+    assert CoEConfig(expert_backend="auto").expert_backend == "grouped"
+    assert CoEConfig().expert_backend == "grouped"
+
+
+@pytest.mark.parametrize("model_type", ["coe_deepseekv2", "deepseek_v2"])
+def test_another_format_is_refused_with_the_fix(tmp_path, model_type):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, "hidden_size": 32}))
+    with pytest.raises(ValueError) as err:
+        CoEConfig.from_pretrained(tmp_path)
+    message = str(err.value)
+    assert str(tmp_path) in message and repr(model_type) in message
+    assert f"coe convert {tmp_path} DST" in message and "coe.convert.convert(src, dst)" in message

@@ -6,10 +6,8 @@ from the formulas below over the reference tensors (any C, the reference's resid
 """
 
 import json
-import logging
 import math
 import weakref
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,17 +15,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import DeepseekV2Config, DeepseekV2ForCausalLM
 
-import coe.convert as convert_module
 from coe import CoEConfig, CoEForCausalLM
-from coe.convert import (
-    CheckpointReader,
-    Format,
-    convert,
-    detect_format,
-    load_converted,
-    prepare_pretrained,
-    read_config,
-)
+from coe.convert import CheckpointReader, Format, convert, detect_format, read_config
 from tests.conftest import rel_err
 
 YARN = dict(type="yarn", factor=4.0, original_max_position_embeddings=64, beta_fast=32, beta_slow=1,
@@ -481,23 +470,46 @@ def test_existing_destination_needs_overwrite(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "ref"]  # no temporary left behind
 
 
-# ------------------------------------------------------------------------ loading: on the fly, memory, meta
+# ------------------------------------------------------------------------------- loading, memory
 
-def test_prepare_pretrained_converts_once_and_passes_others_through(tmp_path, caplog):
-    src = write_ref(tmp_path)
-    (src / "tokenizer_config.json").write_text("{}")
-    (src / "modeling_coe.py").write_text("# remote code of the reference")
-    with caplog.at_level(logging.INFO, logger="coe.convert"):
-        out = prepare_pretrained(src, cache_dir=tmp_path / "cache")
-    assert "on the fly" in caplog.text and detect_format(out) == Format.COE
-    assert (tmp_path / "cache").exists() and str(out).startswith(str(tmp_path / "cache"))
-    assert (Path(out) / "tokenizer_config.json").is_file() and not (Path(out) / "modeling_coe.py").exists()
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="coe.convert"):
-        assert prepare_pretrained(src, cache_dir=tmp_path / "cache") == out
-    assert "on the fly" not in caplog.text
-    assert prepare_pretrained(out) == out
-    assert prepare_pretrained("some-org/some-model") == "some-org/some-model"
+def files_under(root) -> dict[str, tuple[int, int]]:
+    return {str(f): (f.stat().st_size, f.stat().st_mtime_ns) for f in root.rglob("*")}
+
+
+@pytest.mark.parametrize("fmt", ["reference", "deepseek_v2"])
+def test_from_pretrained_refuses_another_format_and_writes_nothing(tmp_path, monkeypatch, fmt):
+    """No silent conversion: the error names the directory, its format and the command that converts it."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))  # where a cache of converted copies would go
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    if fmt == "reference":
+        src, model_type = write_ref(tmp_path), "coe_deepseekv2"
+    else:
+        src, model_type = tmp_path / "ds", "deepseek_v2"
+        small_deepseek().save_pretrained(src)
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError) as err:
+        CoEForCausalLM.from_pretrained(src)
+    message = str(err.value)
+    assert f"{src} holds a checkpoint of model_type {model_type!r}" in message
+    assert f"coe convert {src} DST" in message and "coe.convert.convert(src, dst)" in message
+    assert files_under(tmp_path) == before and not home.exists()
+
+
+def test_sharded_conversion_loads_with_from_pretrained(tmp_path):
+    cfg = ref_config(rope_scaling=YARN, tie_word_embeddings=True)
+    w = ref_weights(cfg)
+    src = write_checkpoint(tmp_path / "ref", cfg, w, "bin_sharded")
+    convert(src, tmp_path / "coe", max_shard_size="30KB")
+    assert len(list((tmp_path / "coe").glob("model-*.safetensors"))) > 2
+    model = CoEForCausalLM.from_pretrained(tmp_path / "coe").eval()
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    ids = torch.randint(0, cfg["vocab_size"], (2, 16))
+    with torch.no_grad():
+        assert rel_err(model(ids).logits, reference_logits(cfg, w, ids)) < 1e-5
+    half = CoEForCausalLM.from_pretrained(tmp_path / "coe", dtype=torch.bfloat16)
+    assert half.model.embed_tokens.weight.dtype == torch.bfloat16
+    assert all(r.weight.dtype == torch.float32 for chain in half.chains() for r in chain.routers)
 
 
 def test_conversion_holds_about_one_tensor_at_a_time(tmp_path, monkeypatch):
@@ -526,39 +538,3 @@ def test_conversion_holds_about_one_tensor_at_a_time(tmp_path, monkeypatch):
     largest, total = max(t.nbytes for t in w.values()), sum(t.nbytes for t in w.values())
     assert total > 20 * largest
     assert 0 < peak <= 2 * largest
-
-
-def test_load_converted_fills_a_meta_model_shard_by_shard(tmp_path, monkeypatch):
-    cfg = ref_config(rope_scaling=YARN, tie_word_embeddings=True)
-    src = write_checkpoint(tmp_path / "ref", cfg, ref_weights(cfg), "bin_sharded")
-    convert(src, tmp_path / "coe", max_shard_size="30KB")
-    shards = sorted((tmp_path / "coe").glob("model-*.safetensors"))
-    assert len(shards) > 2
-    loaded = []
-    monkeypatch.setattr(convert_module, "load_file",
-                        lambda file, device: loaded.append(file.name) or load_file(file, device=device))
-    model = load_converted(tmp_path / "coe")
-    assert sorted(loaded) == [s.name for s in shards]  # each shard read once
-    reference = CoEForCausalLM.from_pretrained(tmp_path / "coe").eval()
-    assert not any(t.is_meta for t in (*model.parameters(), *model.buffers()))
-    assert model.lm_head.weight is model.model.embed_tokens.weight
-    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert torch.equal(model.model.rotary_emb.inv_freq, reference.model.rotary_emb.inv_freq)
-    ids = torch.randint(0, cfg["vocab_size"], (2, 16))
-    with torch.no_grad():
-        assert torch.equal(model(ids).logits, reference(ids).logits)
-    half = load_converted(tmp_path / "coe", dtype=torch.bfloat16)
-    assert half.model.embed_tokens.weight.dtype == torch.bfloat16
-    assert all(r.weight.dtype == torch.float32 for chain in half.chains() for r in chain.routers)
-
-
-def test_from_pretrained_loads_a_reference_directory_on_the_fly(tmp_path, monkeypatch):
-    monkeypatch.setenv("COE_CACHE_DIR", str(tmp_path / "cache"))
-    src = write_ref(tmp_path)
-    on_the_fly = CoEForCausalLM.from_pretrained(src).eval()
-    explicit = CoEForCausalLM.from_pretrained(convert(src, tmp_path / "explicit")).eval()
-    ids = torch.randint(0, 61, (2, 9))
-    with torch.no_grad():
-        assert torch.equal(on_the_fly(ids).logits, explicit(ids).logits)
-    assert any((tmp_path / "cache").iterdir())

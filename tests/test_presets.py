@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from coe import CoEConfig, CoEForCausalLM, list_presets
-from coe.presets import PRESETS
+from coe.presets import PAPER_SHAPE, PRESETS
 
 EMBEDDINGS = 2 * 102400 * 1024
 
@@ -46,8 +46,28 @@ def test_every_preset_builds_and_trains_one_step_tiny(name):
 
 def test_listing_and_errors():
     assert "coe-2-4-64" in list_presets() and len(list_presets()) == 12
-    with pytest.raises(ValueError, match="unknown preset 'coe-9'"):
+    with pytest.raises(ValueError, match="model.preset='coe-9' is invalid: choose one of moe-8-64, "):
         CoEConfig.from_preset("coe-9")
-    with pytest.raises(ValueError, match="unknown preset size 'huge'"):
+    with pytest.raises(ValueError, match="model.size='huge' is invalid: choose one of paper, small, tiny"):
         CoEConfig.from_preset("moe-8-64", size="huge")
     assert CoEConfig.from_preset("moe-8-64", hidden_size=512).hidden_size == 512
+
+
+def test_overrides_must_be_config_fields():
+    # A misspelt key would otherwise be kept as an unused attribute and the run would train the preset as is.
+    with pytest.raises(ValueError) as err:
+        CoEConfig.from_preset("coe-2-4-64", size="tiny", inner_iterz=3)
+    message = str(err.value)
+    assert message.startswith("model.overrides='inner_iterz' is invalid: not a CoEConfig field (did you mean "
+                              "'inner_iter'?); known fields: ")
+    assert "router_bias_update_rate" in message
+    with pytest.raises(ValueError, match="model.overrides='rope_theta' is invalid"):
+        CoEConfig.from_preset("coe-2-4-64", rope_theta=5000.0)  # a reference spelling, not a field
+    config = CoEConfig.from_preset("coe-2-4-64", size="tiny", inner_iter=3, dtype="bfloat16")
+    assert config.inner_iter == 3
+
+
+def test_configs_do_not_share_the_preset_data():
+    config = CoEConfig.from_preset("moe-8-64")
+    config.rope_parameters["factor"] = 1.0
+    assert PAPER_SHAPE["rope_parameters"]["factor"] == 40.0  # a config never shares the module's dicts

@@ -20,7 +20,8 @@ from typing import Literal
 import yaml
 
 from coe.data import DataSpec
-from coe.presets import PRESETS, preset_config
+from coe.config import CoEConfig
+from coe.presets import PRESETS
 from coe.train.config import (
     TRAINING_REVISION,
     TRAINING_REVISIONS,
@@ -315,7 +316,7 @@ def write_report(out: Path, cfg: CompareConfig, results: dict) -> None:
         summaries = {seed: by_seed[seed]["summary"] for seed in sorted(by_seed)}
         s = summaries[min(summaries)]
         mean = partial(_mean_of, list(summaries.values()))
-        config = preset_config(preset, SCALES[cfg.scale]["size"])
+        config = CoEConfig.from_preset(preset, SCALES[cfg.scale]["size"])
         rows.append({
             "preset": preset, "description": PRESETS[preset][0], "seeds": list(summaries),
             "val_loss": mean("val_loss"), "accuracy": mean("accuracy"),

@@ -3,15 +3,21 @@
 The field names follow DeepSeek-V2 and the Chain-of-Experts reference code (its flag names are kept:
 ``inner_iter`` is C, ``use_igate`` gives each iteration its own router), so that configurations convert
 one to one. Every field is checked when the config is built; a bad value raises ``ValueError`` naming
-the field, the value and what is allowed.
+the field, the value and what is allowed. :meth:`CoEConfig.from_preset` builds the paper's named
+configurations (:mod:`coe.presets`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from enum import StrEnum
 from typing import Any
 
 from transformers import PreTrainedConfig
+
+from coe.checks import invalid
+from coe.presets import PAPER_SHAPE, PRESETS, SIZES
 
 
 class Attention(StrEnum):
@@ -36,7 +42,6 @@ class BalanceLoss(StrEnum):
 
 
 class ExpertBackend(StrEnum):
-    AUTO = "auto"  # the grouped backend
     GROUPED = "grouped"  # sort by expert, one grouped matmul per projection
     LOOP = "loop"  # plain loop over experts: the ground truth of the tests
 
@@ -126,8 +131,9 @@ class CoEConfig(PreTrainedConfig):
     """Renormalise the K selected scores to sum to 1 (before routed_scaling_factor)."""
     routed_scaling_factor: float = 1.0
     """Factor applied to the gate weights of the routed experts."""
-    expert_backend: str = "auto"
-    """"grouped" (sorted tokens, grouped matmuls; what "auto" picks) or "loop" (plain reference loop)."""
+    expert_backend: str = "grouped"
+    """"grouped" (sorted tokens, grouped matmuls) or "loop" (plain reference loop). Config files that say
+    "auto", the former name of "grouped", load as "grouped"."""
 
     # --- Chain-of-Experts
     inner_iter: int = 1
@@ -172,6 +178,8 @@ class CoEConfig(PreTrainedConfig):
             self.balance_loss = BalanceLoss.SEQ if seq_aux else BalanceLoss.BATCH
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
+        if self.expert_backend == "auto":  # the former alias of "grouped", in config files written before
+            self.expert_backend = ExpertBackend.GROUPED
         super().__post_init__(**kwargs)
         if not self.rope_parameters:
             self.rope_parameters = {"rope_type": "default", "rope_theta": 10000.0}
@@ -203,15 +211,43 @@ class CoEConfig(PreTrainedConfig):
         return layer_idx >= self.first_k_dense_replace and layer_idx % self.moe_layer_freq == 0
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> CoEConfig:
-        """The named configuration of the paper (see ``coe.presets.list_presets()``), with overrides."""
-        from coe.presets import preset_config  # presets import this module
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:
+        """transformers' reading of config.json, for this library's format only: a checkpoint of another
+        ``model_type`` (the reference code's "coe_deepseekv2", transformers' "deepseek_v2") raises ValueError
+        before any weight is read, where transformers would only warn and build a wrong model."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            raise ValueError(f"{pretrained_model_name_or_path} holds a checkpoint of model_type {model_type!r}, not "
+                             f"this library's format ({cls.model_type!r}): convert it first, with "
+                             f"`coe convert {pretrained_model_name_or_path} DST` or coe.convert.convert(src, dst), "
+                             "then load DST")
+        return config_dict, kwargs
 
-        return preset_config(name, **overrides)
+    @classmethod
+    def from_preset(cls, name: str, size: str = "paper", **overrides: Any) -> CoEConfig:
+        """The paper's configuration ``name`` (``coe.list_presets()``) at ``size`` ("paper", "small" or "tiny"),
+        then ``overrides``, which must be CoEConfig fields (a misspelt one would otherwise be kept as an unused
+        attribute, as transformers keeps unknown keys of a config file). The arguments are those of the
+        trainer's ``model`` options, whose names the errors use."""
+        if name not in PRESETS:
+            raise invalid("model.preset", name, f"choose one of {', '.join(PRESETS)}")
+        if size not in SIZES:
+            raise invalid("model.size", size, f"choose one of {', '.join(SIZES)}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in overrides:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise invalid("model.overrides", key, f"not a CoEConfig field{hint}; known fields: "
+                                                      f"{', '.join(known)}")
+        fields = {**PAPER_SHAPE, **SIZES[size], **PRESETS[name][1], **overrides}
+        fields["rope_parameters"] = dict(fields["rope_parameters"])  # never share the module-level dict
+        return cls(**fields)
 
     def _check(self) -> None:
         def fail(field: str, allowed: str) -> None:
-            raise ValueError(f"CoEConfig.{field}={getattr(self, field)!r} is invalid: {allowed}")
+            raise invalid(f"CoEConfig.{field}", getattr(self, field), allowed)
 
         for field in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
                       "max_position_embeddings", "num_attention_heads", "num_key_value_heads",
@@ -259,8 +295,7 @@ class CoEConfig(PreTrainedConfig):
             fail("routed_scaling_factor", "must be > 0")
         rope_type = self.rope_parameters.get("rope_type")
         if rope_type not in ROPE_TYPES:
-            raise ValueError(f"CoEConfig.rope_parameters['rope_type']={rope_type!r} is invalid: "
-                             f"allowed values are {', '.join(map(repr, ROPE_TYPES))}")
+            raise invalid("CoEConfig.rope_parameters['rope_type']", rope_type,
+                          f"allowed values are {', '.join(map(repr, ROPE_TYPES))}")
         if rope_type != "default" and not self.rope_parameters.get("factor"):
-            raise ValueError(f"CoEConfig.rope_parameters={self.rope_parameters!r}: rope_type {rope_type!r} "
-                             "needs a 'factor'")
+            fail("rope_parameters", f"rope_type {rope_type!r} needs a 'factor'")

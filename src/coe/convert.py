@@ -31,7 +31,6 @@ the model.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -50,18 +49,15 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
 
 from coe.config import Attention, BalanceLoss, CoEConfig, ScoringFunc
 from coe.modeling import CoEForCausalLM
-from coe.nn.attention import RotaryEmbedding, yarn_mscale
+from coe.nn.attention import yarn_mscale
 
 logger = logging.getLogger(__name__)
 
 # A piece of one of our tensors: its name and an index into it (() for the whole tensor).
 Piece = tuple[str, tuple]
-# Bumped when the conversion changes, so that prepare_pretrained's cache is not reused across versions.
-CONVERTER_VERSION = "1"
 COPIED_FILES = ("tokenizer*", "special_tokens_map.json", "added_tokens.json", "generation_config.json",
                 "vocab.json", "vocab.txt", "merges.txt", "chat_template.*")
 
@@ -100,7 +96,7 @@ REFERENCE_DEFAULTS: dict[str, Any] = dict(
 )
 # Fields of ours that the reference has no use for: written as extra config.json keys (its config class keeps
 # and ignores unknown keys), so that the way back is lossless.
-OUR_EXTRAS = {"expert_backend": "auto", "router_z_loss_coef": 0.0}
+OUR_EXTRAS = {"expert_backend": "grouped", "router_z_loss_coef": 0.0}
 # The reference's YaRN defaults (CoeYarnRotaryEmbedding).
 REFERENCE_YARN_DEFAULTS = dict(original_max_position_embeddings=4096, beta_fast=32, beta_slow=1, mscale=1,
                                mscale_all_dim=0)
@@ -652,85 +648,3 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str = "coe",
                     shutil.copy2(file, tmp / file.name)
     return dst
 
-
-def _default_cache_dir() -> Path:
-    if os.environ.get("COE_CACHE_DIR"):
-        return Path(os.environ["COE_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coe" / "converted"
-
-
-def _fingerprint(path: Path) -> str:
-    h = hashlib.sha256(f"{CONVERTER_VERSION}\0{path.resolve()}".encode())
-    for file in sorted(path.iterdir()):
-        if file.is_file():
-            stat = file.stat()
-            h.update(f"\0{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
-def prepare_pretrained(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None
-                       ) -> str | os.PathLike:
-    """``path`` itself, unless it is a local reference or deepseek_v2 checkpoint: then a converted copy in
-    ``cache_dir`` (default ``$COE_CACHE_DIR`` or ``~/.cache/coe/converted``), made once per source version.
-
-    For ``CoEForCausalLM.from_pretrained``: hub ids and our own checkpoints pass through unchanged.
-    """
-    local = Path(path)
-    if not (local / "config.json").is_file():
-        return path
-    fmt = detect_format(local)
-    if fmt == Format.COE:
-        return path
-    out = Path(cache_dir or _default_cache_dir()) / f"{local.resolve().name}-{fmt}-{_fingerprint(local)}"
-    if (out / "config.json").is_file():
-        logger.info("loading %s checkpoint %s from its converted copy %s", fmt, local, out)
-        return str(out)
-    logger.info("converting %s checkpoint %s on the fly into %s", fmt, local, out)
-    try:
-        convert(local, out, to="coe")
-    except FileExistsError:  # another process converted it at the same time
-        pass
-    return str(out)
-
-
-def load_converted(path: str | os.PathLike, dtype: torch.dtype | None = None,
-                   device: str | torch.device = "cpu") -> CoEForCausalLM:
-    """Build the model on the meta device and fill it shard by shard, in eval mode.
-
-    Any format is accepted (others are converted first, see :func:`prepare_pretrained`). Each shard is read,
-    cast to ``dtype`` (routers stay float32, as from_pretrained keeps them) and assigned into the model, so
-    memory holds the model plus one shard at most. Non-persistent buffers (rotary tables, routing counts),
-    which no checkpoint holds, are rebuilt.
-    """
-    path = Path(prepare_pretrained(path))
-    config = CoEConfig.from_pretrained(path)
-    with torch.device("meta"):
-        model = CoEForCausalLM(config)
-    expected = set(our_shapes(config))
-    loaded: set[str] = set()
-    for file in weight_files(path):
-        state = load_file(file, device=str(device))
-        for key, t in state.items():
-            if key not in expected:
-                raise ValueError(f"{file}: unexpected weight {key} with shape {tuple(t.shape)}")
-            if ".mlp.routers." in key and key.endswith(".weight"):
-                state[key] = t.float()
-            elif dtype is not None and t.is_floating_point():
-                state[key] = t.to(dtype)
-        model.load_state_dict(state, strict=False, assign=True)
-        loaded |= state.keys()
-        del state
-    missing = sorted(expected - loaded)
-    if missing:
-        raise ValueError(f"{path}: missing weight {missing[0]}" + (f" and {len(missing) - 1} more"
-                                                                   if len(missing) > 1 else ""))
-    if config.tie_word_embeddings:
-        model.tie_weights()
-    # NOTE: built on the meta device, non-persistent buffers hold no values: rebuild them as __init__ does.
-    model.model.rotary_emb = RotaryEmbedding(config).to(device)
-    for chain in model.chains():
-        chain.tokens_per_expert = torch.zeros(config.inner_iter, config.n_routed_experts, device=device)
-    left = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
-    if left:
-        raise RuntimeError(f"load_converted: {left[0]} was not filled ({len(left)} tensors left on meta)")
-    return model.eval()

@@ -1,7 +1,9 @@
 """CoEForCausalLM: embeddings, decoder layers (attention + Chain-of-Experts block), LM head.
 
 A transformers ``PreTrainedModel`` with ``GenerationMixin``: save_pretrained / from_pretrained through
-safetensors, ``generate()`` with transformers' cache classes, registered with the Auto classes.
+safetensors, ``generate()`` with transformers' cache classes, registered with the Auto classes. Checkpoints of
+the reference code or of transformers' DeepSeek-V2 are converted first (:mod:`coe.convert`, ``coe convert``);
+from_pretrained refuses them.
 
 Shapes: B batch, S positions, D hidden, V vocabulary, T = B * S tokens, N experts, K choices.
 """
@@ -156,14 +158,6 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         self.model = CoEModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """Also loads reference (``coe_deepseekv2``) and transformers ``deepseek_v2`` checkpoint directories,
-        converted on the fly into a cache directory (see :mod:`coe.convert`)."""
-        from coe.convert import prepare_pretrained  # coe.convert imports this module
-
-        return super().from_pretrained(prepare_pretrained(pretrained_model_name_or_path), *model_args, **kwargs)
 
     def chains(self) -> list[ChainOfExperts]:
         """The Chain-of-Experts blocks, one per MoE layer, in layer order."""

@@ -7,13 +7,14 @@ that training runs on a CPU; "tiny" shrinks them further for unit tests.
 
 Naming: ``moe-K-N`` / ``coe-C-K-N`` count N experts in all, one of them shared, so N - 1 are routed; K is
 the routed experts chosen per iteration.
+
+Data only (keyword arguments of :class:`coe.CoEConfig`): ``CoEConfig.from_preset(name, size, **overrides)``
+builds a configuration from them.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from coe.config import CoEConfig
 
 PAPER_SHAPE: dict[str, Any] = dict(
     vocab_size=102400, hidden_size=1024, num_hidden_layers=4, intermediate_size=5472,
@@ -67,13 +68,3 @@ def list_presets() -> dict[str, str]:
     """Preset name -> one-line description."""
     return {name: description for name, (description, _) in PRESETS.items()}
 
-
-def preset_config(name: str, size: str = "paper", **overrides: Any) -> CoEConfig:
-    """The preset ``name`` at ``size`` ("paper", "small" or "tiny"), then ``overrides`` (any CoEConfig field)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
-    if size not in SIZES:
-        raise ValueError(f"unknown preset size {size!r}: choose one of {', '.join(SIZES)}")
-    fields = {**PAPER_SHAPE, **SIZES[size], **PRESETS[name][1], **overrides}
-    fields["rope_parameters"] = dict(fields["rope_parameters"])  # never share the module-level dict
-    return CoEConfig(**fields)

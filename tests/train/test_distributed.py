@@ -18,10 +18,9 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 
-from coe import CoEForCausalLM
+from coe import CoEConfig, CoEForCausalLM
 from coe.data import DataSpec
 from coe.nn.losses import batch_balance_loss
-from coe.presets import preset_config
 from coe.train.checkpoint import DCP_DIR, checkpoint_dirs, latest_checkpoint
 from coe.train.config import ModelSpec, OptimSpec, TrainConfig
 from coe.train.data import prepare_run_data, restore_position
@@ -151,7 +150,7 @@ def _gradients_worker(rank: int, port: int, out: dict) -> None:
 
     def build() -> CoEForCausalLM:
         torch.manual_seed(0)
-        model = CoEForCausalLM(preset_config("coe-2-4-64", "tiny", num_hidden_layers=2))
+        model = CoEForCausalLM(CoEConfig.from_preset("coe-2-4-64", "tiny", num_hidden_layers=2))
         with torch.no_grad():  # large experts, so that their gradients weigh in the norm
             for chain in model.chains():
                 chain.experts.gate_up_proj.mul_(30)

@@ -43,6 +43,11 @@ class ExpertShard:
         return self.sizes[self.rank]
 
 
+def local_tensor(t: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a DTensor (differentiably), any other tensor as it is."""
+    return t.to_local() if isinstance(t, DTensor) else t
+
+
 def expert_split(num_experts: int, ranks: int) -> tuple[int, ...]:
     """Experts per rank as ``torch.chunk`` (and DTensor's ``Shard(0)``) split them; each rank must get one."""
     sizes = tuple(len(c) for c in torch.arange(num_experts).chunk(ranks))

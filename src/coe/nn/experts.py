@@ -18,11 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributed.tensor import DTensor
 
 from coe.config import ExpertBackend
 from coe.nn.dispatch import combine, permute, sort_by_expert
-from coe.nn.expert_parallel import ExpertShard, return_to_senders, send_to_experts
+from coe.nn.expert_parallel import ExpertShard, local_tensor, return_to_senders, send_to_experts
 
 # torch >= 2.10 exposes the public name; older releases only the private op (it also runs on the CPU).
 _grouped_mm = getattr(F, "grouped_mm", None) or torch._grouped_mm
@@ -61,18 +60,13 @@ def swiglu(xs: torch.Tensor, w_gate_up: torch.Tensor, w_down: torch.Tensor,
     return grouped_mm(F.silu(gate) * up, w_down, offsets)
 
 
-def _local(weight: torch.Tensor) -> torch.Tensor:
-    # Expert-parallel weights are DTensors; the matmuls take this rank's chunk (differentiably).
-    return weight.to_local() if isinstance(weight, DTensor) else weight
-
-
 class Experts(nn.Module):
     """``y_t = sum_k w_tk * down_e(silu(gate_e(x_t)) * up_e(x_t))`` over the chosen experts e = topk_idx[t, k]."""
 
-    def __init__(self, num_experts: int, hidden_size: int, intermediate_size: int, backend: str = "auto"):
+    def __init__(self, num_experts: int, hidden_size: int, intermediate_size: int, backend: str = "grouped"):
         super().__init__()
         self.num_experts, self.intermediate_size = num_experts, intermediate_size
-        self.backend = ExpertBackend.GROUPED if backend == ExpertBackend.AUTO else ExpertBackend(backend)
+        self.backend = ExpertBackend(backend)
         self.gate_up_proj = nn.Parameter(torch.empty(num_experts, 2 * intermediate_size, hidden_size))
         self.down_proj = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size))
         self.shard: ExpertShard | None = None  # expert parallelism: this rank's experts and their group
@@ -82,7 +76,8 @@ class Experts(nn.Module):
 
         A CoE layer casts them once and reuses them in every iteration. With expert parallelism: this rank's
         n experts, (n, D, 2F) and (n, F, D)."""
-        gate_up, down = _local(self.gate_up_proj), _local(self.down_proj)
+        # Expert-parallel weights are DTensors; the matmuls take this rank's chunk (differentiably).
+        gate_up, down = local_tensor(self.gate_up_proj), local_tensor(self.down_proj)
         return gate_up.to(dtype).transpose(1, 2), down.to(dtype).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor,

@@ -29,7 +29,6 @@ from coe.evaluate import exact_match, validation_loss
 from coe.analysis.stats import expert_combinations
 from coe.flops import active_parameters, total_parameters
 from coe.modeling import CoEForCausalLM
-from coe.presets import preset_config
 from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from coe.train.config import TRAINING_REVISION, TrainConfig
 from coe.train.data import RunData, prepare_run_data, restore_position
@@ -80,7 +79,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
 
 def model_config(cfg: TrainConfig) -> CoEConfig:
     """The preset with the run's overrides, checked against the run's sequence length."""
-    config = preset_config(cfg.model.preset, cfg.model.size, **cfg.model.overrides)
+    config = CoEConfig.from_preset(cfg.model.preset, cfg.model.size, **cfg.model.overrides)
     if cfg.seq_len > config.max_position_embeddings:
         raise ValueError(f"seq_len={cfg.seq_len} is above the model's max_position_embeddings="
                          f"{config.max_position_embeddings}")
