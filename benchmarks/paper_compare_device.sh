@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper-scale comparison (`coe compare --scale paper`) on a lent GPU machine that holds only a copy of this
+# The paper experiment (`coe compare --experiment paper`) on a lent GPU machine that holds only a copy of this
 # repository and whose commands are cut off after a few minutes each. The runs are started detached in a work
 # directory outside the copied tree (so neither the end of a command nor the next copy of the tree touches
 # them), and later commands watch them and bring the small result files back.
@@ -23,7 +23,7 @@
 # (seconds after `start` by which every run must have ended, default 1500: a preset whose estimate does not fit is
 # not started, one still running then is stopped by SIGTERM, which checkpoints it); WATCH (default 540);
 # SAVE_EVERY (steps between checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model
-# is 31 GB). The GSM8K files come from a carried copy, .bench-data/gsm8k.
+# is 31 GB). GSM8K ships with the package (builtin:gsm8k).
 set -u
 work=${WORK:-/root/coe-paper}
 out=${OUT_DIR:-results/paper}
@@ -56,7 +56,7 @@ lane() {  # gpu, sharing (lanes on that GPU), presets...
         # The run's directory name (compare's run_name) and the estimate, in one call.
         read -r name est < <(PYTHONPATH=src python3 -c "
 from coe import CoEConfig
-from coe.compare import run_name
+from coe.analysis.comparison import run_name
 from coe.flops import train_flops_per_token as f
 config = CoEConfig.from_preset('$preset', size='paper')
 ratio = f(config, 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
@@ -72,11 +72,12 @@ print(run_name('$preset', $seed), int(40 + 25 * config.num_hidden_layers + 120 *
 import logging
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, format='%(message)s')
-from coe.compare import CompareConfig, analyze_run, train_preset
-cfg = CompareConfig(out_dir='$out', scale='paper', progress=False, save_every=${SAVE_EVERY:-1000},
-                    presets=['$preset'], seeds=[$seed], device='cuda')
-train_preset(cfg, '$preset', $seed)
-analyze_run(Path(cfg.out_dir), cfg, '$preset', $seed)
+from coe.analysis.comparison import analyze_run
+from coe.compare import finished_run, load_experiment, train_preset
+cfg = load_experiment('paper', {'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
+    'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': 'cuda'}}})
+summary = train_preset(cfg, '$preset', $seed)
+analyze_run(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='cuda')
 " > "logs/$name.log" 2>&1
         echo "gpu $gpu: $name exit $? at $(date +%T)"; tail -n 2 "logs/$name.log"
         # The checkpoint goes once its routing is analysed (disk); a run stopped before that keeps it.
@@ -103,9 +104,9 @@ drive() {  # in $work, detached: every lane, then the report
     PYTHONPATH=src python3 -c "
 import logging
 logging.basicConfig(level=logging.INFO, format='%(message)s')
-from coe.compare import CompareConfig, compare
-compare(CompareConfig(out_dir='$out', scale='paper', progress=False, presets=[$all], report_only=True,
-                      seeds=sorted({$seeds})))
+from coe.compare import compare, load_experiment
+compare(load_experiment('paper', {'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}),
+                                  'report_only': True, 'train': {'logging': {'progress': False}}}))
 " > logs/report.log 2>&1
     echo "report: exit $?"; tail -n 3 logs/report.log
     touch done
@@ -116,9 +117,8 @@ case ${1:-} in
         shift
         if [ -f "$work/started" ]; then echo "$work/started exists: already started"; exit 1; fi
         rm -f "$work/done"
-        mkdir -p "$work/logs" "$work/../shared/data"
+        mkdir -p "$work/logs"
         cp -r src benchmarks pyproject.toml results "$work/"
-        [ -f "$work/../shared/data/gsm8k/train.parquet" ] || cp -r .bench-data/gsm8k "$work/../shared/data/"
         date +%s > "$work/started"
         (cd "$work" && setsid nohup bash benchmarks/paper_compare_device.sh drive "$@" \
             > logs/drive.log 2>&1 < /dev/null &)

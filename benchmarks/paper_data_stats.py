@@ -1,4 +1,4 @@
-"""The training data of `coe compare --scale paper`: documents, the BPE's size, packed 512-token sequences and
+"""The training data of `coe compare --experiment paper`: documents, the BPE's size, packed 512-token sequences and
 how many passes over them 1000 steps of 64 sequences make (docs/results.md). CPU only, a minute or two.
 
     python benchmarks/paper_data_stats.py                    # the data as the current code builds it
@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from coe.compare import SCALES  # noqa: E402
-from coe.data import TokenizerSpec, build_tokenizer, load_splits, pack_documents  # noqa: E402
+from coe.compare import load_experiment  # noqa: E402
+from coe.data import build_tokenizer, load_splits, pack_documents  # noqa: E402
 
 
 def main() -> None:
@@ -26,19 +26,19 @@ def main() -> None:
     parser.add_argument("--runs-before-fix", action="store_true",
                         help="hold 5%% of GSM8K train out of training, as the code did before 2026-12-01")
     args = parser.parse_args()
-    scale = SCALES["paper"]
-    spec = scale["data"]
+    run = load_experiment("paper").train
+    spec = run.data
     if args.runs_before_fix:  # without val_source, the file source holds out val_fraction of its documents
         spec = replace(spec, val_source=None, val_fraction=0.05)
     train = load_splits(spec).train
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = build_tokenizer(TokenizerSpec(vocab_size=scale["tokenizer_vocab_size"]), train, Path(tmp))
-    sequences = len(pack_documents(tokenizer, train, scale["seq_len"]))
-    passes = scale["steps"] * scale["batch_size"] / sequences
+        tokenizer = build_tokenizer(spec.tokenizer, train, Path(tmp))
+    sequences = len(pack_documents(tokenizer, train, run.seq_len))
+    passes = run.steps * run.batch_size / sequences
     print("| training documents | BPE tokens (asked for) | sequences of 512 | tokens | passes in 1000 x 64 |")
     print("|---|---|---|---|---|")
-    print(f"| {len(train):,} | {len(tokenizer):,} ({scale['tokenizer_vocab_size']:,}) | {sequences:,} | "
-          f"{sequences * scale['seq_len']:,} | {passes:.2f} |")
+    print(f"| {len(train):,} | {len(tokenizer):,} ({spec.tokenizer.vocab_size:,}) | {sequences:,} | "
+          f"{sequences * run.seq_len:,} | {passes:.2f} |")
 
 
 if __name__ == "__main__":

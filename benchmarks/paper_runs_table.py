@@ -24,7 +24,10 @@ sys.path.insert(0, str(ROOT / "src"))
 import argparse  # noqa: E402
 import json  # noqa: E402
 
-from coe.compare import PAPER_VAL_LOSS, plot_loss_curves  # noqa: E402
+from coe.analysis.figures import loss_curves  # noqa: E402
+from coe.compare import load_experiment  # noqa: E402
+
+PAPER_VAL_LOSS = load_experiment("paper").reference.val_loss
 from coe.presets import PRESETS  # noqa: E402
 from coe.train.metrics import read_metrics  # noqa: E402
 
@@ -116,7 +119,7 @@ def tables(out_dir: Path) -> dict[str, dict]:
         cells = [f"{val[name][step]:.3f}" if step in val[name] else "-" for name in order]
         print(f"| {step} | " + " | ".join(cells) + " |")
     out = ROOT / "docs" / f"{out_dir.name}_loss_curves.png"
-    plot_loss_curves(out, {name: runs[name] for name in order})
+    loss_curves(out, {name: runs[name]["metrics"] for name in order})
     print(f"\nwrote {out.relative_to(ROOT)}\n")
     return finished
 

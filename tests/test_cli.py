@@ -5,13 +5,14 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from coe.cli import main
 
 TINY = ["--model.preset", "moe-8-64", "--model.size", "tiny", "--model.overrides", '{"num_hidden_layers": 1}',
-        "--steps", "2", "--batch_size", "2", "--seq_len", "32", "--eval_every", "2", "--eval_batches", "1",
-        "--accuracy_problems", "1", "--max_new_tokens", "4", "--data.synthetic_train", "200",
-        "--data.synthetic_eval", "20", "--progress", "false", "--tensorboard", "false"]
+        "--steps", "2", "--batch_size", "2", "--seq_len", "32", "--eval.every", "2", "--eval.batches", "1",
+        "--eval.accuracy_problems", "1", "--eval.max_new_tokens", "4", "--data.synthetic_train", "200",
+        "--data.synthetic_eval", "20", "--logging.progress", "false", "--logging.tensorboard", "false"]
 
 
 @pytest.mark.parametrize("command", ["presets", "train", "eval", "generate", "compare", "convert"])
@@ -33,8 +34,8 @@ def test_train_eval_generate(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--out_dir", str(run), *TINY]) == 0
     assert "validation loss" in capsys.readouterr().out
-    assert main(["eval", str(run), "--seq_len", "32", "--batches", "1", "--problems", "1",
-                 "--max_new_tokens", "4", "--data.synthetic_eval", "20", "--device", "cpu"]) == 0
+    assert main(["eval", str(run), "--seq_len", "32", "--eval.batches", "1", "--eval.accuracy_problems", "1",
+                 "--eval.max_new_tokens", "4", "--data.synthetic_eval", "20", "--runtime.device", "cpu"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["val_loss"] > 0 and result["accuracy_problems"] == 1
     assert main(["generate", str(run), "Question: Ann has 3 apples.", "--max_new_tokens", "5"]) == 0
@@ -44,11 +45,37 @@ def test_train_eval_generate(tmp_path, capsys):
 def test_yaml_config_and_overrides(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(f"out_dir: {tmp_path / 'yaml-run'}\nsteps: 2\noptim:\n  lr: 0.001\n")
-    assert main(["train", "--config", str(config), *TINY[:-14], "--seq_len", "32", "--eval_batches", "1",
-                 "--accuracy_problems", "0", "--data.synthetic_train", "200", "--data.synthetic_eval", "20",
-                 "--progress", "false", "--tensorboard", "false", "--optim.schedule", "cosine"]) == 0
+    assert main(["train", "--config", str(config), *TINY[:-14], "--seq_len", "32", "--eval.batches", "1",
+                 "--eval.accuracy_problems", "0", "--data.synthetic_train", "200", "--data.synthetic_eval", "20",
+                 "--logging.progress", "false", "--logging.tensorboard", "false", "--optim.schedule", "cosine"]) == 0
     saved = (tmp_path / "yaml-run" / "config.yaml").read_text()
     assert "lr: 0.001" in saved and "schedule: cosine" in saved
+
+
+def test_old_flat_spellings_still_work_with_a_deprecation_message(tmp_path, caplog):
+    """YAML files and command lines written before the configuration tree train the same run."""
+    config = tmp_path / "old.yaml"
+    config.write_text("eval_every: 2\neval_batches: 1\naccuracy_problems: 0\ntokenizer_vocab_size: 300\n"
+                      "progress: false\ntensorboard: false\n")
+    args = ["train", "--config", str(config), "--out_dir", str(tmp_path / "run"), "--model.preset", "moe-8-64",
+            "--model.size", "tiny", "--steps", "2", "--batch_size", "2", "--seq_len", "32",
+            "--data.synthetic_train", "200", "--data.synthetic_eval", "20", "--save_every=1", "--device", "cpu"]
+    assert main(args) == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["eval"] == {"every": 2, "batches": 1, "accuracy_problems": 0, "max_new_tokens": 256}
+    assert saved["data"]["tokenizer"]["vocab_size"] == 300 and saved["checkpoint"]["every"] == 1
+    assert saved["runtime"]["device"] == "cpu" and saved["logging"]["progress"] is False
+    for old, new in (("eval_every", "eval.every"), ("tokenizer_vocab_size", "data.tokenizer.vocab_size"),
+                     ("save_every", "checkpoint.every"), ("device", "runtime.device")):
+        assert f"{old!r} is deprecated, use {new!r}" in caplog.text or f"--{old} is deprecated, use --{new}" \
+            in caplog.text, old
+
+
+def test_an_option_given_in_both_spellings_is_an_error(tmp_path, capsys):
+    config = tmp_path / "both.yaml"
+    config.write_text("eval_every: 2\neval:\n  every: 3\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "sets both eval_every=2 (the old name) and eval.every=3" in capsys.readouterr().err
 
 
 def write_parquet(path, columns: dict):
@@ -63,7 +90,7 @@ def write_parquet(path, columns: dict):
     ("empty_file", "empty"),
     ("missing_column", "question"),
     ("seq_too_long", "seq_len=4096 is above the model's max_position_embeddings=1024"),
-    ("batch_not_divisible", "batch_size=3 is not a multiple of micro_batch_size=2"),
+    ("batch_not_divisible", "micro_batch_size=2 is invalid: must be None or a positive divisor of batch_size=3"),
     ("unwritable", "is not writable"),
     ("unknown_field", "steps_total"),
     ("bf16_on_cpu", "precision='bf16' needs a CUDA device, but the run is on cpu"),
@@ -89,7 +116,7 @@ def test_bad_input_fails_before_training_with_a_clear_message(case, message, tmp
     elif case == "unknown_field":
         args += ["--steps_total", "3"]
     elif case == "bf16_on_cpu":
-        args += ["--precision", "bf16", "--device", "cpu"]
+        args += ["--runtime.precision", "bf16", "--runtime.device", "cpu"]
     try:
         code = main(args)
     except SystemExit as e:  # the argument parser's own errors

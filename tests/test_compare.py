@@ -1,28 +1,51 @@
-"""The main job's machinery on a tiny budget: both runs, the report, skipping finished runs."""
+"""The main job's machinery on a tiny budget: both runs, the report, skipping finished runs; the shipped
+experiments give the runs they gave before they were files."""
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import yaml
 
-from coe.compare import CompareConfig, compare
-from coe.data import DataSpec
+from coe.compare import CompareConfig, compare, load_experiment, other_settings, saved_settings
+from coe.train.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monkeypatch):
-    from coe.compare import SCALES
+def tiny_experiment(out_dir, *, reference=True, **train) -> CompareConfig:
+    """The cpu experiment with tiny models and a few steps (``train``: TrainConfig options by section)."""
+    cpu = load_experiment("cpu")
+    options = {"model": {"size": "tiny"}, "steps": 4, "batch_size": 2, "seq_len": 32,
+               "eval": {"every": 2, "batches": 1, "accuracy_problems": 2, "max_new_tokens": 4},
+               "data": {"synthetic_train": 300, "synthetic_eval": 30, "tokenizer": {"vocab_size": 300}},
+               "logging": {"progress": False}}
+    for key, value in train.items():
+        options[key] = {**options.get(key, {}), **value} if isinstance(value, dict) else value
+    base = yaml.safe_load(yaml.safe_dump(cpu.train.to_dict()))
+    for key, value in options.items():
+        base[key] = _merged(base[key], value) if isinstance(value, dict) else value
+    paper = load_experiment("paper").reference
+    return replace(cpu, out_dir=str(out_dir), train=TrainConfig.from_dict(base),
+                   reference=paper if reference else None)
 
-    tiny = dict(SCALES["cpu"], size="tiny", eval_every=2, eval_batches=1, accuracy_problems=2, max_new_tokens=4,
-                tokenizer_vocab_size=300, data=DataSpec(synthetic_train=300, synthetic_eval=30))
-    monkeypatch.setitem(SCALES, "cpu", tiny)
-    cfg = CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False)
-    out = compare(cfg)
+
+def _merged(a: dict, b: dict) -> dict:
+    return {**a, **{k: _merged(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+                    for k, v in b.items()}}
+
+
+def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
+    cfg = tiny_experiment(tmp_path / "cmp")
+    out = compare(cfg).parent
     for name in ("report.md", "report.html", "loss_curves.png", "results.json"):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
     rows = {r["preset"]: r for r in results["runs"]}
     assert set(rows) == {"moe-8-64", "coe-2-4-64"}
     assert rows["coe-2-4-64"]["expert_combinations"] == 595665 ** 2  # C(63, 4)^2
-    assert rows["moe-8-64"]["paper_val_loss"] == 1.196
+    assert rows["moe-8-64"]["reference_val_loss"] == 1.196  # the paper's, from the paper experiment's file
     assert rows["moe-8-64"]["tokens"] == rows["coe-2-4-64"]["tokens"] == 4 * 2 * 32
     report = (out / "report.md").read_text()
     assert "| coe-2-4-64 |" in report and "1.121" in report and "loss_curves.png" in report
@@ -50,38 +73,34 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
     for preset in ("moe-8-64", "coe-2-4-64"):
         shutil.rmtree(out / "runs" / preset / "checkpoints")
     (out / "results.json").unlink()
-    compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False,
-                          presets=["moe-8-64", "coe-2-4-64", "dense-8-8"], report_only=True))
+    compare(replace(cfg, presets=["moe-8-64", "coe-2-4-64", "dense-8-8"], report_only=True))
     assert summary.stat().st_mtime_ns == stamp and not (out / "runs" / "dense-8-8").exists()
     again = {r["preset"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
     assert set(again) == {"moe-8-64", "coe-2-4-64"}
     assert again["coe-2-4-64"]["routing"] == rows["coe-2-4-64"]["routing"]
     with pytest.raises(ValueError, match="dense-8-8.*nothing to report"):
-        compare(CompareConfig(out_dir=str(tmp_path / "cmp"), presets=["dense-8-8"], report_only=True))
+        compare(replace(cfg, presets=["dense-8-8"], report_only=True))
 
-    # A run saved before a field existed (here: expert_parallel) ran with its default: still finished.
+    # A run saved before a field existed (here: runtime.expert_parallel) ran with its default: still finished.
     saved = out / "runs" / "moe-8-64" / "config.yaml"
     saved.write_text("".join(line for line in saved.read_text().splitlines(keepends=True)
-                             if not line.startswith("expert_parallel:")))
+                             if not line.startswith("  expert_parallel:")))
     compare(cfg)
     assert summary.stat().st_mtime_ns == stamp
     # How often checkpoints are written, or the device named, changes nothing that is computed: still finished.
-    compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False,
-                          save_every=1, device="cpu"))
+    compare(tiny_experiment(tmp_path / "cmp", checkpoint={"every": 1}, runtime={"device": "cpu"}))
     assert summary.stat().st_mtime_ns == stamp
     # A different setting is not the same run, and the finished one is not overwritten: the error names it.
     with pytest.raises(ValueError, match=r"runs/moe-8-64 holds a run of moe-8-64 with other settings \(steps: 4 "
                                          r"saved, 5 now\): choose another out_dir"):
-        compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=5, batch_size=2, seq_len=32, progress=False))
+        compare(tiny_experiment(tmp_path / "cmp", steps=5))
     assert summary.stat().st_mtime_ns == stamp
     # ... and a report of such settings leaves it out instead.
     with pytest.raises(ValueError, match="nothing to report"):
-        compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=5, batch_size=2, seq_len=32, progress=False,
-                              presets=["moe-8-64"], report_only=True))
+        compare(replace(tiny_experiment(tmp_path / "cmp", steps=5), presets=["moe-8-64"], report_only=True))
 
     # A second seed: seed 0's runs are kept, seed 1's go beside them; the report gives the mean over seeds.
-    compare(CompareConfig(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False,
-                          seeds=[0, 1]))
+    compare(replace(cfg, seeds=[0, 1]))
     assert summary.stat().st_mtime_ns == stamp
     rows = {r["preset"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
     for preset in ("moe-8-64", "coe-2-4-64"):
@@ -93,7 +112,7 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
         assert by_seed["0"] != by_seed["1"]  # another initialisation and data order
         assert r["val_loss"] == pytest.approx((by_seed["0"] + by_seed["1"]) / 2)
     assert f"| moe-8-64 | {rows['moe-8-64']['val_loss']:.4f} | 2 (" in (out / "report.md").read_text()
-    with pytest.raises(ValueError, match=r"seeds=\[1, 1\]"):
+    with pytest.raises(ValueError, match=r"seeds=\[1, 1\] is invalid"):
         CompareConfig(seeds=[1, 1])
 
     # A run made by an older training revision (a summary without "revision" is revision 1) is not trained
@@ -104,24 +123,47 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, monk
     old = json.loads(summary.read_text())
     del old["revision"]
     summary.write_text(json.dumps(old))
-    seeds = dict(out_dir=str(tmp_path / "cmp"), steps=4, batch_size=2, seq_len=32, progress=False, seeds=[0, 1])
     with pytest.raises(ValueError, match="runs/moe-8-64 holds a run of moe-8-64 made by training revision 1"):
-        compare(CompareConfig(**seeds))
-    compare(CompareConfig(**seeds, report_only=True))
+        compare(replace(cfg, seeds=[0, 1]))
+    compare(replace(cfg, seeds=[0, 1], report_only=True))
     rows = {r["preset"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
     assert rows["moe-8-64"]["revisions"] == [1, TRAINING_REVISION]
     assert rows["coe-2-4-64"]["revisions"] == [TRAINING_REVISION]
     assert "Training revisions (the last column): 1: until 2026-12-01" in (out / "report.md").read_text()
 
 
-def test_mean_metrics_averages_the_points_every_run_logged(caplog):
-    from coe.compare import mean_metrics
+@pytest.mark.parametrize("experiment", ["cpu", "paper"])
+def test_shipped_experiments_give_the_runs_they_gave_before_they_were_files(experiment, tmp_path):
+    """The run `coe compare --scale <experiment>` made for coe-2-4-64 with seed 1 before the configuration
+    tree (a flat TrainConfig saved then, kept in tests/fixtures) is the run the experiment file makes now."""
+    cfg = replace(load_experiment(experiment), out_dir="reports/compare")
+    run = cfg.run_config("coe-2-4-64", 1)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "config.yaml").write_text((ROOT / f"tests/fixtures/legacy_{experiment}_run_config.yaml").read_text())
+    now = yaml.safe_load(yaml.safe_dump(run.to_dict()))
+    assert saved_settings(legacy) == now  # every option, housekeeping included
+    assert run.out_dir == "reports/compare/runs/coe-2-4-64-seed1" and run.checkpoint.resume
 
-    a = [{"split": "train", "step": 1, "loss": 2.0}, {"split": "val", "step": 2, "loss": 4.0},
-         {"split": "final", "step": 2, "val_loss": 4.0}]
-    b = [{"split": "train", "step": 1, "loss": 3.0}, {"split": "val", "step": 2, "loss": 1.0},
-         {"split": "val", "step": 3, "loss": 9.0}]
-    assert mean_metrics([a, b]) == [{"split": "train", "step": 1, "loss": 2.5},
-                                    {"split": "val", "step": 2, "loss": 2.5}]
-    assert "the runs logged different steps" in caplog.text  # b's step 3 has no partner in a
-    assert mean_metrics([a]) == [m for m in a if "loss" in m]
+
+def test_the_paper_runs_in_the_repository_count_as_runs_of_the_paper_experiment(monkeypatch):
+    """results/paper-2 was trained with the flat configuration and GSM8K named by its development path."""
+    monkeypatch.chdir(ROOT)  # the runs saved their out_dir relative to the repository
+    cfg = replace(load_experiment("paper"), out_dir="results/paper-2")
+    for preset in ("moe-8-64", "coe-2-4-64", "moe-8-64-12l"):
+        assert other_settings(cfg.run_config(preset)) == [], preset
+
+
+def test_experiment_files_errors_and_legacy_scale(tmp_path, caplog):
+    with pytest.raises(ValueError, match="experiment='gpu' is invalid: name a shipped experiment"):
+        load_experiment("gpu")
+    old = tmp_path / "old.yaml"
+    old.write_text("scale: paper\nsteps: 10\nseeds: [0, 1]\nsave_every: 5\n")
+    cfg = load_experiment(str(old))
+    assert cfg.name == "paper" and cfg.train.steps == 10 and cfg.train.checkpoint.every == 5
+    assert cfg.seeds == [0, 1] and cfg.train.model.size == "paper" and cfg.reference is not None
+    assert "'scale' is deprecated" in caplog.text and "'steps' is deprecated, use 'train.steps'" in caplog.text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("presets: [moe-8-64]\ntrain:\n  stepz: 3\n")
+    with pytest.raises(ValueError, match="unknown option\\(s\\) stepz for TrainConfig"):
+        load_experiment(str(bad))

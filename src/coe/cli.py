@@ -4,7 +4,7 @@
     coe train [--config run.yaml] [--steps N ...] train (or resume) one model
     coe eval CHECKPOINT                           validation loss and exact-match accuracy
     coe generate CHECKPOINT "prompt"              greedy (or sampled) continuation
-    coe compare [--scale cpu|paper]               the main job: train several presets, one report
+    coe compare [--experiment cpu|paper|F.yaml]  the main job: train several presets, one report
     coe analyze CHECKPOINT [--tokens N --out DIR] routing report: load, co-selection, paths, specialisation
     coe explain CHECKPOINT "text" [--jsonl F]     the routing path of every token of a text
     coe convert SRC DST [--to coe|reference]      reference / DeepSeek-V2 checkpoints in and out
@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
-from coe.compare import CompareConfig
+from coe.compare import LEGACY_COMPARE_NAMES, CompareConfig, experiment_path, read_experiment
 from coe.data import DataSpec
 from coe.presets import list_presets
-from coe.train.config import TrainConfig
+from coe.train.config import LEGACY_NAMES, EvalSpec, RuntimeSpec, TrainConfig, upgrade_legacy
 
 set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
@@ -46,7 +47,7 @@ def resolve_checkpoint(path: str) -> Path:
     return latest
 
 
-def open_checkpoint(checkpoint: str, device: str):
+def open_checkpoint(checkpoint: str, runtime: RuntimeSpec):
     """``(path, model, tokenizer, device)`` of a checkpoint (or a run directory's newest): the model in float32
     and eval mode on the resolved device."""
     import torch
@@ -56,7 +57,7 @@ def open_checkpoint(checkpoint: str, device: str):
     from coe.device import resolve_device
 
     path = resolve_checkpoint(checkpoint)
-    dev = resolve_device(device)
+    dev = resolve_device(runtime.device)
     model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
     return path, model, load_tokenizer(path), dev
 
@@ -83,45 +84,42 @@ def cmd_train(cfg: TrainConfig) -> None:
     print(f"done: {result.run_dir} (validation loss {s['val_loss']:.4f}{acc})")
 
 
-def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), seq_len: int = 512,
-             batch_size: int = 16, batches: int = 8, problems: int = 100, max_new_tokens: int = 256,
-             device: str = "auto") -> None:
+def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), eval: EvalSpec = EvalSpec(),
+             runtime: RuntimeSpec = RuntimeSpec(), seq_len: int = 512, batch_size: int = 16) -> None:
     """Validation loss and exact-match accuracy of a checkpoint (or the newest one of a run directory).
 
     Args:
         checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
         data: where the validation and held-out documents come from (the training split is not used)
+        eval: validation batches, held-out problems and generation length (eval.every is not used)
+        runtime: the device and precision (the rest is not used)
         seq_len: tokens per validation sequence
         batch_size: sequences per validation batch
-        batches: validation batches
-        problems: held-out problems scored by exact match (0 skips it)
-        max_new_tokens: generation length for exact match
-        device: "auto", "cpu", "cuda" or "cuda:N"
     """
     import json
 
     from coe.data import load_splits, pack_documents, validation_batches
+    from coe.device import autocast_dtype
     from coe.evaluate import exact_match, validation_loss
     from coe.train.data import held_out_problems
-    from coe.device import autocast_dtype
 
-    path, model, tokenizer, dev = open_checkpoint(checkpoint, device)
-    amp = autocast_dtype("auto", dev)
+    path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
+    amp = autocast_dtype(runtime.precision, dev)
     splits = load_splits(data)
     result = {"checkpoint": str(path)}
     val = validation_batches(pack_documents(tokenizer, splits.validation, seq_len), batch_size,
-                             max_batches=batches)
+                             max_batches=eval.batches)
     result["val_loss"] = validation_loss(model, val, amp_dtype=amp)
-    held_out = held_out_problems(splits, problems)
+    held_out = held_out_problems(splits, eval.accuracy_problems)
     if held_out:
-        result["accuracy"], _ = exact_match(model, tokenizer, held_out, max_new_tokens=max_new_tokens,
+        result["accuracy"], _ = exact_match(model, tokenizer, held_out, max_new_tokens=eval.max_new_tokens,
                                             amp_dtype=amp)
         result["accuracy_problems"] = len(held_out)
     print(json.dumps(result, indent=2))
 
 
 def cmd_generate(checkpoint: str, prompt: str, max_new_tokens: int = 128, temperature: float = 0.0,
-                 device: str = "auto") -> None:
+                 runtime: RuntimeSpec = RuntimeSpec()) -> None:
     """Continue ``prompt`` with a checkpoint: greedy when temperature is 0, sampled otherwise.
 
     Args:
@@ -129,9 +127,9 @@ def cmd_generate(checkpoint: str, prompt: str, max_new_tokens: int = 128, temper
         prompt: the text to continue
         max_new_tokens: tokens to generate at most
         temperature: 0 for greedy decoding, > 0 to sample at this temperature
-        device: "auto", "cpu", "cuda" or "cuda:N"
+        runtime: the device (the rest is not used)
     """
-    _, model, tokenizer, dev = open_checkpoint(checkpoint, device)
+    _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
     out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=sample,
@@ -142,7 +140,7 @@ def cmd_generate(checkpoint: str, prompt: str, max_new_tokens: int = 128, temper
 
 def cmd_analyze(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), tokens: int = 4096,
                 seq_len: int = 256, batch_size: int = 8, out: str = "reports/routing",
-                device: str = "auto") -> None:
+                runtime: RuntimeSpec = RuntimeSpec()) -> None:
     """Routing analysis of a checkpoint over validation tokens: a report directory with analysis.json (every
     number), PNG figures and report.html (expert load, iteration-to-iteration co-selection and re-selection,
     routing paths, router entropy and gate weights, token-kind specialisation).
@@ -154,19 +152,19 @@ def cmd_analyze(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), t
         seq_len: tokens per sequence fed to the model
         batch_size: sequences per forward
         out: the report directory
-        device: "auto", "cpu", "cuda" or "cuda:N"
+        runtime: the device (the rest is not used)
     """
     from coe.analysis.report import analyze_checkpoint
     from coe.device import resolve_device
 
     path = resolve_checkpoint(checkpoint)
     report = analyze_checkpoint(path, out, data=data, tokens=tokens, seq_len=seq_len, batch_size=batch_size,
-                                device=resolve_device(device))
+                                device=resolve_device(runtime.device))
     print(f"report: {report} (numbers in {report.parent / 'analysis.json'})")
 
 
 def cmd_explain(checkpoint: str, text: str, jsonl: str | None = None, html: str | None = None,
-                device: str = "auto") -> None:
+                runtime: RuntimeSpec = RuntimeSpec()) -> None:
     """The routing path of every token of a text: for each MoE layer and iteration, the chosen experts and
     their gate weights, printed as a table.
 
@@ -176,13 +174,13 @@ def cmd_explain(checkpoint: str, text: str, jsonl: str | None = None, html: str 
         jsonl: also write the audit log here: one JSON record per token (id, text, position, and the experts
             and weights of every layer and iteration)
         html: also write an HTML page with the token x (layer, iteration) grid here
-        device: "auto", "cpu", "cuda" or "cuda:N"
+        runtime: the device (the rest is not used)
     """
     from rich.console import Console
 
     from coe.analysis.explain import explain, routes_table, write_html, write_jsonl
 
-    path, model, tokenizer, _ = open_checkpoint(checkpoint, device)
+    path, model, tokenizer, _ = open_checkpoint(checkpoint, runtime)
     routes = explain(model, tokenizer, text)
     Console().print(routes_table(routes))
     if jsonl:
@@ -194,8 +192,8 @@ def cmd_explain(checkpoint: str, text: str, jsonl: str | None = None, html: str 
 def cmd_compare(cfg: CompareConfig) -> None:
     from coe.compare import compare
 
-    out = compare(cfg)
-    print(f"report: {out / 'report.md'} and {out / 'report.html'}")
+    report = compare(cfg)
+    print(f"report: {report} and {report.with_suffix('.html')}")
 
 
 def cmd_convert(src: str, dst: str, to: Literal["coe", "reference"] = "coe", max_shard_size: str = "5GB",
@@ -223,8 +221,8 @@ def build_parser() -> ArgumentParser:
     presets = ArgumentParser(description=cmd_presets.__doc__)
     commands.add_subcommand("presets", presets, help="list the paper's configurations")
 
-    train = ArgumentParser(description="Train (or resume with --resume true) one model; every option can also "
-                                       "come from a YAML file given with --config.")
+    train = ArgumentParser(description="Train (or resume with --checkpoint.resume true) one model; every option "
+                                       "can also come from a YAML file given with --config.")
     train.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
     train.add_class_arguments(TrainConfig, None)
     commands.add_subcommand("train", train, help="train one model")
@@ -239,33 +237,115 @@ def build_parser() -> ArgumentParser:
         commands.add_subcommand(name, sub, help=help_)
 
     compare = ArgumentParser(description="The main job: train several presets on the same data, seeds and "
-                                         "token budget, then write report.md / report.html with loss curves.")
-    compare.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
+                                         "token budget, then write report.md / report.html with loss curves. "
+                                         "--experiment picks the experiment (cpu, the default; paper; or a "
+                                         "YAML file); the other options override it.")
+    compare.add_argument("--experiment", "--config", action=ActionConfigFile,
+                         help="a shipped experiment (cpu, paper) or a YAML file of these options; --config "
+                              "files given after it override it")
     compare.add_class_arguments(CompareConfig, None)
     commands.add_subcommand("compare", compare, help="train MoE and CoE side by side, one report")
     return parser
 
 
+# Renamed options of each command: old flag -> new flag (the old ones still work, with a deprecation message).
+LEGACY_FLAGS = {
+    "train": LEGACY_NAMES,
+    "compare": {**LEGACY_COMPARE_NAMES, "scale": "experiment"},
+    "eval": {"batches": "eval.batches", "problems": "eval.accuracy_problems",
+             "max_new_tokens": "eval.max_new_tokens", "device": "runtime.device"},
+    "generate": {"device": "runtime.device"},
+    "analyze": {"device": "runtime.device"},
+    "explain": {"device": "runtime.device"},
+}
+
+
+def upgrade_argv(argv: list[str]) -> list[str]:
+    """The command line with renamed flags in their new spelling (a deprecation warning for each), legacy keys
+    of --config files upgraded, experiment names resolved to their files, and the default experiment (cpu)
+    first for `coe compare`."""
+    if not argv or argv[0] not in LEGACY_FLAGS:
+        return argv
+    command, args = argv[0], list(argv[1:])
+    renames = LEGACY_FLAGS[command]
+    out = []
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        name = flag[2:] if flag.startswith("--") else None
+        head, dot, rest = (name or "").partition(".")
+        if name is not None and head in renames and (not dot or head == "data"):
+            new = renames[head] + dot + rest
+            logging.getLogger(__name__).warning("coe %s: --%s is deprecated, use --%s", command, name, new)
+            arg = f"--{new}{eq}{value}"
+            flag = f"--{new}"
+        previous = out[-1] if out else ""
+        if previous in ("--config", "--experiment"):
+            arg = _config_text(command, previous, arg)
+        elif eq and flag in ("--config", "--experiment"):
+            arg = f"{flag}={_config_text(command, flag, value)}"
+        out.append(arg)
+    if command == "compare" and not any(a.partition("=")[0] == "--experiment" for a in out):
+        out = ["--experiment", _config_text(command, "--experiment", "cpu"), *out]
+    return [command, *out]
+
+
+def _config_text(command: str, flag: str, value: str) -> str:
+    """The YAML a --config / --experiment value stands for, in today's spelling."""
+    if command == "compare":
+        if flag == "--experiment" or Path(value).is_file():
+            name = value if flag == "--experiment" else str(Path(value))
+            return yaml.safe_dump(read_experiment(name) if flag == "--experiment"
+                                  else _upgraded_compare_file(name), sort_keys=False)
+        return value
+    if not Path(value).is_file():
+        return value  # jsonargparse reports it (or takes it as inline YAML)
+    try:
+        mapping = yaml.safe_load(Path(value).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ValueError(f"--config {value}: not a YAML file ({e})") from e
+    if not isinstance(mapping, dict):
+        return value
+    return yaml.safe_dump(upgrade_legacy(mapping, where=value), sort_keys=False)
+
+
+def _upgraded_compare_file(path: str) -> dict:
+    """A --config file of `coe compare` (a partial experiment) in today's spelling."""
+    from coe.compare import LEGACY_COMPARE_NAMES
+
+    mapping = yaml.safe_load(Path(path).read_text()) or {}
+    mapping = upgrade_legacy(mapping, where=path, names=LEGACY_COMPARE_NAMES)
+    if isinstance(mapping.get("train"), dict):
+        mapping["train"] = upgrade_legacy(mapping["train"], where=f"{path}: train")
+    return mapping
+
+
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else None
+    try:
+        argv = upgrade_argv(argv)
+    except ValueError as e:
+        print(f"coe {command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     from coe.train.trainer import NonFiniteLossError, TrainingInterrupted
 
     try:
         ns = parser.instantiate(args)[command]  # builds the config dataclasses: their checks run here
-        options = [k for k in ns.as_dict() if k not in ("config", "__path__")]
+        options = {k: getattr(ns, k) for k in ns.as_dict() if k not in ("config", "experiment", "__path__")}
         if command == "presets":
             cmd_presets()
         elif command == "train":
-            cmd_train(TrainConfig(**{k: getattr(ns, k) for k in options}))
+            cmd_train(TrainConfig(**options))
         elif command == "compare":
-            cmd_compare(CompareConfig(**{k: getattr(ns, k) for k in options}))
+            cmd_compare(CompareConfig(**options))
         else:
             fn = {"eval": cmd_eval, "generate": cmd_generate, "convert": cmd_convert, "analyze": cmd_analyze,
                   "explain": cmd_explain}[command]
-            fn(**{k: getattr(ns, k) for k in options})
+            fn(**options)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         print(f"coe {command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

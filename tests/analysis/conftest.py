@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from coe.data import DataSpec
-from coe.train.config import ModelSpec, TrainConfig
+from coe.data import DataSpec, TokenizerSpec
+from coe.train.config import EvalSpec, LoggingSpec, ModelSpec, TrainConfig
 from tests.analysis.browser import find_chromium
 
-DATA = DataSpec(synthetic_train=300, synthetic_eval=30)
+DATA = DataSpec(synthetic_train=300, synthetic_eval=30, tokenizer=TokenizerSpec(vocab_size=300))
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +20,8 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     return {preset: train(TrainConfig(
         out_dir=str(root / preset), model=ModelSpec(preset, "tiny", {"num_hidden_layers": 2}), data=DATA,
-        steps=4, batch_size=4, seq_len=32, log_every=2, eval_every=4, eval_batches=1, accuracy_problems=0,
-        tokenizer_vocab_size=300, progress=False, tensorboard=False)).run_dir
+        steps=4, batch_size=4, seq_len=32, eval=EvalSpec(every=4, batches=1, accuracy_problems=0),
+        logging=LoggingSpec(every=2, progress=False, tensorboard=False))).run_dir
         for preset in ("coe-2-4-64", "moe-8-64")}
 
 

@@ -19,10 +19,18 @@ import torch.multiprocessing as mp
 import yaml
 
 from coe import CoEConfig, CoEForCausalLM
-from coe.data import DataSpec
+from coe.data import DataSpec, TokenizerSpec
 from coe.nn.losses import batch_balance_loss
 from coe.train.checkpoint import DCP_DIR, checkpoint_dirs, latest_checkpoint
-from coe.train.config import ModelSpec, OptimSpec, TrainConfig
+from coe.train.config import (
+    CheckpointSpec,
+    EvalSpec,
+    LoggingSpec,
+    ModelSpec,
+    OptimSpec,
+    RuntimeSpec,
+    TrainConfig,
+)
 from coe.train.data import prepare_run_data, restore_position
 from coe.train.distributed import parallel, parallelize
 from coe.train.metrics import read_metrics
@@ -39,9 +47,11 @@ POOLED = ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2, "balance_loss"
 def tiny(root, name, **overrides) -> TrainConfig:
     # Constant learning rate without warm-up at 3 and at 6 steps, so a 3-step run resumed to 6 is one run.
     fields = dict(out_dir=str(root / name), model=MODEL, data=DataSpec(synthetic_train=300, synthetic_eval=30),
-                  optim=OptimSpec(lr=3e-3), steps=6, batch_size=4, micro_batch_size=2, seq_len=32, log_every=1,
-                  eval_every=3, eval_batches=1, accuracy_problems=0, save_every=3, keep_last=2, progress=False,
-                  tensorboard=False, seed=3, device="cpu")
+                  optim=OptimSpec(lr=3e-3), steps=6, batch_size=4, micro_batch_size=2, seq_len=32, seed=3,
+                  eval=EvalSpec(every=3, batches=1, accuracy_problems=0),
+                  logging=LoggingSpec(every=1, progress=False, tensorboard=False),
+                  checkpoint=CheckpointSpec(every=3, keep_last=2, resume=overrides.pop("resume", False)),
+                  runtime=RuntimeSpec(device="cpu", expert_parallel=overrides.pop("expert_parallel", 1)))
     return TrainConfig(**{**fields, **overrides})
 
 
@@ -199,11 +209,11 @@ def test_batch_balance_loss_over_ranks_is_the_batch_loss():
 
 
 def test_data_position_moves_between_world_sizes(tmp_path):
-    kwargs = dict(run_dir=tmp_path, seq_len=32, batch_size=4, seed=0, tokenizer=None, vocab_size=300,
+    kwargs = dict(run_dir=tmp_path, seq_len=32, batch_size=4, seed=0, tokenizer=TokenizerSpec(vocab_size=300),
                   eval_batches=1, accuracy_problems=0)
     spec = DataSpec(synthetic_train=200, synthetic_eval=20)
     one = prepare_run_data(spec, micro_batch_size=2, **kwargs)
-    kwargs["tokenizer"] = str(tmp_path / "tokenizer")
+    kwargs["tokenizer"] = TokenizerSpec(path=str(tmp_path / "tokenizer"))
     ranks = [prepare_run_data(spec, micro_batch_size=2, rank=r, world_size=2, **kwargs) for r in (0, 1)]
     for _ in range(3):
         whole = next(one.train)["input_ids"]
@@ -218,7 +228,7 @@ def test_data_position_moves_between_world_sizes(tmp_path):
 
 
 def test_config_and_single_process_checks(tmp_path):
-    with pytest.raises(ValueError, match="expert_parallel=0 must be >= 1"):
-        TrainConfig(expert_parallel=0)
+    with pytest.raises(ValueError, match="runtime.expert_parallel=0 is invalid: must be a positive integer"):
+        RuntimeSpec(expert_parallel=0)
     with pytest.raises(ValueError, match=r"expert_parallel=2 must divide the number of ranks \(1\)"):
         train(tiny(tmp_path, "ep-alone", expert_parallel=2))

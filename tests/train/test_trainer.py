@@ -12,17 +12,28 @@ from coe import CoEForCausalLM
 from coe.data import DataSpec
 from coe.train import trainer as trainer_module
 from coe.train.checkpoint import checkpoint_dirs, latest_checkpoint
-from coe.train.config import ModelSpec, TrainConfig
+from coe.train.config import EvalSpec, ModelSpec, OptimSpec, TrainConfig
 from coe.train.metrics import read_metrics
 from coe.train.trainer import NonFiniteLossError, TrainingInterrupted, train
 
 
+TINY_RUN = dict(model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2}),
+                data=DataSpec(synthetic_train=300, synthetic_eval=30), steps=6, batch_size=4, seq_len=32, seed=3,
+                eval=dict(every=3, batches=1, accuracy_problems=2, max_new_tokens=4),
+                logging=dict(every=1, progress=False, tensorboard=True), checkpoint=dict(every=3, keep_last=2))
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides``, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
 def tiny_run(tmp_path, name="run", **overrides) -> TrainConfig:
-    fields = dict(out_dir=str(tmp_path / name), model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2}),
-                  data=DataSpec(synthetic_train=300, synthetic_eval=30), steps=6, batch_size=4, seq_len=32,
-                  log_every=1, eval_every=3, eval_batches=1, accuracy_problems=2, max_new_tokens=4, save_every=3,
-                  keep_last=2, progress=False, tensorboard=True, seed=3)
-    return TrainConfig(**{**fields, **overrides})
+    """A 6-step tiny run; ``overrides`` by section, e.g. ``checkpoint={"every": 100}``."""
+    return TrainConfig.from_dict(merged(TINY_RUN, {"out_dir": str(tmp_path / name), **overrides}))
 
 
 def losses(run_dir, split="train"):
@@ -44,7 +55,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
     assert [p.name for p in checkpoint_dirs(tmp_path / "resumed")] == ["step-00000003"]
 
-    resumed = train(tiny_run(tmp_path, "resumed", resume=True))
+    resumed = train(tiny_run(tmp_path, "resumed", checkpoint={"resume": True}))
     assert losses(full.run_dir) == losses(resumed.run_dir)  # the same numbers, not just close
     assert losses(full.run_dir, "val") == losses(resumed.run_dir, "val")
     assert len(losses(resumed.run_dir)) == 6
@@ -54,7 +65,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
 
 
 def test_signal_writes_a_checkpoint_and_stops(tmp_path, monkeypatch):
-    cfg = tiny_run(tmp_path, save_every=100)
+    cfg = tiny_run(tmp_path, checkpoint={"every": 100})
     calls = {"n": 0}
     real_clip = torch.nn.utils.clip_grad_norm_
 
@@ -71,7 +82,7 @@ def test_signal_writes_a_checkpoint_and_stops(tmp_path, monkeypatch):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    cfg = tiny_run(tmp_path, save_every=2, log_every=2)
+    cfg = tiny_run(tmp_path, checkpoint={"every": 2}, logging={"every": 2})
     real_forward = CoEForCausalLM.forward
     calls = {"n": 0}
 
@@ -89,7 +100,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
 
 def test_outputs_logs_checkpoints_and_summary(tmp_path):
-    cfg = tiny_run(tmp_path, keep_last=1)
+    cfg = tiny_run(tmp_path, checkpoint={"keep_last": 1})
     result = train(cfg)
     run = result.run_dir
     assert [p.name for p in checkpoint_dirs(run)] == ["step-00000006"]
@@ -113,8 +124,8 @@ def test_outputs_logs_checkpoints_and_summary(tmp_path):
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
-    whole = train(tiny_run(tmp_path, "whole", steps=3, eval_every=3, accuracy_problems=0))
-    accumulated = train(tiny_run(tmp_path, "accumulated", steps=3, eval_every=3, accuracy_problems=0,
+    whole = train(tiny_run(tmp_path, "whole", steps=3, eval={"every": 3, "accuracy_problems": 0}))
+    accumulated = train(tiny_run(tmp_path, "accumulated", steps=3, eval={"every": 3, "accuracy_problems": 0},
                                  micro_batch_size=2))
     assert len(losses(whole.run_dir)) == len(losses(accumulated.run_dir)) == 3
     for (s1, a), (s2, b) in zip(losses(whole.run_dir), losses(accumulated.run_dir)):
@@ -122,7 +133,7 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
 
 
 def test_bias_balancing_moves_biases(tmp_path):
-    cfg = tiny_run(tmp_path, steps=3, accuracy_problems=0,
+    cfg = tiny_run(tmp_path, steps=3, eval={"accuracy_problems": 0},
                    model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 1, "router_bias_update_rate": 0.01}))
     train(cfg)
     model = CoEForCausalLM.from_pretrained(latest_checkpoint(cfg.out_dir))
@@ -131,10 +142,21 @@ def test_bias_balancing_moves_biases(tmp_path):
 
 
 def test_config_checks():
-    with pytest.raises(ValueError, match="batch_size=10 is not a multiple of micro_batch_size=4"):
+    with pytest.raises(ValueError, match="micro_batch_size=4 is invalid: must be None or a positive divisor of "
+                                         "batch_size=10"):
         TrainConfig(batch_size=10, micro_batch_size=4)
-    with pytest.raises(ValueError, match="steps=0"):
+    with pytest.raises(ValueError, match="steps=0 is invalid: must be a positive integer"):
         TrainConfig(steps=0)
+    with pytest.raises(ValueError, match=r"eval.every=0 is invalid"):
+        EvalSpec(every=0)
+    with pytest.raises(ValueError, match=r"optim.lr=inf is invalid: must be finite and > 0"):
+        OptimSpec(lr=float("inf"))
+    with pytest.raises(ValueError, match=r"optim.min_lr_ratio=-0.5 is invalid"):
+        OptimSpec(min_lr_ratio=-0.5)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) steps_total for TrainConfig"):
+        TrainConfig.from_dict({"steps_total": 3})
+    with pytest.raises(ValueError, match=r"unknown option\(s\) evry for EvalSpec"):
+        TrainConfig.from_dict({"eval": {"evry": 3}})
     with pytest.raises(ValueError, match="model.preset='coe-7'"):
         ModelSpec("coe-7")
     cfg = TrainConfig()
@@ -152,5 +174,5 @@ def test_training_steps_use_the_chunked_loss(tmp_path, monkeypatch):
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(CoEForCausalLM, "forward", spy)
-    train(tiny_run(tmp_path, steps=2, eval_every=2, accuracy_problems=0, micro_batch_size=2))
+    train(tiny_run(tmp_path, steps=2, eval={"every": 2, "accuracy_problems": 0}, micro_batch_size=2))
     assert calls == [False] * 4

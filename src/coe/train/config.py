@@ -1,16 +1,36 @@
-"""Typed configuration of a training run: model, data, optimisation, schedule, logging, checkpoints.
+"""The configuration tree of a training run: every option is declared, documented and checked once, here.
+
+    TrainConfig                         one run: out_dir, steps, batch_size, micro_batch_size, seq_len, seed
+      model:      ModelSpec             preset, size, overrides
+      data:       DataSpec              sources, template, splits, synthetic generator (coe.data.sources)
+        tokenizer: TokenizerSpec        path or a BPE trained on the training split
+      optim:      OptimSpec             AdamW, learning-rate schedule, clipping
+      eval:       EvalSpec              validation loss and end-of-run exact match
+      logging:    LoggingSpec           train metrics, TensorBoard, W&B, progress bar
+      checkpoint: CheckpointSpec        how often, how many, resume
+      runtime:    RuntimeSpec           device, precision, compilation, expert parallelism
 
 Loadable from YAML and overridable from the command line (``coe train --config run.yaml --optim.lr 1e-3``);
-every run writes its fully resolved configuration to ``run_dir/config.yaml``. Checks run at construction.
+every run writes its resolved configuration to ``run_dir/config.yaml``. A bad value raises ``ValueError`` when
+the section is built, naming the option, the value and what is allowed (:func:`coe.checks.invalid`). The flat
+spellings of the options before this tree (``eval_every``, ``device``, ``tokenizer_vocab_size``, ...) are still
+read from YAML files and the command line, with a deprecation message (:func:`upgrade_legacy`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
+import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from coe.data import DataSpec
+from coe.checks import invalid
+from coe.data import DataSpec, TokenizerSpec
 from coe.presets import PRESETS, SIZES
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,9 +46,9 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise ValueError(f"model.preset={self.preset!r} is unknown: choose one of {', '.join(PRESETS)}")
+            raise invalid("model.preset", self.preset, f"choose one of {', '.join(PRESETS)}")
         if self.size not in SIZES:
-            raise ValueError(f"model.size={self.size!r} is unknown: choose one of {', '.join(SIZES)}")
+            raise invalid("model.size", self.size, f"choose one of {', '.join(SIZES)}")
 
 
 @dataclass
@@ -51,12 +71,98 @@ class OptimSpec:
     """Clip the global gradient norm to this (0 turns clipping off)."""
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"optim.lr={self.lr} must be > 0")
+        self.betas = tuple(self.betas)  # a list from a config file
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise invalid("optim.lr", self.lr, "must be finite and > 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise invalid("optim.betas", self.betas, "must be two numbers in [0, 1)")
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"optim.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
-        if self.grad_clip < 0 or self.weight_decay < 0:
-            raise ValueError("optim.grad_clip and optim.weight_decay must be >= 0")
+            raise invalid("optim.warmup_ratio", self.warmup_ratio, "must be in [0, 1)")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise invalid("optim.min_lr_ratio", self.min_lr_ratio, "must be in [0, 1]")
+        if self.schedule not in ("constant", "cosine"):
+            raise invalid("optim.schedule", self.schedule, "choose 'constant' or 'cosine'")
+        for name in ("grad_clip", "weight_decay"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise invalid(f"optim.{name}", getattr(self, name), "must be finite and >= 0")
+
+
+@dataclass
+class EvalSpec:
+    """Validation during training and exact-match accuracy at the end (also what ``coe eval`` measures)."""
+
+    every: int = 100
+    """Steps between validation losses (and one at the last step)."""
+    batches: int = 8
+    """Validation batches (of batch_size sequences) per validation loss."""
+    accuracy_problems: int = 100
+    """Held-out problems scored by exact match at the end (0 skips it)."""
+    max_new_tokens: int = 256
+    """Generation length for exact match."""
+
+    def __post_init__(self) -> None:
+        _positive("eval", self, "every", "batches", "max_new_tokens")
+        if self.accuracy_problems < 0:
+            raise invalid("eval.accuracy_problems", self.accuracy_problems, "must be >= 0 (0 skips it)")
+
+
+@dataclass
+class LoggingSpec:
+    """What a run records and shows while it trains."""
+
+    every: int = 10
+    """Steps between train-metric records (loss, learning rate, tokens/s, router statistics)."""
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+    wandb_project: str | None = None
+    """Also log to this Weights & Biases project."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        _positive("logging", self, "every")
+
+
+@dataclass
+class CheckpointSpec:
+    """Checkpoints: written atomically, the newest kept, the way to resume."""
+
+    every: int = 200
+    """Steps between checkpoints (a final one is always written)."""
+    keep_last: int = 2
+    """Checkpoints kept."""
+    resume: bool = False
+    """Continue from the newest checkpoint in out_dir (a fresh start when there is none)."""
+
+    def __post_init__(self) -> None:
+        _positive("checkpoint", self, "every", "keep_last")
+
+
+@dataclass
+class RuntimeSpec:
+    """Where and how the computation runs."""
+
+    device: str = "auto"
+    """"auto" (CUDA when present), "cpu", "cuda" or "cuda:N". Under torchrun each rank takes the GPU of its
+    LOCAL_RANK."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """"auto": bf16 autocast on CUDA, float32 on the CPU. "bf16": bf16 autocast (CUDA only)."""
+    compile: bool = True
+    """On CUDA, torch.compile each decoder layer (fuses the elementwise work; see docs/performance.md)."""
+    activation_memory_budget: float = 1.0
+    """With compile: below 1, the compiler recomputes cheap operations in backward instead of keeping their
+    outputs (0.8 cuts peak memory by about a quarter for about 3% of speed at the paper's shapes)."""
+    expert_parallel: int = 1
+    """Under torchrun: ranks that split each layer's routed experts between them (expert parallelism), tokens
+    travelling by all-to-all; must divide the number of ranks. 1: FSDP shards the experts like every other
+    weight. See docs/distributed.md."""
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise invalid("runtime.precision", self.precision, "choose 'auto', 'bf16' or 'fp32'")
+        if not 0 < self.activation_memory_budget <= 1:
+            raise invalid("runtime.activation_memory_budget", self.activation_memory_budget, "must be in (0, 1]")
+        _positive("runtime", self, "expert_parallel")
 
 
 # What a run with given settings computes changes when the model, data or recipe code does. The revision is
@@ -97,66 +203,128 @@ class TrainConfig:
     """Tokens per sequence."""
     seed: int = 0
     """Seed of the model initialisation, the data order and everything random."""
-    tokenizer: str | None = None
-    """A tokenizer.json file or tokenizer directory; None trains a byte-level BPE on the training split."""
-    tokenizer_vocab_size: int | None = None
-    """Vocabulary of the trained BPE; None: the model's vocabulary size."""
-    log_every: int = 10
-    """Steps between train-metric records (loss, learning rate, router statistics)."""
-    eval_every: int = 100
-    """Steps between validation losses."""
-    eval_batches: int = 8
-    """Validation batches (of batch_size sequences) per validation loss."""
-    accuracy_problems: int = 100
-    """Held-out problems scored by exact match at the end (0 skips it)."""
-    max_new_tokens: int = 256
-    """Generation length for exact match."""
-    save_every: int = 200
-    """Steps between checkpoints (a final one is always written)."""
-    keep_last: int = 2
-    """Checkpoints kept."""
-    resume: bool = False
-    """Continue from the newest checkpoint in out_dir (a fresh start when there is none)."""
-    device: str = "auto"
-    """"auto" (CUDA when present), "cpu", "cuda" or "cuda:N". Under torchrun each rank takes the GPU of its
-    LOCAL_RANK."""
-    expert_parallel: int = 1
-    """Under torchrun: ranks that split each layer's routed experts between them (expert parallelism), tokens
-    travelling by all-to-all; must divide the number of ranks. 1: FSDP shards the experts like every other
-    weight. See docs/distributed.md."""
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """"auto": bf16 autocast on CUDA, float32 on the CPU. "bf16": bf16 autocast (CUDA only)."""
-    compile: bool = True
-    """On CUDA, torch.compile each decoder layer (fuses the elementwise work; see docs/performance.md)."""
-    activation_memory_budget: float = 1.0
-    """With compile: below 1, the compiler recomputes cheap operations in backward instead of keeping their
-    outputs (0.8 cuts peak memory by about a quarter for about 3% of speed at the paper's shapes)."""
-    tensorboard: bool = True
-    """Write TensorBoard event files."""
-    wandb_project: str | None = None
-    """Also log to this Weights & Biases project."""
-    progress: bool = True
-    """Show a progress bar."""
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    logging: LoggingSpec = field(default_factory=LoggingSpec)
+    checkpoint: CheckpointSpec = field(default_factory=CheckpointSpec)
+    runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "seq_len", "log_every", "eval_every", "eval_batches", "save_every",
-                     "keep_last", "max_new_tokens"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
-        if self.expert_parallel < 1:
-            raise ValueError(f"expert_parallel={self.expert_parallel} must be >= 1")
-        if not 0 < self.activation_memory_budget <= 1:
-            raise ValueError(f"activation_memory_budget={self.activation_memory_budget} must be in (0, 1]")
-        if self.accuracy_problems < 0:
-            raise ValueError(f"accuracy_problems={self.accuracy_problems} must be >= 0")
+        _positive("", self, "steps", "batch_size", "seq_len")
+        if self.seed < 0:
+            raise invalid("seed", self.seed, "must be >= 0")
         if self.micro_batch_size is not None and (self.micro_batch_size <= 0
                                                   or self.batch_size % self.micro_batch_size):
-            raise ValueError(f"batch_size={self.batch_size} is not a multiple of "
-                             f"micro_batch_size={self.micro_batch_size}")
+            raise invalid("micro_batch_size", self.micro_batch_size,
+                          f"must be None or a positive divisor of batch_size={self.batch_size}")
 
     @property
     def accumulation(self) -> int:
+        """Micro-batches per optimizer step."""
         return self.batch_size // (self.micro_batch_size or self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, mapping: dict[str, Any]) -> TrainConfig:
+        """A config from a (possibly partial, possibly legacy-spelt) mapping such as a YAML file's."""
+        return from_dict(cls, upgrade_legacy(mapping, where="the configuration"))
+
+
+def _positive(section: str, spec: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise invalid(f"{section}.{name}" if section else name, value, "must be a positive integer")
+
+
+def from_dict(cls: type, mapping: dict[str, Any]) -> Any:
+    """The dataclass ``cls`` built from ``mapping``, nested dataclasses from nested mappings; unknown keys
+    raise ValueError naming them and the keys allowed."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{cls.__name__} needs a mapping of its options, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - names)
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}: allowed are "
+                         f"{', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in mapping.items():
+        kind = _dataclass_of(hints[key])
+        kwargs[key] = from_dict(kind, value) if kind is not None and isinstance(value, dict) else value
+    return cls(**kwargs)
+
+
+def _dataclass_of(hint: Any) -> type | None:
+    """The dataclass a field's type names (``X`` or ``X | None``), else None."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
+# Flat option names before the configuration tree -> where they live now.
+LEGACY_NAMES = {
+    "tokenizer": "data.tokenizer.path",
+    "tokenizer_vocab_size": "data.tokenizer.vocab_size",
+    "log_every": "logging.every",
+    "tensorboard": "logging.tensorboard",
+    "wandb_project": "logging.wandb_project",
+    "progress": "logging.progress",
+    "eval_every": "eval.every",
+    "eval_batches": "eval.batches",
+    "accuracy_problems": "eval.accuracy_problems",
+    "max_new_tokens": "eval.max_new_tokens",
+    "save_every": "checkpoint.every",
+    "keep_last": "checkpoint.keep_last",
+    "resume": "checkpoint.resume",
+    "device": "runtime.device",
+    "precision": "runtime.precision",
+    "compile": "runtime.compile",
+    "activation_memory_budget": "runtime.activation_memory_budget",
+    "expert_parallel": "runtime.expert_parallel",
+}
+
+def upgrade_legacy(mapping: dict[str, Any], *, where: str, warn: bool = True,
+                   names: dict[str, str] = LEGACY_NAMES) -> dict[str, Any]:
+    """A copy of a TrainConfig mapping with the flat legacy names (``LEGACY_NAMES``) moved to their sections;
+    a deprecation warning names each one unless ``warn`` is False. A value given both ways is an error."""
+    out = _deep_copy(mapping)
+    for old, new in names.items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        *parents, leaf = new.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        if leaf in node and node[leaf] != value:
+            raise ValueError(f"{where} sets both {old}={value!r} (the old name) and {new}={node[leaf]!r}: "
+                             f"keep {new}")
+        node[leaf] = value
+        if warn:
+            log.warning("%s: option %r is deprecated, use %r", where, old, new)
+    return out
+
+
+def _deep_copy(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in mapping.items()}
+
+
+__all__ = [
+    "TRAINING_REVISION",
+    "TRAINING_REVISIONS",
+    "CheckpointSpec",
+    "DataSpec",
+    "EvalSpec",
+    "LoggingSpec",
+    "ModelSpec",
+    "OptimSpec",
+    "RuntimeSpec",
+    "TokenizerSpec",
+    "TrainConfig",
+    "from_dict",
+    "run_revision",
+    "upgrade_legacy",
+]

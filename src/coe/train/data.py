@@ -13,7 +13,6 @@ from coe.data import (
     TokenizerSpec,
     build_tokenizer,
     load_splits,
-    load_tokenizer,
     pack_documents,
     validation_batches,
 )
@@ -29,10 +28,10 @@ class RunData:
 
 
 def prepare_run_data(spec: DataSpec, *, run_dir: Path, seq_len: int, batch_size: int, micro_batch_size: int,
-                     seed: int, tokenizer: str | None, vocab_size: int, eval_batches: int, accuracy_problems: int,
+                     seed: int, tokenizer: TokenizerSpec, eval_batches: int, accuracy_problems: int,
                      rank: int = 0, world_size: int = 1) -> RunData:
-    """Load the splits, get the tokenizer (a given path, or a BPE trained on the training split and kept in
-    ``run_dir/tokenizer``), pack documents into ``seq_len`` sequences and set up the batches.
+    """Load the splits, get the tokenizer (loaded from ``tokenizer.path``, or a BPE trained on the training
+    split and kept in ``run_dir/tokenizer``), pack documents into ``seq_len`` sequences and set up the batches.
 
     ``batch_size`` and ``micro_batch_size`` count sequences over all ``world_size`` ranks; this rank's batches
     hold ``micro_batch_size / world_size`` of them, and the ranks of one micro-batch together read exactly the
@@ -42,10 +41,7 @@ def prepare_run_data(spec: DataSpec, *, run_dir: Path, seq_len: int, batch_size:
         raise ValueError(f"micro_batch_size={micro_batch_size} (batch_size when not set) must be a multiple of "
                          f"the number of ranks ({world_size})")
     splits = load_splits(spec)
-    if tokenizer is not None:
-        tok = load_tokenizer(tokenizer)
-    else:
-        tok = build_tokenizer(TokenizerSpec(vocab_size=vocab_size), splits.train, Path(run_dir) / "tokenizer")
+    tok = build_tokenizer(tokenizer, splits.train, Path(run_dir) / "tokenizer")
     train_set = pack_documents(tok, splits.train, seq_len)
     if len(train_set) < batch_size:
         raise ValueError(f"the training split packs into {len(train_set)} sequences of {seq_len} tokens, fewer "

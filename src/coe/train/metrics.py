@@ -44,12 +44,19 @@ def router_metric_values(model, out, counts: torch.Tensor) -> tuple[list[str], t
 
 
 class MetricsLogger:
-    """Appends records to ``run_dir/metrics.jsonl``; mirrors scalars to TensorBoard and, if asked, W&B."""
+    """Appends records to ``run_dir/metrics.jsonl``; mirrors scalars to TensorBoard and, if asked, W&B.
+
+    A context manager: the file and the writers are closed on every way out of the block (a run stopped by a
+    non-finite loss or a signal leaks nothing into the next run of the same process).
+    ``resume_step``: the step a resumed run continues from (records after it are dropped: the run repeats
+    those steps); None starts an empty log (a fresh run in a used directory)."""
 
     def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = True, wandb_project: str | None = None,
                  config: dict[str, Any] | None = None, resume_step: int | None = None) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
-        if resume_step is not None and self.path.exists():
+        if resume_step is None and self.path.exists():
+            self.path.write_text("")
+        elif resume_step is not None and self.path.exists():
             # Drop what an interrupted run logged after its last checkpoint: those steps are run again.
             kept = [line for line in self.path.read_text().splitlines()
                     if line and json.loads(line)["step"] <= resume_step]
@@ -84,6 +91,25 @@ class MetricsLogger:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NullLogger:
+    """The logger of ranks other than 0: records nothing."""
+
+    def log(self, step: int, metrics: dict[str, float], split: str = "train") -> None:
+        pass
+
+    def __enter__(self) -> NullLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:

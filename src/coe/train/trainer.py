@@ -13,7 +13,7 @@ import math
 import random
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +24,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from coe.config import CoEConfig
+from coe.data import TokenizerSpec
 from coe.device import autocast, autocast_dtype, peak_memory_gib, resolve_device
 from coe.evaluate import exact_match, validation_loss
 from coe.analysis.stats import expert_combinations
@@ -33,7 +34,7 @@ from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkp
 from coe.train.config import TRAINING_REVISION, TrainConfig
 from coe.train.data import RunData, prepare_run_data, restore_position
 from coe.train.distributed import Parallel, parallel, parallelize, torchrun_env
-from coe.train.metrics import MetricsLogger, router_metric_values
+from coe.train.metrics import MetricsLogger, NullLogger, router_metric_values
 
 
 class NonFiniteLossError(RuntimeError):
@@ -51,6 +52,7 @@ class RunResult:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (model initialisation, dropout)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -90,7 +92,7 @@ def attach_tokenizer(config: CoEConfig, tokenizer) -> CoEConfig:
     """Special-token ids from the tokenizer, which must fit the model's vocabulary."""
     if len(tokenizer) > config.vocab_size:
         raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-                         f"{config.vocab_size}: lower tokenizer_vocab_size or raise model.overrides.vocab_size")
+                         f"{config.vocab_size}: lower data.tokenizer.vocab_size or raise model.overrides.vocab_size")
     config.eos_token_id = config.pad_token_id = tokenizer.eos_token_id
     config.bos_token_id = None
     return config
@@ -147,28 +149,35 @@ def train(cfg: TrainConfig) -> RunResult:
     so a run trains on the same batches, and to the same losses, on any number of ranks.
     """
     _, world_size, local_rank = torchrun_env()
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.runtime.device)
     if world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
-    with parallel(device, cfg.expert_parallel) as par:
+    with parallel(device, cfg.runtime.expert_parallel) as par:
         return _train(cfg, device, par)
 
 
-def _run_data(cfg: TrainConfig, config: CoEConfig, run_dir: Path, tokenizer: str | None,
+def _run_data(cfg: TrainConfig, config: CoEConfig, run_dir: Path, checkpoint: Path | None,
               par: Parallel) -> RunData:
-    def load(tokenizer: str | None) -> RunData:
+    """The run's data; a resumed run reads the tokenizer saved with its checkpoint."""
+    spec = cfg.data.tokenizer
+    if spec.vocab_size is None:
+        spec = replace(spec, vocab_size=config.vocab_size)
+
+    def load(spec: TokenizerSpec) -> RunData:
         return prepare_run_data(cfg.data, run_dir=run_dir, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
                                 micro_batch_size=cfg.micro_batch_size or cfg.batch_size, seed=cfg.seed,
-                                tokenizer=tokenizer, vocab_size=cfg.tokenizer_vocab_size or config.vocab_size,
-                                eval_batches=cfg.eval_batches, accuracy_problems=cfg.accuracy_problems,
-                                rank=par.rank, world_size=par.world_size)
+                                tokenizer=spec, eval_batches=cfg.eval.batches,
+                                accuracy_problems=cfg.eval.accuracy_problems, rank=par.rank,
+                                world_size=par.world_size)
 
-    if tokenizer is not None or not par.enabled:
-        return load(tokenizer)
+    if checkpoint is not None:
+        return load(replace(spec, path=str(checkpoint)))
+    if spec.path is not None or not par.enabled:
+        return load(spec)
     # A BPE trained on the training split: rank 0 trains and saves it, the other ranks load what it saved.
-    data = load(None) if par.is_main else None
+    data = load(spec) if par.is_main else None
     par.barrier()
-    return data if data is not None else load(str(run_dir / "tokenizer"))
+    return data if data is not None else load(replace(spec, path=str(run_dir / "tokenizer")))
 
 
 @dataclass
@@ -221,164 +230,201 @@ def train_step(model: CoEForCausalLM, micro_batches: Sequence[dict[str, torch.Te
     return StepResult(lm_loss, aux_loss, grad_norm, counts, out)
 
 
+@dataclass
+class _Run:
+    """Everything a run holds while it trains."""
+
+    cfg: TrainConfig
+    dir: Path
+    device: torch.device
+    amp: torch.dtype | None
+    par: Parallel
+    config: CoEConfig
+    data: RunData
+    model: CoEForCausalLM
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    step: int = 0
+    elapsed: float = 0.0  # seconds of training (validation and checkpoints not counted)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.cfg.batch_size * self.cfg.seq_len
+
+
 def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
+    run = _start(cfg, device, par)
+    logger = (MetricsLogger(run.dir, tensorboard=cfg.logging.tensorboard, wandb_project=cfg.logging.wandb_project,
+                            config=cfg.to_dict(), resume_step=run.step or None) if par.is_main else NullLogger())
+    bar = tqdm(total=cfg.steps, initial=run.step, disable=not (cfg.logging.progress and par.is_main),
+               unit="step", dynamic_ncols=True)
+    with logger, bar:
+        with _Signals() as signals:
+            window = _LogWindow(run)
+            while run.step < cfg.steps:
+                log_now = (run.step + 1) % cfg.logging.every == 0 or run.step + 1 == cfg.steps
+                micro_batches = [next(run.data.train) for _ in range(cfg.accumulation)]
+                result = train_step(run.model, micro_batches, run.optimizer, par, amp=run.amp,
+                                    grad_clip=cfg.optim.grad_clip, router_logits=log_now)
+                run.scheduler.step()
+                run.step += 1
+                bar.update(1)
+                window.add(result)
+                if log_now:
+                    metrics = window.record(result)
+                    logger.log(run.step, metrics)
+                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
+                if run.step % cfg.eval.every == 0 or run.step == cfg.steps:
+                    logger.log(run.step, {"loss": _validate(run)}, "val")
+                    window.restart_clock()  # validation time is not training time
+                if run.step % cfg.checkpoint.every == 0 and run.step < cfg.steps:
+                    _save(run)
+                    window.restart_clock()
+                if par.any(signals.received is not None):  # every rank stops at the same step
+                    path = _save(run)
+                    raise TrainingInterrupted(f"signal {signals.received or 'on another rank'} at step "
+                                              f"{run.step}: checkpoint {path}")
+        summary = _finish(run, logger)
+    return RunResult(run.dir, summary)
+
+
+def _start(cfg: TrainConfig, device: torch.device, par: Parallel) -> _Run:
+    """The run's model, optimizer, schedule and data: fresh, or restored from the newest checkpoint."""
     run_dir = Path(cfg.out_dir)
     if par.is_main:
         check_writable(run_dir)
     par.barrier()
-    amp = autocast_dtype(cfg.precision, device)
-    checkpoint = latest_checkpoint(run_dir) if cfg.resume else None
-    seed_everything(cfg.seed)
+    amp = autocast_dtype(cfg.runtime.precision, device)
+    checkpoint = latest_checkpoint(run_dir) if cfg.checkpoint.resume else None
     config = model_config(cfg)
-
-    data = _run_data(cfg, config, run_dir, str(checkpoint) if checkpoint else cfg.tokenizer, par)
-    tokenizer = data.tokenizer
+    data = _run_data(cfg, config, run_dir, checkpoint, par)
     # A resumed run keeps the model configuration it was saved with.
-    config = CoEConfig.from_pretrained(checkpoint) if checkpoint else attach_tokenizer(config, tokenizer)
+    config = CoEConfig.from_pretrained(checkpoint) if checkpoint else attach_tokenizer(config, data.tokenizer)
     if par.is_main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    seed_everything(cfg.seed)  # the same initial weights on every rank, whatever ran before
+    seed_everything(cfg.seed)  # the same initial weights on every rank, whatever ran before in this process
     model = CoEForCausalLM(config).to(device)
     model.train()
     parallelize(model, par, param_dtype=amp if device.type == "cuda" else None)  # CPU: float32 throughout
-    if cfg.compile and device.type == "cuda":
-        compile_layers(model, cfg.activation_memory_budget)
+    if cfg.runtime.compile and device.type == "cuda":
+        compile_layers(model, cfg.runtime.activation_memory_budget)
     optimizer = build_optimizer(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    step, elapsed = 0, 0.0
+    run = _Run(cfg, run_dir, device, amp, par, config, data, model, optimizer, scheduler)
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, par=par)
         scheduler.load_state_dict(state["scheduler"])
         restore_position(data.train, state["data"])
         set_rng_state(state["rng"])
-        step, elapsed = state["step"], state["elapsed"]
-
-    logger = None
-    if par.is_main:
-        logger = MetricsLogger(run_dir, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
-                               config=cfg.to_dict(), resume_step=step if checkpoint is not None else None)
-        if checkpoint is None and logger.path.stat().st_size:
-            logger.path.write_text("")  # a fresh run in a used directory starts a fresh log
-
-    def log(at_step: int, metrics: dict[str, float], split: str = "train") -> None:
-        if logger is not None:
-            logger.log(at_step, metrics, split)
-
+        run.step, run.elapsed = state["step"], state["elapsed"]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    return run
 
-    def save(at_step: int) -> Path:
-        return save_checkpoint(run_dir, at_step, model=model, tokenizer=tokenizer, optimizer=optimizer,
-                               scheduler=scheduler, keep_last=cfg.keep_last, par=par,
-                               trainer_state={"step": at_step, "elapsed": elapsed,
-                                              "data": data.train.state_dict()})
 
-    def validate() -> float:  # every rank its share; equal shares, so the mean of the means is the whole mean
-        loss = validation_loss(model, data.validation, amp_dtype=amp)
+class _LogWindow:
+    """The training metrics of the steps since the last record, kept on the device until the record's one
+    host sync."""
+
+    def __init__(self, run: _Run) -> None:
+        c = run.config
+        self.run = run
+        self.counts = torch.zeros(c.num_moe_layers, c.inner_iter, c.n_routed_experts, device=run.device)
+        self.lm_loss = torch.zeros((), device=run.device)
+        self.aux_loss = torch.zeros((), device=run.device)
+        self.steps = 0
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        self.start = time.perf_counter()
+
+    def add(self, result: StepResult) -> None:
+        self.lm_loss += result.lm_loss
+        if result.aux_loss is not None:
+            self.aux_loss += result.aux_loss
+        if result.routing_counts is not None:
+            self.counts += result.routing_counts
+        self.steps += 1
+
+    def record(self, last: StepResult) -> dict[str, float]:
+        """The window's means (over steps and ranks) and router statistics of ``last``; starts a new window.
+        Raises NonFiniteLossError when the loss is not finite."""
+        run, config = self.run, self.run.config
+        bias_update = config.num_moe_layers > 0 and config.router_bias_update_rate > 0
+        if config.num_moe_layers and not bias_update:
+            run.par.sum_(self.counts)  # every rank's load (the bias update already summed it)
+        names, values = ["loss", "aux_loss"], [self.lm_loss / self.steps, self.aux_loss / self.steps]
+        if last.grad_norm is not None:
+            names.append("grad_norm")
+            values.append(last.grad_norm)
         if config.num_moe_layers:
-            model.reset_routing_counts()  # validation tokens are not training load (metrics, bias updates)
-        return par.mean(loss, device)
+            router_names, router_values = router_metric_values(run.model, last.output, self.counts)
+            names += router_names
+            values.append(router_values)
+        # Averaged over ranks (so every rank sees the same loss and stops together when it is not finite),
+        # then the one host sync of a log window; the clock is read after it, when queued GPU work is done.
+        means = dict(zip(names, run.par.mean_(torch.cat([v.float().reshape(-1) for v in values])).tolist(),
+                         strict=True))
+        now = time.perf_counter()
+        run.elapsed += now - self.start
+        if not math.isfinite(means["loss"]):
+            raise NonFiniteLossError(f"non-finite loss ({means['loss']}) at step {run.step}; the last good "
+                                     f"checkpoint {latest_checkpoint(run.dir)} is kept. Lower optim.lr or check "
+                                     "the data.")
+        metrics = {"loss": means.pop("loss"), "aux_loss": means.pop("aux_loss"),
+                   "lr": run.scheduler.get_last_lr()[0],
+                   "tokens_per_s": self.steps * run.tokens_per_step / (now - self.start),
+                   "tokens": run.step * run.tokens_per_step, "elapsed_s": run.elapsed, **means}
+        self.lm_loss.zero_()
+        self.aux_loss.zero_()
+        self.counts.zero_()
+        self.steps = 0
+        self.restart_clock()
+        return metrics
 
-    tokens_per_step = cfg.batch_size * cfg.seq_len
-    bias_update = config.num_moe_layers > 0 and config.router_bias_update_rate > 0
-    window = torch.zeros(config.num_moe_layers, config.inner_iter, config.n_routed_experts, device=device)
-    lm_sum = torch.zeros((), device=device)
-    aux_sum = torch.zeros((), device=device)
-    window_steps, window_start = 0, time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (cfg.progress and par.is_main), unit="step",
-               dynamic_ncols=True)
-    try:
-        with _Signals() as signals:
-            while step < cfg.steps:
-                log_now = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
-                micro_batches = [next(data.train) for _ in range(cfg.accumulation)]
-                result = train_step(model, micro_batches, optimizer, par, amp=amp, grad_clip=cfg.optim.grad_clip,
-                                    router_logits=log_now)
-                scheduler.step()
-                lm_sum += result.lm_loss
-                if result.aux_loss is not None:
-                    aux_sum += result.aux_loss
-                if result.routing_counts is not None:
-                    window += result.routing_counts
-                step += 1
-                window_steps += 1
-                bar.update(1)
 
-                if log_now:
-                    if config.num_moe_layers and not bias_update:
-                        par.sum_(window)  # every rank's load
-                    names, values = ["loss", "aux_loss"], [lm_sum / window_steps, aux_sum / window_steps]
-                    if result.grad_norm is not None:
-                        names.append("grad_norm")
-                        values.append(result.grad_norm)
-                    if config.num_moe_layers:
-                        router_names, router_values = router_metric_values(model, result.output, window)
-                        names += router_names
-                        values += [router_values]
-                    # Averaged over ranks (so every rank sees the same loss and stops together when it is not
-                    # finite), then the one host sync of a log window.
-                    means = par.mean_(torch.cat([v.float().reshape(-1) for v in values]))
-                    means = dict(zip(names, means.tolist()))
-                    # Read the clock after that sync: before it, queued GPU work would not be counted.
-                    now = time.perf_counter()
-                    elapsed += now - window_start
-                    lm = means.pop("loss")
-                    if not math.isfinite(lm):
-                        raise NonFiniteLossError(
-                            f"non-finite loss ({lm}) at step {step}; the last good checkpoint "
-                            f"{latest_checkpoint(run_dir)} is kept. Lower optim.lr or check the data.")
-                    metrics = {"loss": lm, "aux_loss": means.pop("aux_loss"), "lr": scheduler.get_last_lr()[0],
-                               "tokens_per_s": window_steps * tokens_per_step / (now - window_start),
-                               "tokens": step * tokens_per_step, "elapsed_s": elapsed, **means}
-                    log(step, metrics)
-                    bar.set_postfix(loss=f"{lm:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
-                    lm_sum.zero_()
-                    aux_sum.zero_()
-                    window.zero_()
-                    window_steps, window_start = 0, time.perf_counter()
+def _validate(run: _Run) -> float:
+    """Validation loss: every rank its share; equal shares, so the mean of the means is the whole mean."""
+    return run.par.mean(validation_loss(run.model, run.data.validation, amp_dtype=run.amp), run.device)
 
-                if step % cfg.eval_every == 0 or step == cfg.steps:
-                    log(step, {"loss": validate()}, "val")
-                    window_start = time.perf_counter()  # validation time is not training time
-                if step % cfg.save_every == 0 and step < cfg.steps:
-                    save(step)
-                    window_start = time.perf_counter()
-                if par.any(signals.received is not None):  # every rank stops at the same step
-                    path = save(step)
-                    raise TrainingInterrupted(f"signal {signals.received or 'on another rank'} at step {step}: "
-                                              f"checkpoint {path}")
-    finally:
-        bar.close()
 
-    # The training peak (validation inside the loop included), before the final save and evaluation.
-    peak = peak_memory_gib(device)
-    final = save(step)
+def _save(run: _Run) -> Path:
+    return save_checkpoint(run.dir, run.step, model=run.model, tokenizer=run.data.tokenizer,
+                           optimizer=run.optimizer, scheduler=run.scheduler, keep_last=run.cfg.checkpoint.keep_last,
+                           par=run.par, trainer_state={"step": run.step, "elapsed": run.elapsed,
+                                                       "data": run.data.train.state_dict()})
+
+
+def _finish(run: _Run, logger: MetricsLogger | NullLogger) -> dict[str, Any]:
+    """The final checkpoint, validation loss and (on rank 0) exact-match accuracy: the run's summary, also
+    written to summary.json and logged as the "final" record."""
+    cfg, config, par = run.cfg, run.config, run.par
+    peak = peak_memory_gib(run.device)  # the training peak (validation included), before the final save
+    final = _save(run)
     summary: dict[str, Any] = {
-        "preset": cfg.model.preset, "size": cfg.model.size, "steps": step, "tokens": step * tokens_per_step,
-        "val_loss": validate(),
+        "preset": cfg.model.preset, "size": cfg.model.size, "steps": run.step,
+        "tokens": run.step * run.tokens_per_step, "val_loss": _validate(run),
         "total_params": total_parameters(config), "active_params": active_parameters(config),
         "expert_combinations": expert_combinations(config.n_routed_experts, config.num_experts_per_tok,
-                                                    config.inner_iter), "train_time_s": elapsed,
-        "tokens_per_s": step * tokens_per_step / max(elapsed, 1e-9),
+                                                    config.inner_iter), "train_time_s": run.elapsed,
+        "tokens_per_s": run.step * run.tokens_per_step / max(run.elapsed, 1e-9),
         "peak_memory_gib": peak,
-        "device": str(device), "ranks": par.world_size, "expert_parallel": par.expert_parallel,
+        "device": str(run.device), "ranks": par.world_size, "expert_parallel": par.expert_parallel,
         "revision": TRAINING_REVISION,
     }
     if not par.is_main:
-        return RunResult(run_dir, summary)
-    if data.problems:
+        return summary
+    if run.data.problems:
         # Generation stops at a different length for every batch: with several ranks it runs on rank 0 alone,
         # on the whole model read back from the checkpoint just written.
-        plain = (model if not par.enabled
-                 else CoEForCausalLM.from_pretrained(final, dtype=torch.float32).to(device))
-        accuracy, samples = exact_match(plain, tokenizer, data.problems, max_new_tokens=cfg.max_new_tokens,
-                                        amp_dtype=amp)
+        plain = (run.model if not par.enabled
+                 else CoEForCausalLM.from_pretrained(final, dtype=torch.float32).to(run.device))
+        accuracy, samples = exact_match(plain, run.data.tokenizer, run.data.problems,
+                                        max_new_tokens=cfg.eval.max_new_tokens, amp_dtype=run.amp)
         summary["accuracy"] = accuracy
         summary["accuracy_problems"] = len(samples)
         summary["samples"] = [s.__dict__ for s in samples[:5]]
-    log(step, {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "final")
-    logger.close()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return RunResult(run_dir, summary)
-
+    logger.log(run.step, {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "final")
+    (run.dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
