@@ -92,8 +92,24 @@ def test_cached_logits_equal_full_forward():
     with torch.no_grad():
         full = model(ids, use_cache=False).logits
         first = model(ids[:, :10], use_cache=True)
-        rest = model(ids[:, 10:], **{CACHE_FIELD: getattr(first, CACHE_FIELD)}, use_cache=True)
+        rest = model(ids[:, 10:], cache=getattr(first, CACHE_FIELD), use_cache=True)
     assert rel_err(torch.cat([first.logits, rest.logits], 1), full) < 1e-5
+
+
+def test_the_cache_is_never_silently_dropped():
+    """forward() takes the cache as ``cache``; the pre-5.2x name, which generate() of those transformers versions
+    passes, is taken there and refused from 5.2x on (never ignored with the other extra arguments)."""
+    config = small_config()
+    model = CoEForCausalLM(config).eval()
+    ids = torch.randint(0, config.vocab_size, (1, 6))
+    with torch.no_grad():
+        full = model(ids, use_cache=False).logits
+        cache = getattr(model(ids[:, :4], use_cache=True), CACHE_FIELD)
+        if CACHE_FIELD == "cache":
+            with pytest.raises(TypeError, match="as `cache`"):
+                model(ids[:, 4:], past_key_values=cache, use_cache=True)
+        else:
+            assert rel_err(model(ids[:, 4:], past_key_values=cache, use_cache=True).logits, full[:, 4:]) < 1e-5
 
 
 def test_left_padding_matches_unpadded():

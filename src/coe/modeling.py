@@ -29,7 +29,9 @@ from coe.nn.experts import Experts
 from coe.nn.mlp import RMSNorm, SwiGLU
 from coe.nn.router import Router
 
-# transformers renamed the cache argument and output field from `past_key_values` to `cache` in 5.2x.
+# transformers renamed the cache from `past_key_values` to `cache` in 5.2x (5.17: `past_key_values`, 5.24:
+# `cache`), in forward's arguments and in the output together: generate() passes the cache to forward() under
+# this name and reads it back from the output field of the same name.
 CACHE_FIELD = "cache" if "cache" in {f.name for f in fields(MoeCausalLMOutputWithPast)} else "past_key_values"
 
 
@@ -164,17 +166,23 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         return [layer.mlp for layer in self.model.layers if layer.is_moe]
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, past_key_values: Cache | None = None,
-                cache: Cache | None = None, inputs_embeds: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, cache: Cache | None = None,
+                inputs_embeds: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, shift_labels: torch.Tensor | None = None,
                 use_cache: bool | None = None, output_router_logits: bool = False,
                 output_hidden_states: bool = False, logits_to_keep: int | torch.Tensor = 0,
                 return_logits: bool = True, **kwargs) -> CoECausalLMOutput:
-        """Logits (B, S', V) and, with ``labels`` (B, S) (shifted inside, -100 ignored) or ``shift_labels``
+        """Logits (B, S', V) and, with ``labels`` (B, S) (shifted inside, IGNORE_INDEX ignored) or ``shift_labels``
         (B, S) (already the next tokens), the loss. ``return_logits=False`` with labels computes the loss in
         chunks without ever holding the full logits (training at large vocabularies); logits are then None.
-        Other keyword arguments from generate() are ignored."""
-        cache = cache if cache is not None else past_key_values
+        ``cache``: the key/value cache, returned in the output field ``CACHE_FIELD``. Other keyword arguments
+        from generate() are ignored."""
+        # generate() passes the cache under CACHE_FIELD. Before transformers 5.2x that is `past_key_values`,
+        # taken for those versions only; from 5.2x on the old name fails rather than being ignored like the rest.
+        if "past_key_values" in kwargs:
+            if CACHE_FIELD == "cache":
+                raise TypeError("CoEForCausalLM.forward takes the key/value cache as `cache`")
+            cache = kwargs.pop("past_key_values")
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         h, chains, cache, hidden_states = self.model(
