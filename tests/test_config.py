@@ -54,6 +54,7 @@ def test_save_load_round_trip(tmp_path):
 def test_moe_layer_placement():
     cfg = CoEConfig(num_hidden_layers=6, first_k_dense_replace=2, moe_layer_freq=2)
     assert [cfg.is_moe_layer(i) for i in range(6)] == [False, False, True, False, True, False]
+    assert cfg.moe_layers == [2, 4] and cfg.num_moe_layers == 2
 
 
 def test_unknown_keys_of_a_config_file_are_kept(tmp_path):

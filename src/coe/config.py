@@ -199,8 +199,13 @@ class CoEConfig(PreTrainedConfig):
         return self.head_dim or self.hidden_size // self.num_attention_heads
 
     @property
+    def moe_layers(self) -> list[int]:
+        """Indices of the MoE decoder layers, in order (the rows of ``routing counts`` and router metrics)."""
+        return [i for i in range(self.num_hidden_layers) if self.is_moe_layer(i)]
+
+    @property
     def num_moe_layers(self) -> int:
-        return sum(self.is_moe_layer(i) for i in range(self.num_hidden_layers))
+        return len(self.moe_layers)
 
     @property
     def num_routers(self) -> int:

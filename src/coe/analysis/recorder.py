@@ -21,6 +21,7 @@ from typing import Self
 import torch
 
 from coe.analysis.stats import token_entropy
+from coe.evaluate import eval_mode
 
 
 @dataclass
@@ -79,7 +80,7 @@ class RoutingRecorder:
         if not self.chains:
             raise ValueError("the model has no MoE layers: there is no routing to record")
         config = model.config
-        self.layers = [i for i in range(config.num_hidden_layers) if config.is_moe_layer(i)]
+        self.layers = config.moe_layers
         self.num_experts = config.n_routed_experts
         self._signature = inspect.signature(model.model.forward)
         self._handles: list = []
@@ -184,16 +185,11 @@ def collect_routing(model, batches: Iterable[dict[str, torch.Tensor] | torch.Ten
                     max_tokens: int | None = 65_536, keep_logits: bool = False) -> RoutingRecord:
     """Run ``model`` (in eval mode, restored after) over ``batches`` (input_ids (B, S), or dicts holding
     ``input_ids``) until ``max_tokens`` tokens are recorded, and return their routing."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    try:
-        with RoutingRecorder(model, max_tokens=max_tokens, keep_logits=keep_logits) as recorder:
-            for batch in batches:
-                ids = batch["input_ids"] if isinstance(batch, dict) else batch
-                model(ids.to(device), use_cache=False)
-                if recorder.full:
-                    break
-    finally:
-        model.train(was_training)
+    with eval_mode(model), RoutingRecorder(model, max_tokens=max_tokens, keep_logits=keep_logits) as recorder:
+        for batch in batches:
+            ids = batch["input_ids"] if isinstance(batch, dict) else batch
+            model(ids.to(device), use_cache=False)
+            if recorder.full:
+                break
     return recorder.record()

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-from coe.nn.expert_parallel import shard_experts
+from coe.nn.expert_parallel import local_tensor, shard_experts
 
 
 def torchrun_env() -> tuple[int, int, int]:
@@ -125,7 +125,7 @@ class Parallel:
         sharded, replicated = [], []
         for p in model.parameters():
             if p.grad is not None:
-                (replicated if id(p) in experts else sharded).append(_local(p.grad))
+                (replicated if id(p) in experts else sharded).append(local_tensor(p.grad))
         device = (sharded or replicated)[0].device
         squares = torch.zeros((), device=device, dtype=torch.float32)
         for grads, weight in ((sharded, 1.0), (replicated, self.expert_parallel / self.world_size)):
@@ -146,10 +146,6 @@ class Parallel:
             for chain, c in zip(model.chains(), counts):
                 chain.tokens_per_expert.copy_(c)
         return counts
-
-
-def _local(t: torch.Tensor) -> torch.Tensor:
-    return t.to_local() if hasattr(t, "to_local") else t
 
 
 def expert_parameters(model) -> list[torch.nn.Parameter]:

@@ -20,7 +20,7 @@ def router_metric_values(model, out, counts: torch.Tensor) -> tuple[list[str], t
     so that a data-parallel run averages them over ranks in one collective."""
     config = model.config
     C = config.inner_iter
-    layers = [i for i in range(config.num_hidden_layers) if config.is_moe_layer(i)]
+    layers = config.moe_layers
     names, values = [], []
     imbalance = load_imbalance(counts)  # (L, C)
     for j, layer in enumerate(layers):
