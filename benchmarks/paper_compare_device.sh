@@ -73,7 +73,8 @@ import logging
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.analysis.comparison import analyze_run
-from coe.compare import finished_run, load_experiment, train_preset
+from coe.compare import finished_run, train_preset
+from coe.experiments import load_experiment
 cfg = load_experiment('paper', {'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
     'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': 'cuda'}}})
 summary = train_preset(cfg, '$preset', $seed)
@@ -104,7 +105,8 @@ drive() {  # in $work, detached: every lane, then the report
     PYTHONPATH=src python3 -c "
 import logging
 logging.basicConfig(level=logging.INFO, format='%(message)s')
-from coe.compare import compare, load_experiment
+from coe.compare import compare
+from coe.experiments import load_experiment
 compare(load_experiment('paper', {'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}),
                                   'report_only': True, 'train': {'logging': {'progress': False}}}))
 " > logs/report.log 2>&1

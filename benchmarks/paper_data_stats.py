@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from coe.compare import load_experiment  # noqa: E402
+from coe.experiments import load_experiment  # noqa: E402
 from coe.data import build_tokenizer, load_splits, pack_documents  # noqa: E402
 
 

@@ -25,7 +25,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 
 from coe.analysis.figures import loss_curves  # noqa: E402
-from coe.compare import load_experiment  # noqa: E402
+from coe.experiments import load_experiment  # noqa: E402
 
 PAPER_VAL_LOSS = load_experiment("paper").reference.val_loss
 from coe.presets import PRESETS  # noqa: E402

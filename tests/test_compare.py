@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coe.compare import CompareConfig, compare, load_experiment, other_settings, saved_settings
-from coe.train.config import TrainConfig
+from coe.compare import CompareConfig, compare, other_settings, saved_settings
+from coe.experiments import load_experiment
+from coe.train.config import TrainConfig, merged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,15 +26,10 @@ def tiny_experiment(out_dir, *, reference=True, **train) -> CompareConfig:
         options[key] = {**options.get(key, {}), **value} if isinstance(value, dict) else value
     base = yaml.safe_load(yaml.safe_dump(cpu.train.to_dict()))
     for key, value in options.items():
-        base[key] = _merged(base[key], value) if isinstance(value, dict) else value
+        base[key] = merged(base[key], value) if isinstance(value, dict) else value
     paper = load_experiment("paper").reference
     return replace(cpu, out_dir=str(out_dir), train=TrainConfig.from_dict(base),
                    reference=paper if reference else None)
-
-
-def _merged(a: dict, b: dict) -> dict:
-    return {**a, **{k: _merged(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-                    for k, v in b.items()}}
 
 
 def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):

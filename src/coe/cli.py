@@ -23,7 +23,8 @@ from typing import Literal
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
-from coe.compare import LEGACY_COMPARE_NAMES, CompareConfig, experiment_path, read_experiment
+from coe.compare import CompareConfig
+from coe.experiments import LEGACY_COMPARE_NAMES, read_experiment, read_yaml, upgrade_experiment
 from coe.data import DataSpec
 from coe.presets import list_presets
 from coe.train.config import LEGACY_NAMES, EvalSpec, RuntimeSpec, TrainConfig, upgrade_legacy
@@ -291,32 +292,14 @@ def upgrade_argv(argv: list[str]) -> list[str]:
 
 def _config_text(command: str, flag: str, value: str) -> str:
     """The YAML a --config / --experiment value stands for, in today's spelling."""
-    if command == "compare":
-        if flag == "--experiment" or Path(value).is_file():
-            name = value if flag == "--experiment" else str(Path(value))
-            return yaml.safe_dump(read_experiment(name) if flag == "--experiment"
-                                  else _upgraded_compare_file(name), sort_keys=False)
-        return value
+    if command == "compare" and flag == "--experiment":
+        return yaml.safe_dump(read_experiment(value), sort_keys=False)
     if not Path(value).is_file():
         return value  # jsonargparse reports it (or takes it as inline YAML)
-    try:
-        mapping = yaml.safe_load(Path(value).read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ValueError(f"--config {value}: not a YAML file ({e})") from e
-    if not isinstance(mapping, dict):
-        return value
-    return yaml.safe_dump(upgrade_legacy(mapping, where=value), sort_keys=False)
-
-
-def _upgraded_compare_file(path: str) -> dict:
-    """A --config file of `coe compare` (a partial experiment) in today's spelling."""
-    from coe.compare import LEGACY_COMPARE_NAMES
-
-    mapping = yaml.safe_load(Path(path).read_text()) or {}
-    mapping = upgrade_legacy(mapping, where=path, names=LEGACY_COMPARE_NAMES)
-    if isinstance(mapping.get("train"), dict):
-        mapping["train"] = upgrade_legacy(mapping["train"], where=f"{path}: train")
-    return mapping
+    mapping = read_yaml(value)
+    upgraded = (upgrade_experiment(mapping, where=value) if command == "compare"
+                else upgrade_legacy(mapping, where=value))
+    return yaml.safe_dump(upgraded, sort_keys=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,8 @@
 """The main job: train several presets on the same data, seeds and token budget, then write one report.
 
 An *experiment* is a YAML file of :class:`CompareConfig`: which presets, which seeds, and one base
-:class:`~coe.train.config.TrainConfig` that every run shares. The package ships ``cpu`` (the default: CPU-sized
-variants, minutes on a laptop) and ``paper`` (the paper's presets and recipe on a GPU) in
-``coe/experiments/``; any user YAML of the same shape works (``coe compare --experiment my.yaml``).
+:class:`~coe.train.config.TrainConfig` that every run shares (:mod:`coe.experiments` ships ``cpu``, the
+default, and ``paper``, and loads any user YAML of the same shape).
 
 Runs go one after another into ``out_dir/runs/<preset>`` (``<preset>-seed<N>`` for seeds other than 0); a run
 that already finished with the same settings is skipped and an interrupted one resumes, so a comparison can be
@@ -27,16 +26,15 @@ from coe.train.config import (
     TRAINING_REVISION,
     TRAINING_REVISIONS,
     TrainConfig,
-    from_dict,
+    differences,
+    merged,
+    plain,
     run_revision,
     upgrade_legacy,
 )
 from coe.train.metrics import read_metrics
 
 log = logging.getLogger(__name__)
-
-EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
-
 
 @dataclass
 class CompareConfig:
@@ -76,52 +74,6 @@ class CompareConfig:
                        checkpoint=replace(t.checkpoint, resume=True))
 
 
-# Options of `coe compare` before experiments were files -> where they live now.
-LEGACY_COMPARE_NAMES = {
-    "steps": "train.steps", "batch_size": "train.batch_size",
-    "micro_batch_size": "train.micro_batch_size", "seq_len": "train.seq_len", "lr": "train.optim.lr",
-    "save_every": "train.checkpoint.every", "data": "train.data", "device": "train.runtime.device",
-    "progress": "train.logging.progress",
-}
-
-
-def experiment_path(experiment: str) -> Path:
-    """A shipped experiment's file (``cpu``, ``paper``) or a YAML file's path."""
-    shipped = EXPERIMENTS_DIR / f"{experiment}.yaml"
-    if shipped.is_file():
-        return shipped
-    if Path(experiment).is_file():
-        return Path(experiment)
-    names = ", ".join(sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")))
-    raise invalid("experiment", experiment, f"name a shipped experiment ({names}) or a YAML file")
-
-
-def read_experiment(experiment: str) -> dict:
-    """An experiment file's options as a mapping, legacy spellings upgraded (with a warning)."""
-    path = experiment_path(experiment)
-    try:
-        mapping = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ValueError(f"experiment file {path} is not valid YAML: {e}") from e
-    if not isinstance(mapping, dict):
-        raise ValueError(f"experiment file {path} must hold a mapping of CompareConfig options")
-    scale = mapping.pop("scale", None)
-    mapping = upgrade_legacy(mapping, where=str(path), names=LEGACY_COMPARE_NAMES)
-    if isinstance(mapping.get("train"), dict):
-        mapping["train"] = upgrade_legacy(mapping["train"], where=f"{path}: train")
-    if scale is not None:  # the old name of a shipped experiment: the base of this file's options
-        log.warning("%s: option 'scale' is deprecated, use 'experiment' (coe compare --experiment NAME)", path)
-        mapping = _merged(read_experiment(scale), mapping)
-    mapping.setdefault("name", path.stem)
-    return mapping
-
-
-def load_experiment(experiment: str = "cpu", overrides: dict | None = None) -> CompareConfig:
-    """The CompareConfig of a shipped experiment (``cpu``, ``paper``) or of a YAML file, with ``overrides``
-    (a nested mapping of options, e.g. ``{"seeds": [1], "train": {"runtime": {"device": "cuda"}}}``)."""
-    return from_dict(CompareConfig, _merged(read_experiment(experiment), overrides or {}))
-
-
 # Settings that change how a run is watched and kept, or where it runs, not what it computes: a run trained with
 # device='cuda' is the same run for a report made with device='auto' on a machine without a GPU (summary.json
 # records the device it trained on).
@@ -147,7 +99,7 @@ def saved_settings(run_dir: str | Path) -> dict | None:
         value = data.get(key)
         data[key] = ([LEGACY_SOURCES.get(v, v) for v in value] if isinstance(value, list)
                      else LEGACY_SOURCES.get(value, value))
-    return _merged(_plain(TrainConfig().to_dict()), saved)
+    return merged(plain(TrainConfig().to_dict()), saved)
 
 
 def other_settings(cfg: TrainConfig) -> list[str]:
@@ -156,32 +108,7 @@ def other_settings(cfg: TrainConfig) -> list[str]:
     saved = saved_settings(cfg.out_dir)
     if saved is None:
         return []
-    return [d for d in _differences(saved, _plain(cfg.to_dict())) if d.split(":")[0] not in HOUSEKEEPING]
-
-
-def _plain(mapping: dict) -> dict:
-    """As YAML stores it (tuples as lists)."""
-    return yaml.safe_load(yaml.safe_dump(mapping))
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{key}.")
-        elif x != y:
-            out.append(f"{prefix}{key}: {x!r} saved, {y!r} now")
-    return out
-
-
-def _merged(defaults: dict, saved: dict) -> dict:
-    """``saved`` with the keys it lacks taken from ``defaults``, recursively."""
-    merged = dict(defaults)
-    for key, value in saved.items():
-        merged[key] = (_merged(defaults[key], value) if isinstance(value, dict)
-                       and isinstance(defaults.get(key), dict) else value)
-    return merged
+    return [d for d in differences(saved, plain(cfg.to_dict())) if d.split(":")[0] not in HOUSEKEEPING]
 
 
 def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:

@@ -26,6 +26,8 @@ import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import yaml
+
 from coe.checks import invalid
 from coe.data import DataSpec, TokenizerSpec
 from coe.presets import PRESETS, SIZES
@@ -308,6 +310,35 @@ def upgrade_legacy(mapping: dict[str, Any], *, where: str, warn: bool = True,
     return out
 
 
+# Mappings of options (as YAML holds them).
+
+
+def plain(mapping: dict) -> dict:
+    """As YAML stores it (tuples as lists)."""
+    return yaml.safe_load(yaml.safe_dump(mapping))
+
+
+def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """``"dotted.name: a's value saved, b's value now"`` for every leaf in which two mappings differ."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}: {x!r} saved, {y!r} now")
+    return out
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` on top, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = (merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict)
+                    else value)
+    return out
+
+
 def _deep_copy(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in mapping.items()}
 
@@ -324,7 +355,10 @@ __all__ = [
     "RuntimeSpec",
     "TokenizerSpec",
     "TrainConfig",
+    "differences",
     "from_dict",
+    "merged",
+    "plain",
     "run_revision",
     "upgrade_legacy",
 ]
