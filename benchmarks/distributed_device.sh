@@ -36,14 +36,15 @@ fi
 
 python3 -m pip install -q --no-index --no-deps .bench-data/wheels/*.whl > "$out/pip.log" 2>&1
 run=/tmp/coe-ep-run
-common=(--model.size small --batch_size 16 --seq_len 128 --save_every 10 --eval_every 10 --log_every 5
-        --accuracy_problems 16 --max_new_tokens 48 --tensorboard false --progress false --out_dir $run)
-PYTHONPATH=src timeout 180 $two -m coe train "${common[@]}" --steps 20 --expert_parallel 2 \
+common=(--model.size small --batch_size 16 --seq_len 128 --checkpoint.every 10 --eval.every 10 --logging.every 5
+        --eval.accuracy_problems 16 --eval.max_new_tokens 48 --logging.tensorboard false --logging.progress false
+        --out_dir $run)
+PYTHONPATH=src timeout 180 $two -m coe train "${common[@]}" --steps 20 --runtime.expert_parallel 2 \
     > "$out/train-ep2.log" 2>&1
 echo "== coe train, 2 GPUs, expert_parallel 2: exit $?"; tail -3 "$out/train-ep2.log"
 cp $run/metrics.jsonl "$out/train-ep2-metrics.jsonl"
 ls $run/checkpoints/*/ $run/checkpoints/*/dcp > "$out/train-ep2-files.txt" 2>&1
-PYTHONPATH=src timeout 180 python3 -m coe train "${common[@]}" --steps 30 --resume true > "$out/train-resume1.log" 2>&1
+PYTHONPATH=src timeout 180 python3 -m coe train "${common[@]}" --steps 30 --checkpoint.resume true > "$out/train-resume1.log" 2>&1
 echo "== coe train resumed on 1 GPU: exit $?"; tail -3 "$out/train-resume1.log"
 cp $run/metrics.jsonl "$out/train-resume1-metrics.jsonl"
 cp $run/summary.json "$out/train-resume1-summary.json" 2>/dev/null
