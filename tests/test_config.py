@@ -44,7 +44,8 @@ def test_reference_spellings_are_folded_in():
 
 
 def test_save_load_round_trip(tmp_path):
-    cfg = CoEConfig(inner_iter=3, use_igate=False, attention="gqa", num_key_value_heads=2, router_z_loss_coef=0.1)
+    cfg = CoEConfig(inner_iter=3, use_igate=False, attention="gqa", num_key_value_heads=2,
+                    router_z_loss_coef=0.1)
     cfg.save_pretrained(tmp_path)
     loaded = CoEConfig.from_pretrained(tmp_path)
     assert loaded.to_dict() == cfg.to_dict()

@@ -83,7 +83,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_imports_everywhere():
     graph = import_graph()
-    assert {"coe.config", "coe.modeling", "coe.presets", "coe.nn.chain"} <= graph["coe"] | graph["coe.modeling"]
+    assert {"coe.config", "coe.modeling", "coe.presets"} <= graph["coe"]
+    assert "coe.nn.chain" in graph["coe.modeling"]
     assert "coe.modeling" in graph["coe.convert"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None

@@ -6,34 +6,37 @@ from transformers import AutoModelForCausalLM, DeepseekV2Config, DeepseekV2ForCa
 
 from coe import CoEConfig, CoEForCausalLM
 from coe.modeling import CACHE_FIELD
+from coe.train.distributed import take_routing_counts
 from tests.conftest import rel_err
 
-YARN = dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=64, beta_fast=32,
-            beta_slow=1, mscale=0.707, mscale_all_dim=1.0)
+YARN = dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=64,
+            beta_fast=32, beta_slow=1, mscale=0.707, mscale_all_dim=1.0)
 
 
 def small_config(**overrides) -> CoEConfig:
-    fields = dict(vocab_size=97, hidden_size=48, num_hidden_layers=3, intermediate_size=80, num_attention_heads=4,
-                  kv_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=9,
-                  n_shared_experts=2, num_experts_per_tok=3, moe_intermediate_size=20, max_position_embeddings=256,
-                  initializer_range=0.2)
+    fields = dict(vocab_size=97, hidden_size=48, num_hidden_layers=3, intermediate_size=80,
+                  num_attention_heads=4, kv_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=8,
+                  v_head_dim=12, n_routed_experts=9, n_shared_experts=2, num_experts_per_tok=3,
+                  moe_intermediate_size=20, max_position_embeddings=256, initializer_range=0.2)
     return CoEConfig(**{**fields, **overrides})
 
 
 def deepseek_twin(config: CoEConfig, model: CoEForCausalLM) -> DeepseekV2ForCausalLM:
     """transformers' DeepseekV2 with the same shapes and weights (its router is `mlp.gate`)."""
     ds_config = DeepseekV2Config(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
-        intermediate_size=config.intermediate_size, num_attention_heads=config.num_attention_heads,
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers, intermediate_size=config.intermediate_size,
+        num_attention_heads=config.num_attention_heads,
         num_key_value_heads=config.num_attention_heads, q_lora_rank=config.q_lora_rank,
         kv_lora_rank=config.kv_lora_rank, qk_nope_head_dim=config.qk_nope_head_dim,
         qk_rope_head_dim=config.qk_rope_head_dim, v_head_dim=config.v_head_dim,
         n_routed_experts=config.n_routed_experts, n_shared_experts=config.n_shared_experts,
         num_experts_per_tok=config.num_experts_per_tok, moe_intermediate_size=config.moe_intermediate_size,
-        first_k_dense_replace=config.first_k_dense_replace, routed_scaling_factor=config.routed_scaling_factor,
+        first_k_dense_replace=config.first_k_dense_replace,
+        routed_scaling_factor=config.routed_scaling_factor,
         max_position_embeddings=config.max_position_embeddings, rope_parameters=dict(config.rope_parameters),
-        rms_norm_eps=config.rms_norm_eps, tie_word_embeddings=config.tie_word_embeddings, topk_method="greedy",
-        norm_topk_prob=False, attn_implementation="eager")
+        rms_norm_eps=config.rms_norm_eps, tie_word_embeddings=config.tie_word_embeddings,
+        topk_method="greedy", norm_topk_prob=False, attn_implementation="eager")
     twin = DeepseekV2ForCausalLM(ds_config).eval()
     state = {k.replace("mlp.routers.0.", "mlp.gate."): v for k, v in model.state_dict().items()}
     missing, unexpected = twin.load_state_dict(state, strict=False)
@@ -73,7 +76,8 @@ def test_coe_defaults_differ_from_standard_residual():
 
 @pytest.mark.parametrize("attention", ["mla", "gqa"])
 def test_generate_equals_cacheless_greedy(attention):
-    config = small_config(inner_iter=2, attention=attention, num_key_value_heads=2, rope_parameters=dict(YARN))
+    config = small_config(inner_iter=2, attention=attention, num_key_value_heads=2,
+                          rope_parameters=dict(YARN))
     model = CoEForCausalLM(config).eval()
     prompt = torch.randint(0, config.vocab_size, (2, 7))
     out = model.generate(prompt, max_new_tokens=12, do_sample=False, min_new_tokens=12)
@@ -97,8 +101,8 @@ def test_cached_logits_equal_full_forward():
 
 
 def test_the_cache_is_never_silently_dropped():
-    """forward() takes the cache as ``cache``; the pre-5.2x name, which generate() of those transformers versions
-    passes, is taken there and refused from 5.2x on (never ignored with the other extra arguments)."""
+    """forward() takes the cache as ``cache``; the pre-5.2x name, which generate() of those transformers
+    versions passes, is taken there and refused from 5.2x on (never ignored like other extra arguments)."""
     config = small_config()
     model = CoEForCausalLM(config).eval()
     ids = torch.randint(0, config.vocab_size, (1, 6))
@@ -109,7 +113,8 @@ def test_the_cache_is_never_silently_dropped():
             with pytest.raises(TypeError, match="as `cache`"):
                 model(ids[:, 4:], past_key_values=cache, use_cache=True)
         else:
-            assert rel_err(model(ids[:, 4:], past_key_values=cache, use_cache=True).logits, full[:, 4:]) < 1e-5
+            rest = model(ids[:, 4:], past_key_values=cache, use_cache=True).logits
+            assert rel_err(rest, full[:, 4:]) < 1e-5
 
 
 def test_left_padding_matches_unpadded():
@@ -139,7 +144,7 @@ def test_save_and_auto_load_round_trip(tmp_path):
     assert (tmp_path / "model.safetensors").exists()
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, CoEForCausalLM)
-    assert torch.equal(loaded.routing_counts(), torch.zeros_like(loaded.routing_counts()))
+    assert not take_routing_counts(loaded).any()
     loaded_biases = [router.expert_bias for chain in loaded.chains() for router in chain.routers]
     assert len(loaded_biases) == len(biases) and all(map(torch.equal, loaded_biases, biases))
     # The weights are equal bit for bit; the logits to rounding: loaded tensors sit at other alignments (the
@@ -166,7 +171,7 @@ def test_router_outputs_layer_major_and_losses():
     expected_aux = config.aux_loss_alpha * out.balance_losses.sum() + 0.01 * out.z_losses.sum()
     assert torch.allclose(out.aux_loss, expected_aux)
     assert torch.allclose(out.loss, out.lm_loss + out.aux_loss)
-    counts = model.routing_counts()
+    counts = take_routing_counts(model)
     assert counts.shape == (2, 2, config.n_routed_experts)
     assert torch.all(counts.sum(-1) == 2 * 10 * config.num_experts_per_tok)
     for i, selected in enumerate(out.selected_experts):
@@ -176,6 +181,29 @@ def test_router_outputs_layer_major_and_losses():
         assert torch.equal(counts[layer, t], manual)
     model.eval()
     assert model(ids, labels=ids).aux_loss is None
+
+
+def test_routing_counts_grow_in_training_only_and_are_taken_once():
+    config = small_config(inner_iter=2, router_bias_update_rate=0.1)
+    model = CoEForCausalLM(config).eval()
+    ids = torch.randint(0, config.vocab_size, (2, 10))
+    with torch.no_grad():
+        model(ids)
+        model.generate(ids[:, :4], max_new_tokens=3, do_sample=False)
+    assert not take_routing_counts(model).any()  # evaluation and generation are not training load
+
+    model.train()
+    for _ in range(2):
+        model(ids)
+    counts = take_routing_counts(model)
+    assert counts.shape == (3, 2, config.n_routed_experts)
+    assert torch.all(counts.sum(-1) == 2 * 2 * 10 * config.num_experts_per_tok)  # both forwards
+    assert not take_routing_counts(model).any()  # taken: the next take starts from zero
+
+    model.update_router_biases(counts)
+    for chain, layer_counts in zip(model.chains(), counts):
+        for router, load in zip(chain.routers, layer_counts):
+            torch.testing.assert_close(router.expert_bias, 0.1 * torch.sign(load.mean() - load))
 
 
 def test_aux_loss_has_gradient_on_routers():
@@ -210,8 +238,9 @@ def test_chunked_loss_equals_full_logits_loss_and_gradients(tied):
 @pytest.mark.parametrize("layers", [3, 8])
 def test_pad_token_is_an_ordinary_trained_token(layers):
     # The trainer pads with EOS, a token of every document. A frozen zero embedding row for it kept a sequence
-    # that starts with EOS at an all-zero hidden state (attention to itself, experts and norms of zero are zero);
-    # each RMSNorm's backward then multiplied the gradient by 1/sqrt(eps), which overflowed with 8 layers.
+    # that starts with EOS at an all-zero hidden state (attention to itself, experts and norms of zero are
+    # zero); each RMSNorm's backward then multiplied the gradient by 1/sqrt(eps), which overflowed with 8
+    # layers.
     torch.manual_seed(0)
     config = small_config(num_hidden_layers=layers, pad_token_id=0, eos_token_id=0, initializer_range=0.02)
     model = CoEForCausalLM(config)

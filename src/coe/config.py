@@ -216,25 +216,25 @@ class CoEConfig(PreTrainedConfig):
         return layer_idx >= self.first_k_dense_replace and layer_idx % self.moe_layer_freq == 0
 
     @classmethod
-    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict[str, Any]]:
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict]:
         """transformers' reading of config.json, for this library's format only: a checkpoint of another
         ``model_type`` (the reference code's "coe_deepseekv2", transformers' "deepseek_v2") raises ValueError
         before any weight is read, where transformers would only warn and build a wrong model."""
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
         model_type = config_dict.get("model_type", cls.model_type)
         if model_type != cls.model_type:
-            raise ValueError(f"{pretrained_model_name_or_path} holds a checkpoint of model_type {model_type!r}, not "
-                             f"this library's format ({cls.model_type!r}): convert it first, with "
-                             f"`coe convert {pretrained_model_name_or_path} DST` or coe.convert.convert(src, dst), "
-                             "then load DST")
+            path = pretrained_model_name_or_path
+            raise ValueError(f"{path} holds a checkpoint of model_type {model_type!r}, not this library's "
+                             f"format ({cls.model_type!r}): convert it first, with `coe convert {path} DST` "
+                             "or coe.convert.convert(src, dst), then load DST")
         return config_dict, kwargs
 
     @classmethod
     def from_preset(cls, name: str, size: str = "paper", **overrides: Any) -> CoEConfig:
-        """The paper's configuration ``name`` (``coe.list_presets()``) at ``size`` ("paper", "small" or "tiny"),
-        then ``overrides``, which must be CoEConfig fields (a misspelt one would otherwise be kept as an unused
-        attribute, as transformers keeps unknown keys of a config file). The arguments are those of the
-        trainer's ``model`` options, whose names the errors use."""
+        """The paper's configuration ``name`` (``coe.list_presets()``) at ``size`` ("paper", "small" or
+        "tiny"), then ``overrides``, which must be CoEConfig fields (a misspelt one would otherwise be kept as
+        an unused attribute, as transformers keeps unknown keys of a config file). The arguments are those of
+        the trainer's ``model`` options, whose names the errors use."""
         if name not in PRESETS:
             raise invalid("model.preset", name, f"choose one of {', '.join(PRESETS)}")
         if size not in SIZES:

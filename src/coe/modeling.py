@@ -24,8 +24,8 @@ from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 from coe.config import CoEConfig
 from coe.nn.attention import RotaryEmbedding, build_attention, causal_mask
 from coe.nn.chain import ChainOfExperts, ChainOutput
-from coe.nn.lm_loss import IGNORE_INDEX, linear_cross_entropy
 from coe.nn.experts import Experts
+from coe.nn.lm_loss import IGNORE_INDEX, linear_cross_entropy
 from coe.nn.mlp import RMSNorm, SwiGLU
 from coe.nn.router import Router
 
@@ -105,11 +105,11 @@ class CoEModel(CoEPreTrainedModel):
 
     def __init__(self, config: CoEConfig) -> None:
         super().__init__(config)
-        # No padding_idx: padding is masked out of attention and loss, so no row needs to stay zero, and the pad
-        # token is often a real one (the trainer pads with EOS). A frozen zero row is a trap: a sequence that
-        # starts with it keeps an all-zero hidden state through every layer (attention to itself, experts and
-        # norms of zero are zero), and each RMSNorm's backward multiplies its gradient by 1/sqrt(eps): with
-        # 8 layers the gradient overflows.
+        # No padding_idx: padding is masked out of attention and loss, so no row needs to stay zero, and the
+        # pad token is often a real one (the trainer pads with EOS). A frozen zero row is a trap: a sequence
+        # that starts with it keeps an all-zero hidden state through every layer (attention to itself,
+        # experts and norms of zero are zero), and each RMSNorm's backward multiplies its gradient by
+        # 1/sqrt(eps): with 8 layers the gradient overflows.
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(CoEDecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
@@ -122,7 +122,8 @@ class CoEModel(CoEPreTrainedModel):
                 inputs_embeds: torch.Tensor | None = None, use_cache: bool = False,
                 output_hidden_states: bool = False) -> tuple[torch.Tensor, list[ChainOutput], Cache | None,
                                                              tuple[torch.Tensor, ...] | None]:
-        """Returns (last hidden (B, S, D), one ChainOutput per MoE layer, cache, all hidden states or None)."""
+        """Returns (last hidden (B, S, D), one ChainOutput per MoE layer, cache, all hidden states or
+        None)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         h = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
@@ -140,8 +141,10 @@ class CoEModel(CoEPreTrainedModel):
             h, chain = layer(h, rope, mask, cache)
             if chain is not None:
                 chains.append(chain)
-                # Counted here rather than inside the layer so that activation recomputation doesn't recount.
-                layer.mlp.record(chain)
+                # Training load only: evaluation and generate() leave the counts alone. Counted here rather
+                # than inside the layer so that activation recomputation doesn't recount.
+                if self.training:
+                    layer.mlp.record(chain)
             if hidden_states is not None:
                 hidden_states.append(h)
         h = self.norm(h)
@@ -172,13 +175,15 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
                 use_cache: bool | None = None, output_router_logits: bool = False,
                 output_hidden_states: bool = False, logits_to_keep: int | torch.Tensor = 0,
                 return_logits: bool = True, **kwargs) -> CoECausalLMOutput:
-        """Logits (B, S', V) and, with ``labels`` (B, S) (shifted inside, IGNORE_INDEX ignored) or ``shift_labels``
-        (B, S) (already the next tokens), the loss. ``return_logits=False`` with labels computes the loss in
-        chunks without ever holding the full logits (training at large vocabularies); logits are then None.
+        """Logits (B, S', V) and, with ``labels`` (B, S) (shifted inside, IGNORE_INDEX ignored) or
+        ``shift_labels`` (B, S) (already the next tokens), the loss. ``return_logits=False`` with labels
+        computes the loss in chunks without ever holding the full logits (training at large vocabularies);
+        logits are then None.
         ``cache``: the key/value cache, returned in the output field ``CACHE_FIELD``. Other keyword arguments
         from generate() are ignored."""
         # generate() passes the cache under CACHE_FIELD. Before transformers 5.2x that is `past_key_values`,
-        # taken for those versions only; from 5.2x on the old name fails rather than being ignored like the rest.
+        # taken for those versions only; from 5.2x on the old name fails instead of being ignored like the
+        # other extra arguments.
         if "past_key_values" in kwargs:
             if CACHE_FIELD == "cache":
                 raise TypeError("CoEForCausalLM.forward takes the key/value cache as `cache`")
@@ -212,7 +217,8 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
                 out.lm_loss = F.cross_entropy(logits.float().flatten(0, 1), shift_labels.flatten(),
                                               ignore_index=IGNORE_INDEX)
             else:
-                out.lm_loss = linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight, shift_labels.flatten())
+                out.lm_loss = linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight,
+                                                   shift_labels.flatten())
             out.loss = out.lm_loss if out.aux_loss is None else out.lm_loss + out.aux_loss
         if output_router_logits:
             out.router_logits = tuple(r.logits for r in routings)
@@ -220,16 +226,8 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
             out.routing_weights = tuple(r.topk_weight for r in routings)
         return out
 
-    def reset_routing_counts(self) -> None:
-        """Zero every (layer, iteration) tokens-per-expert counter."""
-        for chain in self.chains():
-            chain.reset_counts()
-
-    def routing_counts(self) -> torch.Tensor:
-        """Tokens per expert since the last reset: (MoE layers, C, N) float32."""
-        return torch.stack([chain.tokens_per_expert for chain in self.chains()])
-
-    def update_router_biases(self) -> None:
-        """One auxiliary-loss-free balancing step (call after each optimizer step); resets the counts."""
-        for chain in self.chains():
-            chain.update_expert_bias(self.config.router_bias_update_rate)
+    def update_router_biases(self, counts: torch.Tensor) -> None:
+        """One auxiliary-loss-free balancing step (after each optimizer step) from ``counts`` (MoE layers, C,
+        N), the step's tokens per expert as ``coe.train.distributed.take_routing_counts`` returns them."""
+        for chain, layer_counts in zip(self.chains(), counts, strict=True):
+            chain.update_expert_bias(layer_counts, self.config.router_bias_update_rate)

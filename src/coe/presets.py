@@ -22,8 +22,9 @@ PAPER_SHAPE: dict[str, Any] = dict(
     qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
     n_routed_experts=63, n_shared_experts=1, moe_intermediate_size=704,
     max_position_embeddings=163840,
-    rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=40.0, original_max_position_embeddings=4096,
-                         beta_fast=32, beta_slow=1, mscale=0.707, mscale_all_dim=0.707),
+    rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=40.0,
+                         original_max_position_embeddings=4096, beta_fast=32, beta_slow=1, mscale=0.707,
+                         mscale_all_dim=0.707),
     scoring_func="softmax", topk_method="greedy", norm_topk_prob=False, routed_scaling_factor=1.0,
     balance_loss="seq", aux_loss_alpha=0.001, rms_norm_eps=1e-6, tie_word_embeddings=False,
     bos_token_id=100000, eos_token_id=100001,
@@ -42,7 +43,8 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "moe-8-64": ("MoE(8/64): one pass, 8 of 63 routed experts + 1 shared", dict(inner_iter=1, num_experts_per_tok=8)),
+    "moe-8-64": ("MoE(8/64): one pass, 8 of 63 routed experts + 1 shared",
+                 dict(inner_iter=1, num_experts_per_tok=8)),
     "coe-2-4-64": ("CoE-2(4/64): two iterations of 4 of 63 routed + 1 shared",
                    dict(inner_iter=2, num_experts_per_tok=4)),
     "coe-2-4-48": ("CoE-2(4/48): fewer experts, 47 routed + 1 shared",
@@ -50,7 +52,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "moe-16-64": ("MoE(16/64): twice the selections", dict(inner_iter=1, num_experts_per_tok=16)),
     "moe-24-64": ("MoE(24/64): three times the selections", dict(inner_iter=1, num_experts_per_tok=24)),
     "coe-2-8-64": ("CoE-2(8/64): two iterations of 8", dict(inner_iter=2, num_experts_per_tok=8)),
-    "moe-8-64-8l": ("MoE(8/64) with 8 layers", dict(inner_iter=1, num_experts_per_tok=8, num_hidden_layers=8)),
+    "moe-8-64-8l": ("MoE(8/64) with 8 layers",
+                    dict(inner_iter=1, num_experts_per_tok=8, num_hidden_layers=8)),
     "moe-8-64-12l": ("MoE(8/64) with 12 layers",
                      dict(inner_iter=1, num_experts_per_tok=8, num_hidden_layers=12)),
     "coe-2-8-64-shared-router": ("ablation: CoE-2(8/64) with one router shared by both iterations",
@@ -60,7 +63,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                                        outer_residual=True)),
     "dense-8-8": ("dense 8-of-8: all 7 routed + 1 shared experts active, C = 1",
                   dict(inner_iter=1, num_experts_per_tok=7, n_routed_experts=7)),
-    "dense-8-8-c2": ("dense 8-of-8 with C = 2", dict(inner_iter=2, num_experts_per_tok=7, n_routed_experts=7)),
+    "dense-8-8-c2": ("dense 8-of-8 with C = 2",
+                     dict(inner_iter=2, num_experts_per_tok=7, n_routed_experts=7)),
 }
 
 

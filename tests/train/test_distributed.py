@@ -1,5 +1,5 @@
-"""Data and expert parallelism on the CPU: gloo ranks under torchrun (``-m coe train``, as a user runs it) must
-train to the numbers one process gets on the same global batches, and checkpoints must move between world
+"""Data and expert parallelism on the CPU: gloo ranks under torchrun (``-m coe train``, as a user runs it)
+must train to the numbers one process gets on the same global batches, and checkpoints must move between world
 sizes.
 
 Tolerance: 1e-5 relative on losses, gradient norms, router metrics and validation losses, 1e-5 of the largest
@@ -46,8 +46,9 @@ POOLED = ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2, "balance_loss"
 
 def tiny(root, name, **overrides) -> TrainConfig:
     # Constant learning rate without warm-up at 3 and at 6 steps, so a 3-step run resumed to 6 is one run.
-    fields = dict(out_dir=str(root / name), model=MODEL, data=DataSpec(synthetic_train=300, synthetic_eval=30),
-                  optim=OptimSpec(lr=3e-3), steps=6, batch_size=4, micro_batch_size=2, seq_len=32, seed=3,
+    fields = dict(out_dir=str(root / name), model=MODEL,
+                  data=DataSpec(synthetic_train=300, synthetic_eval=30), optim=OptimSpec(lr=3e-3), steps=6,
+                  batch_size=4, micro_batch_size=2, seq_len=32, seed=3,
                   eval=EvalSpec(every=3, batches=1, accuracy_problems=0),
                   logging=LoggingSpec(every=1, progress=False, tensorboard=False),
                   checkpoint=CheckpointSpec(every=3, keep_last=2, resume=overrides.pop("resume", False)),
@@ -66,8 +67,8 @@ def torchrun(cfg: TrainConfig, nproc: int = 2) -> None:
     path = f"{cfg.out_dir}.yaml"
     with open(path, "w") as f:
         yaml.safe_dump(json.loads(json.dumps(cfg.to_dict())), f)
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
-           f"--master_port={free_port()}", "-m", "coe", "train", "--config", path]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+           "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "coe", "train", "--config", path]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
@@ -200,7 +201,7 @@ def test_batch_balance_loss_over_ranks_is_the_batch_loss():
     scores = torch.rand(12, 6).softmax(-1)
     topk = scores.topk(2, dim=-1).indices
     whole = batch_balance_loss(scores=scores, topk_idx=topk)
-    counts = torch.zeros(6).scatter_add_(0, topk.flatten(), torch.ones(24))  # what the ranks' all-reduce gives
+    counts = torch.zeros(6).scatter_add_(0, topk.flatten(), torch.ones(24))  # the ranks' all-reduce
     halves = [batch_balance_loss(scores=s, topk_idx=i, counts=counts) for s, i in zip(scores.split(6),
                                                                                      topk.split(6))]
     assert torch.allclose(sum(halves) / 2, whole, rtol=1e-6)
@@ -217,7 +218,8 @@ def test_data_position_moves_between_world_sizes(tmp_path):
     ranks = [prepare_run_data(spec, micro_batch_size=2, rank=r, world_size=2, **kwargs) for r in (0, 1)]
     for _ in range(3):
         whole = next(one.train)["input_ids"]
-        assert torch.equal(torch.cat([next(r.train)["input_ids"] for r in ranks]), whole)  # no overlap, no gap
+        halves = [next(r.train)["input_ids"] for r in ranks]
+        assert torch.equal(torch.cat(halves), whole)  # no overlap, no gap
     restore_position(one.train, ranks[0].train.state_dict())  # saved on two ranks, resumed on one
     assert one.train.state_dict()["index"] == ranks[0].train.state_dict()["index"]
     other = prepare_run_data(spec, micro_batch_size=4, **kwargs)

@@ -149,8 +149,8 @@ class RoutingRecorder:
             return
         if len(self._open["chains"]) != len(self.chains):
             seen = len(self._open["chains"])
-            raise RuntimeError(f"recorded {seen} of {len(self.chains)} MoE layers in one forward: a block ran "
-                               "outside the decoder stack's forward")
+            raise RuntimeError(f"recorded {seen} of {len(self.chains)} MoE layers in one forward: a block "
+                               "ran outside the decoder stack's forward")
         self._open["forward_index"] = len(self._forwards)
         self._forwards.append(self._open)
         self.tokens += self._open["take"]

@@ -1,1 +1,2 @@
-"""Building blocks: norms and MLPs, attention, router, balance losses, token dispatch, experts, the CoE loop."""
+"""Building blocks: norms and MLPs, attention, router, balance losses, token dispatch, experts, the CoE
+loop."""

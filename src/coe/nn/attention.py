@@ -1,4 +1,5 @@
-"""Attention: rotary embeddings (default / linear / dynamic / YaRN), DeepSeek-V2 MLA and grouped-query attention.
+"""Attention: rotary embeddings (default / linear / dynamic / YaRN), DeepSeek-V2 MLA and grouped-query
+attention.
 
 Shapes: B batch, S query positions, P key positions (cache included), H heads, G key/value heads,
 R rotary size, L kv_lora_rank.
@@ -36,7 +37,8 @@ def softmax_scale(config: CoEConfig, head_dim: int) -> float:
 
 
 class RotaryEmbedding(nn.Module):
-    """cos / sin tables ``[B, S, R/2]`` for the given positions; frequencies from transformers' initialisers."""
+    """cos / sin tables ``[B, S, R/2]`` for the given positions; frequencies from transformers'
+    initialisers."""
 
     def __init__(self, config: CoEConfig) -> None:
         super().__init__()
@@ -65,7 +67,8 @@ class RotaryEmbedding(nn.Module):
 
 
 def rotate_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on adjacent pairs (x0, x1), (x2, x3), ... as DeepSeek-V2. x: (B, *, S, R); cos, sin: (B, S, R/2)."""
+    """RoPE on adjacent pairs (x0, x1), (x2, x3), ... as DeepSeek-V2. x: (B, *, S, R); cos, sin:
+    (B, S, R/2)."""
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     x32 = x.float().unflatten(-1, (-1, 2))
     x0, x1 = x32[..., 0], x32[..., 1]
@@ -82,7 +85,8 @@ def rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Tensor | None, scale: float,
            dropout: float, gqa: bool = False) -> torch.Tensor:
-    """SDPA, causal when no mask is given. q: (B, H, S, E); k: (B, G, P, E); v: (B, G, P, Ev) -> (B, S, H*Ev)."""
+    """SDPA, causal when no mask is given. q: (B, H, S, E); k: (B, G, P, E); v: (B, G, P, Ev) ->
+    (B, S, H*Ev)."""
     kwargs = {"enable_gqa": True} if gqa and k.shape[1] != q.shape[1] else {}
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
                                          dropout_p=dropout, **kwargs)
@@ -110,7 +114,8 @@ class MultiHeadLatentAttention(nn.Module):
             self.q_b_proj = nn.Linear(self.q_lora_rank, q_dim, bias=False)
         self.kv_a_proj_with_mqa = nn.Linear(D, self.kv_lora_rank + self.rope_dim, bias=bias)
         self.kv_a_layernorm = RMSNorm(self.kv_lora_rank, config.rms_norm_eps)
-        self.kv_b_proj = nn.Linear(self.kv_lora_rank, self.num_heads * (self.nope_dim + self.v_dim), bias=False)
+        kv_size = self.num_heads * (self.nope_dim + self.v_dim)
+        self.kv_b_proj = nn.Linear(self.kv_lora_rank, kv_size, bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.v_dim, D, bias=bias)
         self.scale = softmax_scale(config, self.nope_dim + self.rope_dim)
 
@@ -118,7 +123,10 @@ class MultiHeadLatentAttention(nn.Module):
                 cache=None) -> torch.Tensor:
         B, S, _ = x.shape
         H = self.num_heads
-        q = self.q_proj(x) if self.q_lora_rank is None else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
+        if self.q_lora_rank is None:
+            q = self.q_proj(x)
+        else:
+            q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
         q = q.view(B, S, H, -1).transpose(1, 2)  # (B, H, S, nope + R)
         q_nope, q_pe = q.split((self.nope_dim, self.rope_dim), dim=-1)
         latent, k_pe = self.kv_a_proj_with_mqa(x).split((self.kv_lora_rank, self.rope_dim), dim=-1)

@@ -26,15 +26,16 @@ from coe.nn.router import Router, Routing
 class ChainOutput:
     hidden: torch.Tensor  # (B, S, D)
     routings: list[Routing]  # one per iteration
-    balance_losses: list[torch.Tensor] = field(default_factory=list)  # per iteration, unweighted, training only
-    z_losses: list[torch.Tensor] = field(default_factory=list)  # per iteration, unweighted, training only
+    balance_losses: list[torch.Tensor] = field(default_factory=list)  # per iteration, unweighted, training
+    z_losses: list[torch.Tensor] = field(default_factory=list)  # likewise (training only)
 
 
 class ChainOfExperts(nn.Module):
     """The feed-forward block of a CoE layer (of an MoE layer when ``inner_iter == 1``).
 
     ``tokens_per_expert`` (C, N), a non-persistent buffer, counts the tokens each iteration sent to each
-    expert since the last :meth:`reset_counts` (it feeds load metrics and auxiliary-loss-free balancing).
+    expert in the training forwards since the last :meth:`take_counts` (the decoder stack calls :meth:`record`
+    in training mode only); the counts feed load metrics and auxiliary-loss-free balancing.
 
     ``batch_group``: with data parallelism, the ranks whose sequences form the batch of the batch-wise
     balance loss; its expert counts are summed over them (set by ``coe.train.distributed``; None alone).
@@ -50,8 +51,8 @@ class ChainOfExperts(nn.Module):
         self.routers = nn.ModuleList(Router(config) for _ in range(config.num_routers))
         self.experts = Experts(config.n_routed_experts, config.hidden_size, config.moe_intermediate_size,
                                config.expert_backend)
-        self.shared_experts = (SwiGLU(config.hidden_size, config.moe_intermediate_size * config.n_shared_experts)
-                               if config.n_shared_experts else None)
+        shared_size = config.moe_intermediate_size * config.n_shared_experts
+        self.shared_experts = SwiGLU(config.hidden_size, shared_size) if config.n_shared_experts else None
         self.register_buffer("tokens_per_expert", torch.zeros(config.inner_iter, config.n_routed_experts),
                              persistent=False)
         self.batch_group: dist.ProcessGroup | None = None
@@ -95,21 +96,24 @@ class ChainOfExperts(nn.Module):
         for t, routing in enumerate(out.routings):
             self.tokens_per_expert[t] += expert_counts(routing.topk_idx, self.num_experts)
 
-    def reset_counts(self) -> None:
+    @torch.no_grad()
+    def take_counts(self) -> torch.Tensor:
+        """The counts since the last take, (C, N) float32 (a copy), and zero ``tokens_per_expert``."""
+        counts = self.tokens_per_expert.clone()
         self.tokens_per_expert.zero_()
+        return counts
 
     @torch.no_grad()
-    def update_expert_bias(self, rate: float) -> None:
+    def update_expert_bias(self, counts: torch.Tensor, rate: float) -> None:
         """Auxiliary-loss-free balancing step: move each router's bias by ``rate * sign(mean load - load)``.
 
-        Uses the counts since the last reset (then resets them). A router shared by all iterations sees the
-        load of all of them.
+        counts: (C, N) tokens per expert of each iteration (over every rank's tokens with data parallelism). A
+        router shared by all iterations sees the load of all of them.
         """
-        loads = self.tokens_per_expert if len(self.routers) > 1 else self.tokens_per_expert.sum(0, keepdim=True)
-        for router, load in zip(self.routers, loads):
+        loads = counts if len(self.routers) > 1 else counts.sum(0, keepdim=True)
+        for router, load in zip(self.routers, loads, strict=True):
             if router.expert_bias is not None:
                 router.expert_bias += rate * torch.sign(load.mean() - load)
-        self.reset_counts()
 
 
 @torch.compiler.disable  # a collective: kept eager under torch.compile

@@ -17,7 +17,7 @@ class Dispatch:
 
     token: torch.Tensor  # (M,) int64, the source token of each sorted copy
     slot: torch.Tensor  # (M,) int64, the position of each sorted copy in the flat (T * K) choices
-    offsets: torch.Tensor  # (N,) int32, cumulative copies per expert: expert e owns [offsets[e-1], offsets[e])
+    offsets: torch.Tensor  # (N,) int32, cumulative copies per expert: e owns [offsets[e-1], offsets[e])
     inverse: torch.Tensor  # (M,) int64, where each flat (token, choice) copy sits in the sorted order
 
 

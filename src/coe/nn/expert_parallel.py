@@ -1,8 +1,8 @@
-"""Expert parallelism: the routed experts of a layer split across the ranks of a group, tokens exchanged with a
-differentiable all-to-all.
+"""Expert parallelism: the routed experts of a layer split across the ranks of a group, tokens exchanged with
+a differentiable all-to-all.
 
-Shapes: N experts in all, P ranks of the expert-parallel group, n experts on this rank, M token copies this rank
-sends (sorted by global expert), R token copies it receives, D hidden.
+Shapes: N experts in all, P ranks of the expert-parallel group, n experts on this rank, M token copies this
+rank sends (sorted by global expert), R token copies it receives, D hidden.
 
 Rank p owns the experts of ``torch.chunk(arange(N), P)[p]`` (so 63 experts over 8 ranks is 8 per rank and 7
 on the last). One exchange, per CoE iteration::

@@ -30,8 +30,9 @@ _grouped_mm = getattr(F, "grouped_mm", None) or torch._grouped_mm
 def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """Row block e of x times w[e]. x: (M, I); w: (N, I, O); offsets: (N,) int32 cumulative -> (M, O).
 
-    The kernels take float32, bfloat16 and float16 and need 16-byte-aligned row strides; sizes that are not (small test models) are zero-padded,
-    which leaves the product unchanged. Shapes are static, so this costs nothing at paper sizes.
+    The kernels take float32, bfloat16 and float16 and need 16-byte-aligned row strides; sizes that are not
+    (small test models) are zero-padded, which leaves the product unchanged. Shapes are static, so this costs
+    nothing at paper sizes.
     """
     if x.dtype == torch.float64:  # no kernel for it: gather each row's expert weight (checks only, small)
         expert = torch.searchsorted(offsets, torch.arange(x.shape[0], device=x.device), right=True)
@@ -61,7 +62,8 @@ def swiglu(xs: torch.Tensor, w_gate_up: torch.Tensor, w_down: torch.Tensor,
 
 
 class Experts(nn.Module):
-    """``y_t = sum_k w_tk * down_e(silu(gate_e(x_t)) * up_e(x_t))`` over the chosen experts e = topk_idx[t, k]."""
+    """``y_t = sum_k w_tk * down_e(silu(gate_e(x_t)) * up_e(x_t))`` over the chosen experts
+    e = topk_idx[t, k]."""
 
     def __init__(self, num_experts: int, hidden_size: int, intermediate_size: int, backend: str = "grouped"):
         super().__init__()
@@ -82,7 +84,8 @@ class Experts(nn.Module):
 
     def forward(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor,
                 weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """x: (T, D); topk_idx, topk_weight: (T, K) -> (T, D) in x's dtype. ``weights``: from compute_weights."""
+        """x: (T, D); topk_idx, topk_weight: (T, K) -> (T, D) in x's dtype. ``weights``: from
+        compute_weights."""
         if self.backend == ExpertBackend.LOOP:
             return self._loop(x, topk_idx, topk_weight)
         return self._grouped(x, topk_idx, topk_weight, weights)

@@ -39,7 +39,8 @@ _compiled_chunk = None
 
 
 def _chunk_fn(device: torch.device):
-    """On CUDA the chunk's elementwise work is fused by torch.compile: two passes over the logits, not eight."""
+    """On CUDA the chunk's elementwise work is fused by torch.compile: two passes over the logits, not
+    eight."""
     global _compiled_chunk
     if device.type != "cuda":
         return _chunk_loss_and_grad
@@ -59,7 +60,8 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         chunk = _chunk_fn(hidden.device)
         loss = torch.zeros((), device=hidden.device, dtype=acc)
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
-        grad_weight = torch.zeros(weight.shape, device=weight.device, dtype=acc) if weight.requires_grad else None
+        grad_weight = (torch.zeros(weight.shape, device=weight.device, dtype=acc) if weight.requires_grad
+                       else None)
         for start in range(0, T, chunk_size):
             h = hidden[start:start + chunk_size].to(compute_dtype)
             chunk_loss, grad = chunk(h @ w.T, targets[start:start + chunk_size], scale)  # logits (c, V)
@@ -89,7 +91,8 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     """
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
-    if not torch.is_grad_enabled():  # validation: no gradient work (the Function sees requires_grad, not no_grad)
+    # Validation: no gradient work (the Function sees requires_grad, not no_grad).
+    if not torch.is_grad_enabled():
         hidden, weight = hidden.detach(), weight.detach()
     with torch.autocast(device, enabled=False):
         return _ChunkedLinearCrossEntropy.apply(hidden, weight, targets, chunk_size, dtype)

@@ -37,8 +37,8 @@ def batch_balance_loss(*, scores: torch.Tensor, topk_idx: torch.Tensor,
     scores: (T, N); topk_idx: (T, K).
 
     counts: (N,) choices per expert over a batch spread over several ranks (summed over them), or None for
-    this rank's own. The loss is linear in ``P`` once ``f`` is fixed, so with the batch's ``f`` the mean of the
-    ranks' losses (what data-parallel gradients and logs take) equals the loss of the whole batch.
+    this rank's own. The loss is linear in ``P`` once ``f`` is fixed, so with the batch's ``f`` the mean of
+    the ranks' losses (what data-parallel gradients and logs take) equals the loss of the whole batch.
     """
     N = scores.shape[-1]
     f = expert_counts(topk_idx, N) / topk_idx.numel() if counts is None else counts / counts.sum()

@@ -40,7 +40,8 @@ class Router(nn.Module):
         N, D = config.n_routed_experts, config.hidden_size
         self.top_k = config.num_experts_per_tok
         self.scoring_func = config.scoring_func
-        self.topk_method, self.n_group, self.topk_group = config.topk_method, config.n_group, config.topk_group
+        self.topk_method = config.topk_method
+        self.n_group, self.topk_group = config.n_group, config.topk_group
         self.norm_topk_prob = config.norm_topk_prob and self.top_k > 1
         self.routed_scaling_factor = config.routed_scaling_factor
         self.weight = nn.Parameter(torch.empty(N, D))

@@ -1,17 +1,20 @@
-"""Data and expert parallelism under torchrun: process group, device meshes, FSDP2 and expert-parallel sharding,
-and the few collectives the training loop needs.
+"""Data and expert parallelism under torchrun: process group, device meshes, FSDP2 and expert-parallel
+sharding, and the few collectives the training loop needs (the routing counts': :func:`take_routing_counts`).
 
-    torchrun --nproc_per_node=8 -m coe train --config run.yaml --expert_parallel 4
+    torchrun --nproc_per_node=8 -m coe train --config run.yaml --runtime.expert_parallel 4
 
-Layout for W ranks and E = ``TrainConfig.expert_parallel`` (E divides W; docs/distributed.md has the costs):
+Layout for W ranks and E = ``TrainConfig.runtime.expert_parallel`` (E divides W; docs/distributed.md has the
+costs):
 
 - Every rank reads its own share of each global batch: data parallelism over all W ranks.
-- Mesh "fsdp" (W,): FSDP2 shards the parameters over all ranks, one unit per decoder layer and one for the rest
-  (embeddings, final norm, LM head); on CUDA the gathered parameters are bf16, the gradients reduced in float32.
+- Mesh "fsdp" (W,): FSDP2 shards the parameters over all ranks, one unit per decoder layer and one for the
+  rest (embeddings, final norm, LM head); on CUDA the gathered parameters are bf16, the gradients reduced in
+  float32.
 - Mesh ("dp", "ep") (W / E, E), rank = dp * E + ep, only when E > 1: each layer's routed experts are split
   over "ep" (tokens travel by all-to-all, :mod:`coe.nn.expert_parallel`) and replicated over "dp". FSDP leaves
-  them alone; their gradients are summed over "dp" once per optimizer step by :meth:`Parallel.finish_gradients`.
-  The ranks of one "ep" group are consecutive, so with E <= GPUs per node the all-to-alls stay on the node.
+  them alone; their gradients are summed over "dp" once per optimizer step by
+  :meth:`Parallel.finish_gradients`. The ranks of one "ep" group are consecutive, so with E <= GPUs per node
+  the all-to-alls stay on the node.
 
 Outside torchrun (or with one rank) :class:`Parallel` is a stand-in whose collectives do nothing, so the
 training loop has one code path and the single-process path is what it was.
@@ -99,9 +102,10 @@ class Parallel:
     def finish_gradients(self, model) -> None:
         """Expert-parallel gradients into the same scale as FSDP's: summed over "dp", divided by W.
 
-        Each rank's expert gradient already sums the contributions of the tokens it received from its "ep" group
-        (the all-to-all's backward); FSDP averages the other gradients over all W ranks, so the experts' are
-        summed over the "dp" copies and divided by W. Call once per optimizer step, after the last backward.
+        Each rank's expert gradient already sums the contributions of the tokens it received from its "ep"
+        group (the all-to-all's backward); FSDP averages the other gradients over all W ranks, so the
+        experts' are summed over the "dp" copies and divided by W. Call once per optimizer step, after the
+        last backward.
         """
         if self.expert_mesh is None:
             return
@@ -136,16 +140,21 @@ class Parallel:
         torch._foreach_mul_(sharded + replicated, (max_norm / (total + 1e-6)).clamp(max=1.0))
         return total
 
-    @torch.no_grad()
-    def sum_routing_counts(self, model) -> torch.Tensor:
-        """Tokens per expert (MoE layers, C, N) summed over ranks, written back to each layer's counter so that
-        auxiliary-loss-free bias updates see the global load (the single-process values)."""
-        counts = model.routing_counts()
-        if self.enabled:
-            dist.all_reduce(counts)
-            for chain, c in zip(model.chains(), counts):
-                chain.tokens_per_expert.copy_(c)
-        return counts
+
+@torch.no_grad()
+def take_routing_counts(model, par: Parallel | None = None) -> torch.Tensor:
+    """The tokens each (MoE layer, iteration) sent to each expert in the training forwards since the last
+    take, (MoE layers, C, N) float32 on the model's device, summed over the ranks of ``par`` when it has
+    several; the counts start again from zero. The one reader of the counts: load metrics and
+    auxiliary-loss-free bias updates (``model.update_router_biases(counts)``) take them from here."""
+    config = model.config
+    counts = [chain.take_counts() for chain in model.chains()]
+    if not counts:
+        return torch.zeros(0, config.inner_iter, config.n_routed_experts, device=model.device)
+    counts = torch.stack(counts)
+    if par is not None and par.enabled:
+        dist.all_reduce(counts)
+    return counts
 
 
 def expert_parameters(model) -> list[torch.nn.Parameter]:
@@ -193,7 +202,7 @@ def parallelize(model, par: Parallel, *, param_dtype: torch.dtype | None = None)
         for chain in model.chains():
             shard_experts(chain.experts, par.expert_mesh)
     for chain in model.chains():
-        chain.batch_group = par.mesh.get_group()  # the batch-wise balance loss counts over every rank's tokens
+        chain.batch_group = par.mesh.get_group()  # the batch-wise balance loss counts every rank's tokens
     # FSDP2 warns that a decoder layer returns a view (the CoE block's (B, S, D) view of its (T, D) tokens) in
     # case an in-place op drops its pre-backward hook; the model never modifies layer outputs in place.
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")

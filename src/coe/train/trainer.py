@@ -33,7 +33,7 @@ from coe.modeling import CoEForCausalLM
 from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from coe.train.config import TRAINING_REVISION, TrainConfig
 from coe.train.data import RunData, prepare_run_data, restore_position
-from coe.train.distributed import Parallel, parallel, parallelize, torchrun_env
+from coe.train.distributed import Parallel, parallel, parallelize, take_routing_counts, torchrun_env
 from coe.train.metrics import MetricsLogger, NullLogger, router_metric_values
 
 
@@ -220,13 +220,12 @@ def train_step(model: CoEForCausalLM, micro_batches: Sequence[dict[str, torch.Te
     grad_norm = par.clip_grad_norm_(model, grad_clip) if grad_clip > 0 else None
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    counts = None
-    if config.num_moe_layers and config.router_bias_update_rate > 0:
-        counts = par.sum_routing_counts(model)  # the bias update needs every rank's load
-        model.update_router_biases()
-    elif config.num_moe_layers:
-        counts = model.routing_counts()
-        model.reset_routing_counts()
+    # Summed over ranks here only for the bias update, which needs every rank's load each step; for the
+    # metrics alone the log window sums its counts once.
+    bias_update = config.router_bias_update_rate > 0
+    counts = take_routing_counts(model, par if bias_update else None)
+    if bias_update:
+        model.update_router_biases(counts)
     return StepResult(lm_loss, aux_loss, grad_norm, counts, out)
 
 
