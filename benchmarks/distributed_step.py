@@ -99,8 +99,8 @@ def run_preset(preset: str, args, device: torch.device, par) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["preset", "ranks", "expert_parallel", "batch_per_gpu", "ms", "tokens_per_s", "tokens_per_s_per_gpu",
-            "tflops_per_gpu", "peak_gib"]
+    cols = ["preset", "ranks", "expert_parallel", "batch_per_gpu", "ms", "tokens_per_s",
+            "tokens_per_s_per_gpu", "tflops_per_gpu", "peak_gib"]
     fmt = {"ms": "{:.1f}", "tokens_per_s": "{:,.0f}", "tokens_per_s_per_gpu": "{:,.0f}",
            "tflops_per_gpu": "{:.1f}", "peak_gib": "{:.2f}"}
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--presets", nargs="+", default=["coe-2-4-64", "moe-8-64"])
     p.add_argument("--size", default="paper", choices=["paper", "small", "tiny"])
     p.add_argument("--batch", type=int, default=64, help="sequences per GPU (weak scaling)")
-    p.add_argument("--global-batch", type=int, default=None, help="sequences over all ranks (overrides --batch)")
+    p.add_argument("--global-batch", type=int, default=None,
+                   help="sequences over all ranks (overrides --batch)")
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=5)

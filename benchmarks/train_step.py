@@ -1,7 +1,7 @@
 """Speed and memory of CoE / MoE training, measured in one run: prints tables, writes JSON.
 
-    python benchmarks/train_step.py --size paper                      # the H200 campaign (docs/performance.md)
-    python benchmarks/train_step.py --size tiny --batch 2 --seq 32    # CPU smoke test
+    python benchmarks/train_step.py --size paper                    # the H200 campaign (docs/performance.md)
+    python benchmarks/train_step.py --size tiny --batch 2 --seq 32  # CPU smoke test
 
 Sections (all by default, or pick with --sections):
 - ceiling:   dense bf16 matmul (8192^3) TFLOP/s on this device, the reference for "fraction of ceiling"
@@ -84,9 +84,9 @@ def matmul_ceiling(device: torch.device, n: int) -> float:
 
 
 def build(preset: str, args, variant: str, device: torch.device) -> CoEForCausalLM:
-    """variant: an expert backend ("grouped", "loop", "auto"), optionally with "+compile" (torch.compile of
-    each decoder layer), "+ckpt" (activation checkpointing of each decoder layer) and "+memX" (compile's activation
-memory budget X in (0, 1]: below 1 the partitioner recomputes cheap operations instead of saving them)."""
+    """variant: an expert backend ("grouped", "loop"), optionally with "+compile" (torch.compile of each
+    decoder layer), "+ckpt" (activation checkpointing of each decoder layer) and "+memX" (compile's activation
+    memory budget X in (0, 1]: below 1 the partitioner recomputes cheap operations instead of saving them)."""
     backend, *options = variant.split("+")
     config = CoEConfig.from_preset(preset, size=args.size, expert_backend=backend)
     torch.manual_seed(0)
@@ -179,7 +179,7 @@ def bench_experts(args, device, ceiling) -> list[dict]:
 def bench_generate(args, device, amp) -> list[dict]:
     rows = []
     for preset in args.presets:
-        model = build(preset, args, "auto", device).eval()
+        model = build(preset, args, "grouped", device).eval()
         if device.type == "cuda":
             model.to(torch.bfloat16)  # inference weights in bf16 (the routers still score in float32)
         for batch in args.generate_batches:
