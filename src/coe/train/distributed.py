@@ -1,5 +1,5 @@
 """Data and expert parallelism under torchrun: process group, device meshes, FSDP2 and expert-parallel
-sharding, and the few collectives the training loop needs (the routing counts': :func:`take_routing_counts`).
+sharding, and the few collectives the training loop needs (:func:`take_routing_counts` among them).
 
     torchrun --nproc_per_node=8 -m coe train --config run.yaml --runtime.expert_parallel 4
 
