@@ -178,7 +178,7 @@ class CoEConfig(PreTrainedConfig):
             self.balance_loss = BalanceLoss.SEQ if seq_aux else BalanceLoss.BATCH
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
-        if self.expert_backend == "auto":  # the former alias of "grouped", in config files written before
+        if self.expert_backend == "auto":  # the former alias of "grouped": older config files still load
             self.expert_backend = ExpertBackend.GROUPED
         super().__post_init__(**kwargs)
         if not self.rope_parameters:
