@@ -187,7 +187,7 @@ class StepResult:
     lm_loss: torch.Tensor  # the language-model loss, mean over the micro-batches
     aux_loss: torch.Tensor | None  # the balance / z losses, likewise; None for a model without them
     grad_norm: torch.Tensor | None  # before clipping; None when grad_clip is 0
-    routing_counts: torch.Tensor | None  # (MoE layers, C, N) tokens per expert, summed over ranks when biases update
+    routing_counts: torch.Tensor  # (MoE layers, C, N) tokens per expert, summed over ranks
     output: Any  # the last micro-batch's model output
 
 
@@ -220,11 +220,8 @@ def train_step(model: CoEForCausalLM, micro_batches: Sequence[dict[str, torch.Te
     grad_norm = par.clip_grad_norm_(model, grad_clip) if grad_clip > 0 else None
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    # Summed over ranks here only for the bias update, which needs every rank's load each step; for the
-    # metrics alone the log window sums its counts once.
-    bias_update = config.router_bias_update_rate > 0
-    counts = take_routing_counts(model, par if bias_update else None)
-    if bias_update:
+    counts = take_routing_counts(model, par)  # every rank's load: the bias update and the metrics need it
+    if config.router_bias_update_rate > 0:
         model.update_router_biases(counts)
     return StepResult(lm_loss, aux_loss, grad_norm, counts, out)
 
@@ -342,17 +339,13 @@ class _LogWindow:
         self.lm_loss += result.lm_loss
         if result.aux_loss is not None:
             self.aux_loss += result.aux_loss
-        if result.routing_counts is not None:
-            self.counts += result.routing_counts
+        self.counts += result.routing_counts
         self.steps += 1
 
     def record(self, last: StepResult) -> dict[str, float]:
         """The window's means (over steps and ranks) and router statistics of ``last``; starts a new window.
         Raises NonFiniteLossError when the loss is not finite."""
         run, config = self.run, self.run.config
-        bias_update = config.num_moe_layers > 0 and config.router_bias_update_rate > 0
-        if config.num_moe_layers and not bias_update:
-            run.par.sum_(self.counts)  # every rank's load (the bias update already summed it)
         names, values = ["loss", "aux_loss"], [self.lm_loss / self.steps, self.aux_loss / self.steps]
         if last.grad_norm is not None:
             names.append("grad_norm")
