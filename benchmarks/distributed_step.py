@@ -37,20 +37,23 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/train_step.py
 
-from coe import CoEConfig, CoEForCausalLM  # noqa: E402
-from coe.flops import train_flops_per_token  # noqa: E402
-from coe.train.config import TrainConfig  # noqa: E402
-from coe.train.distributed import parallel, parallelize, torchrun_env  # noqa: E402
+from train_step import Timer
+
+from coe import CoEConfig, CoEForCausalLM
 from coe.device import autocast_dtype
-from coe.train.trainer import build_optimizer, compile_layers, train_step  # noqa: E402
-from train_step import Timer  # noqa: E402
+from coe.flops import train_flops_per_token
+from coe.train.config import TrainConfig
+from coe.train.distributed import parallel, parallelize, torchrun_env
+from coe.train.trainer import build_optimizer, compile_layers, train_step
 
 
 def batches(steps: int, global_batch: int, seq: int, vocab: int, device: torch.device, rank: int, world: int):
     """This rank's rows of ``steps`` seeded global batches of random tokens, (B / W, seq + 1) each."""
     gen = torch.Generator(device="cpu").manual_seed(1234)
-    return [torch.randint(0, vocab, (global_batch, seq + 1), generator=gen)[rank::world].to(device)
-            for _ in range(steps)]
+    return [
+        torch.randint(0, vocab, (global_batch, seq + 1), generator=gen)[rank::world].to(device)
+        for _ in range(steps)
+    ]
 
 
 def run_preset(preset: str, args, device: torch.device, par) -> dict:
@@ -66,8 +69,9 @@ def run_preset(preset: str, args, device: torch.device, par) -> dict:
     global_batch = args.global_batch or args.batch * par.world_size
     if global_batch % par.world_size:
         raise ValueError(f"global batch {global_batch} is not divisible by the {par.world_size} ranks")
-    data = batches(args.warmup + args.steps, global_batch, args.seq, config.vocab_size, device, par.rank,
-                   par.world_size)
+    data = batches(
+        args.warmup + args.steps, global_batch, args.seq, config.vocab_size, device, par.rank, par.world_size
+    )
 
     def step(ids: torch.Tensor) -> torch.Tensor:
         batch = {"input_ids": ids[:, :-1], "labels": ids[:, 1:]}
@@ -83,26 +87,49 @@ def run_preset(preset: str, args, device: torch.device, par) -> dict:
         if i >= args.warmup:
             times.append(t.ms)
     loss = par.mean_(torch.stack(losses).float())  # the mean over ranks: the global batch's loss
-    peak = torch.tensor(torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0,
-                        device=device)
+    peak = torch.tensor(
+        torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0, device=device
+    )
     if par.enabled:
         dist.all_reduce(peak, op=dist.ReduceOp.MAX)
     ms = statistics.median(times)
     tokens = global_batch * args.seq
     flops = train_flops_per_token(config, args.seq) * tokens
-    del model, optimizer, data
-    return dict(preset=preset, ranks=par.world_size, expert_parallel=par.expert_parallel,
-                global_batch=global_batch, batch_per_gpu=global_batch // par.world_size, seq=args.seq, ms=ms,
-                tokens_per_s=tokens / ms * 1e3, tokens_per_s_per_gpu=tokens / ms * 1e3 / par.world_size,
-                tflops_per_gpu=flops / ms / 1e9 / par.world_size, peak_gib=peak.item(),
-                losses=loss.tolist())
+    return dict(
+        preset=preset,
+        ranks=par.world_size,
+        expert_parallel=par.expert_parallel,
+        global_batch=global_batch,
+        batch_per_gpu=global_batch // par.world_size,
+        seq=args.seq,
+        ms=ms,
+        tokens_per_s=tokens / ms * 1e3,
+        tokens_per_s_per_gpu=tokens / ms * 1e3 / par.world_size,
+        tflops_per_gpu=flops / ms / 1e9 / par.world_size,
+        peak_gib=peak.item(),
+        losses=loss.tolist(),
+    )
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["preset", "ranks", "expert_parallel", "batch_per_gpu", "ms", "tokens_per_s",
-            "tokens_per_s_per_gpu", "tflops_per_gpu", "peak_gib"]
-    fmt = {"ms": "{:.1f}", "tokens_per_s": "{:,.0f}", "tokens_per_s_per_gpu": "{:,.0f}",
-           "tflops_per_gpu": "{:.1f}", "peak_gib": "{:.2f}"}
+    cols = [
+        "preset",
+        "ranks",
+        "expert_parallel",
+        "batch_per_gpu",
+        "ms",
+        "tokens_per_s",
+        "tokens_per_s_per_gpu",
+        "tflops_per_gpu",
+        "peak_gib",
+    ]
+    fmt = {
+        "ms": "{:.1f}",
+        "tokens_per_s": "{:,.0f}",
+        "tokens_per_s_per_gpu": "{:,.0f}",
+        "tflops_per_gpu": "{:.1f}",
+        "peak_gib": "{:.2f}",
+    }
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt.get(c, "{}").format(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
@@ -113,8 +140,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--presets", nargs="+", default=["coe-2-4-64", "moe-8-64"])
     p.add_argument("--size", default="paper", choices=["paper", "small", "tiny"])
     p.add_argument("--batch", type=int, default=64, help="sequences per GPU (weak scaling)")
-    p.add_argument("--global-batch", type=int, default=None,
-                   help="sequences over all ranks (overrides --batch)")
+    p.add_argument(
+        "--global-batch", type=int, default=None, help="sequences over all ranks (overrides --batch)"
+    )
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=5)
@@ -130,8 +158,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if par.is_main:
             print(table(rows), flush=True)
             if args.out:
-                meta = dict(device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                            torch=torch.__version__, date=time.strftime("%Y-%m-%d"), argv=sys.argv[1:])
+                meta = dict(
+                    device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                    torch=torch.__version__,
+                    date=time.strftime("%Y-%m-%d"),
+                    argv=sys.argv[1:],
+                )
                 Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

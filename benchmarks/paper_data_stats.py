@@ -1,9 +1,11 @@
-"""The training data of `coe compare --experiment paper`: documents, the BPE's size, packed 512-token sequences and
-how many passes over them 1000 steps of 64 sequences make (docs/results.md). CPU only, a minute or two.
+"""The training data of `coe compare --experiment paper`: documents, the BPE's size, packed 512-token
+sequences and how many passes over them 1000 steps of 64 sequences make (docs/results.md). CPU only, a minute
+or two.
 
     python benchmarks/paper_data_stats.py                    # the data as the current code builds it
-    python benchmarks/paper_data_stats.py --runs-before-fix  # as the runs in results/paper had it: 5% of GSM8K
-                                                             # train held out (and unused) beside val_source
+    python benchmarks/paper_data_stats.py --runs-before-fix  # as the runs in results/paper had it: 5% of
+                                                             # GSM8K train held out (and unused) beside
+                                                             # val_source
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from coe.experiments import load_experiment  # noqa: E402
 from coe.data import build_tokenizer, load_splits, pack_documents  # noqa: E402
+from coe.experiments import load_experiment  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs-before-fix", action="store_true",
-                        help="hold 5%% of GSM8K train out of training, as the code did before 2026-12-01")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs-before-fix",
+        action="store_true",
+        help="hold 5%% of GSM8K train out of training, as the code did before 2026-12-01",
+    )
     args = parser.parse_args()
     run = load_experiment("paper").train
     spec = run.data
@@ -37,8 +44,10 @@ def main() -> None:
     passes = run.steps * run.batch_size / sequences
     print("| training documents | BPE tokens (asked for) | sequences of 512 | tokens | passes in 1000 x 64 |")
     print("|---|---|---|---|---|")
-    print(f"| {len(train):,} | {len(tokenizer):,} ({spec.tokenizer.vocab_size:,}) | {sequences:,} | "
-          f"{sequences * run.seq_len:,} | {passes:.2f} |")
+    print(
+        f"| {len(train):,} | {len(tokenizer):,} ({spec.tokenizer.vocab_size:,}) | {sequences:,} | "
+        f"{sequences * run.seq_len:,} | {passes:.2f} |"
+    )
 
 
 if __name__ == "__main__":

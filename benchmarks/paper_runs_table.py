@@ -6,11 +6,10 @@ comparisons (DIR/runs/*/metrics.jsonl and summary.json).
 
 For each comparison directory DIR: the runs at step 1000 beside the paper, each against that directory's own
 MoE(8/64) (runs of one directory share a training revision, runs of two directories need not); the trainer's
-throughput scaled by each preset's training FLOPs (docs/performance.md); the validation loss every 50 steps; and
-the figure docs/<DIR's name>_loss_curves.png. Then, for presets finished in several directories, their val loss
-in each, their gap to each directory's MoE(8/64) and their change from the first directory.
-
-Works on finished and unfinished runs alike (a run that stopped early simply has fewer points).
+throughput scaled by each preset's training FLOPs (docs/performance.md); the validation loss every 50 steps;
+and the figure docs/<DIR's name>_loss_curves.png. Then, for presets finished in several directories, their val
+loss in each, their gap to each directory's MoE(8/64) and their change from the first directory.  Works on
+finished and unfinished runs alike (a run that stopped early simply has fewer points).
 """
 
 from __future__ import annotations
@@ -34,8 +33,11 @@ from coe.train.metrics import read_metrics  # noqa: E402
 
 def finished_runs(runs_dir: Path) -> dict[str, dict]:
     """The summary.json of every finished run in ``runs_dir``, in the paper's table order."""
-    return {name: json.loads((runs_dir / name / "summary.json").read_text())
-            for name in PRESETS if (runs_dir / name / "summary.json").is_file()}
+    return {
+        name: json.loads((runs_dir / name / "summary.json").read_text())
+        for name in PRESETS
+        if (runs_dir / name / "summary.json").is_file()
+    }
 
 
 def summary_table(finished: dict[str, dict]) -> None:
@@ -43,15 +45,19 @@ def summary_table(finished: dict[str, dict]) -> None:
     from coe.train.config import run_revision
 
     base, paper_base = finished.get("moe-8-64", {}).get("val_loss"), PAPER_VAL_LOSS["moe-8-64"]
-    print("| preset | val loss | vs MoE(8/64) | paper | paper vs MoE(8/64) | exact match | tokens/s | "
-          "peak GiB | train s | revision |")
+    print(
+        "| preset | val loss | vs MoE(8/64) | paper | paper vs MoE(8/64) | exact match | tokens/s | "
+        "peak GiB | train s | revision |"
+    )
     print("|---" * 10 + "|")
     for name, s in finished.items():
         ours = "-" if base is None else f"{s['val_loss'] - base:+.3f}"
         paper = PAPER_VAL_LOSS[name]
-        print(f"| {name} | {s['val_loss']:.3f} | {ours} | {paper:.3f} | {paper - paper_base:+.3f} | "
-              f"{100 * s['accuracy']:.1f}% | {s['tokens_per_s']:,.0f} | {s['peak_memory_gib']:.1f} | "
-              f"{s['train_time_s']:.0f} | {run_revision(s)} |")
+        print(
+            f"| {name} | {s['val_loss']:.3f} | {ours} | {paper:.3f} | {paper - paper_base:+.3f} | "
+            f"{100 * s['accuracy']:.1f}% | {s['tokens_per_s']:,.0f} | {s['peak_memory_gib']:.1f} | "
+            f"{s['train_time_s']:.0f} | {run_revision(s)} |"
+        )
     print()
 
 
@@ -65,14 +71,20 @@ def throughput_table(finished: dict[str, dict], runs: dict) -> None:
     def flops(name: str) -> float:
         return train_flops_per_token(CoEConfig.from_preset(name, size="paper"), 512)
 
-    print("| preset | training FLOPs / token vs moe-8-64 | tokens/s | x ratio (moe-8-64 equivalent) | peak GiB "
-          "| largest grad norm |")
+    print(
+        "| preset | training FLOPs / token vs moe-8-64 | tokens/s | x ratio (moe-8-64 equivalent) | peak GiB "
+        "| largest grad norm |"
+    )
     print("|---" * 6 + "|")
     for name, s in finished.items():
         ratio = flops(name) / flops("moe-8-64")
-        grad = max(m["grad_norm"] for m in runs[name]["metrics"] if m["split"] == "train" and "grad_norm" in m)
-        print(f"| {name} | {ratio:.3f} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] * ratio:,.0f} | "
-              f"{s['peak_memory_gib']:.1f} | {grad:.2f} |")
+        grad = max(
+            m["grad_norm"] for m in runs[name]["metrics"] if m["split"] == "train" and "grad_norm" in m
+        )
+        print(
+            f"| {name} | {ratio:.3f} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] * ratio:,.0f} | "
+            f"{s['peak_memory_gib']:.1f} | {grad:.2f} |"
+        )
     print()
 
 
@@ -103,7 +115,9 @@ def tables(out_dir: Path) -> dict[str, dict]:
     """Print the tables of one comparison directory, write its loss-curve figure; its finished runs."""
     runs_dir = out_dir / "runs"
     if not runs_dir.is_dir():
-        raise SystemExit(f"{runs_dir} is not a directory: give comparison directories (each with runs/ in it)")
+        raise SystemExit(
+            f"{runs_dir} is not a directory: give comparison directories (each with runs/ in it)"
+        )
     found = {p.name for p in runs_dir.iterdir() if p.is_dir()}
     order = [name for name in PRESETS if name in found]  # the paper's table order
     runs = {name: {"metrics": read_metrics(runs_dir / name)} for name in order}
@@ -111,7 +125,9 @@ def tables(out_dir: Path) -> dict[str, dict]:
     print(f"## {label(out_dir)}\n")
     summary_table(finished)
     throughput_table(finished, runs)
-    val = {name: {m["step"]: m["loss"] for m in runs[name]["metrics"] if m["split"] == "val"} for name in order}
+    val = {
+        name: {m["step"]: m["loss"] for m in runs[name]["metrics"] if m["split"] == "val"} for name in order
+    }
     steps = sorted({s for v in val.values() for s in v})
     print("| step | " + " | ".join(order) + " |")
     print("|---" * (len(order) + 1) + "|")
@@ -130,9 +146,13 @@ def label(out_dir: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dirs", nargs="*", type=Path,
-                        default=[ROOT / "results" / "paper", ROOT / "results" / "paper-2"],
-                        help="comparison directories (default: results/paper results/paper-2)")
+    parser.add_argument(
+        "dirs",
+        nargs="*",
+        type=Path,
+        default=[ROOT / "results" / "paper", ROOT / "results" / "paper-2"],
+        help="comparison directories (default: results/paper results/paper-2)",
+    )
     passes = {label(d.resolve()): tables(d.resolve()) for d in parser.parse_args().dirs}
     print("## presets in more than one directory\n")
     passes_table(passes)

@@ -33,13 +33,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from coe import CoEConfig, CoEForCausalLM  # noqa: E402
-from coe.data.synthetic_math import format_problem, iter_problems  # noqa: E402
-from coe.nn.experts import grouped_mm  # noqa: E402
-from coe.flops import train_flops_per_token  # noqa: E402
-from coe.train.config import TrainConfig  # noqa: E402
-from coe.train.distributed import Parallel  # noqa: E402
-from coe.train.trainer import build_optimizer, compile_layers, train_step  # noqa: E402
+from coe import CoEConfig, CoEForCausalLM
+from coe.data.synthetic_math import format_problem, iter_problems
+from coe.flops import train_flops_per_token
+from coe.nn.experts import grouped_mm
+from coe.train.config import TrainConfig
+from coe.train.distributed import Parallel
+from coe.train.trainer import build_optimizer, compile_layers, train_step
 
 
 def sync(device: torch.device) -> None:
@@ -102,9 +102,11 @@ def build(preset: str, args, variant: str, device: torch.device) -> CoEForCausal
 
 def make_step(model, optimizer, device: torch.device, amp: torch.dtype | None):
     """The trainer's optimizer step (coe.train.trainer.train_step) on a (B, S + 1) batch of token ids."""
+
     def step(ids: torch.Tensor) -> torch.Tensor:
         batch = {"input_ids": ids[:, :-1], "labels": ids[:, 1:]}
         return train_step(model, [batch], optimizer, Parallel(), amp=amp, grad_clip=1.0).lm_loss
+
     return step
 
 
@@ -129,11 +131,22 @@ def bench_steps(args, device, amp, ceiling) -> list[dict]:
             ms = statistics.median(times)
             tokens = args.batch * args.seq
             flops = train_flops_per_token(model.config, args.seq) * tokens
-            rows.append(dict(preset=preset, backend=backend, ms=ms, tokens_per_s=tokens / ms * 1e3,
-                             tflops=flops / ms / 1e9, ceiling_fraction=flops / ms / 1e9 / ceiling,
-                             peak_gib=(torch.cuda.max_memory_allocated(device) / 2**30
-                                       if device.type == "cuda" else float("nan")),
-                             gflop_per_token=train_flops_per_token(model.config, args.seq) / 1e9))
+            rows.append(
+                dict(
+                    preset=preset,
+                    backend=backend,
+                    ms=ms,
+                    tokens_per_s=tokens / ms * 1e3,
+                    tflops=flops / ms / 1e9,
+                    ceiling_fraction=flops / ms / 1e9 / ceiling,
+                    peak_gib=(
+                        torch.cuda.max_memory_allocated(device) / 2**30
+                        if device.type == "cuda"
+                        else float("nan")
+                    ),
+                    gflop_per_token=train_flops_per_token(model.config, args.seq) / 1e9,
+                )
+            )
             del model, optimizer, step
     return rows
 
@@ -143,8 +156,12 @@ def bench_experts(args, device, ceiling) -> list[dict]:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     for preset in args.presets:
         config = CoEConfig.from_preset(preset, size=args.size)
-        N, D, F, K = config.n_routed_experts, config.hidden_size, config.moe_intermediate_size, \
-            config.num_experts_per_tok
+        N, D, F, K = (
+            config.n_routed_experts,
+            config.hidden_size,
+            config.moe_intermediate_size,
+            config.num_experts_per_tok,
+        )
         M = args.batch * args.seq * K
         x = torch.randn(M, D, device=device, dtype=dtype, requires_grad=True)
         # stored as the model stores them, (N, out, in), and used transposed
@@ -159,9 +176,10 @@ def bench_experts(args, device, ceiling) -> list[dict]:
             return grouped_mm(torch.nn.functional.silu(g) * u, w2, offsets)
 
         flops = 2 * M * D * 2 * F + 2 * M * F * D
-        for name, fn, mult in (("forward", lambda: forward(), 1),
-                               ("forward+backward", lambda: forward().backward(torch.ones(M, D, device=device,
-                                                                                          dtype=dtype)), 3)):
+        for name, fn, mult in (
+            ("forward", lambda: forward(), 1),
+            ("forward+backward", lambda: forward().backward(torch.ones(M, D, device=device, dtype=dtype)), 3),
+        ):
             for _ in range(3):
                 fn()
             times = []
@@ -170,8 +188,16 @@ def bench_experts(args, device, ceiling) -> list[dict]:
                     fn()
                 times.append(t.ms)
             ms = statistics.median(times)
-            rows.append(dict(preset=preset, what=name, M=M, ms=ms, tflops=mult * flops / ms / 1e9,
-                             ceiling_fraction=mult * flops / ms / 1e9 / ceiling))
+            rows.append(
+                dict(
+                    preset=preset,
+                    what=name,
+                    M=M,
+                    ms=ms,
+                    tflops=mult * flops / ms / 1e9,
+                    ceiling_fraction=mult * flops / ms / 1e9 / ceiling,
+                )
+            )
     return rows
 
 
@@ -186,13 +212,25 @@ def bench_generate(args, device, amp) -> list[dict]:
             prompt = torch.randint(0, model.config.vocab_size, (batch, 16), device=device)
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                 # Warm-up at full length: attention plans are built per key length on first use.
-                model.generate(prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                               do_sample=False)
+                model.generate(
+                    prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False
+                )
                 with Timer(device) as t:
-                    model.generate(prompt, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                                   do_sample=False)
-            rows.append(dict(preset=preset, batch=batch, new_tokens=args.new_tokens, s=t.ms / 1e3,
-                             tokens_per_s=batch * args.new_tokens / (t.ms / 1e3)))
+                    model.generate(
+                        prompt,
+                        max_new_tokens=args.new_tokens,
+                        min_new_tokens=args.new_tokens,
+                        do_sample=False,
+                    )
+            rows.append(
+                dict(
+                    preset=preset,
+                    batch=batch,
+                    new_tokens=args.new_tokens,
+                    s=t.ms / 1e3,
+                    tokens_per_s=batch * args.new_tokens / (t.ms / 1e3),
+                )
+            )
         del model
     return rows
 
@@ -219,11 +257,23 @@ def bench_numerics(args, device, amp) -> list[dict]:
         del model, optimizer
     rows = []
     for i in range(0, args.numerics_steps, max(1, args.numerics_steps // 10)):
-        rows.append(dict(step=i + 1, grouped=curves["grouped"][i], loop=curves["loop"][i],
-                         rel_diff=abs(curves["grouped"][i] - curves["loop"][i]) / curves["loop"][i]))
+        rows.append(
+            dict(
+                step=i + 1,
+                grouped=curves["grouped"][i],
+                loop=curves["loop"][i],
+                rel_diff=abs(curves["grouped"][i] - curves["loop"][i]) / curves["loop"][i],
+            )
+        )
     last = args.numerics_steps - 1
-    rows.append(dict(step=last + 1, grouped=curves["grouped"][last], loop=curves["loop"][last],
-                     rel_diff=abs(curves["grouped"][last] - curves["loop"][last]) / curves["loop"][last]))
+    rows.append(
+        dict(
+            step=last + 1,
+            grouped=curves["grouped"][last],
+            loop=curves["loop"][last],
+            rel_diff=abs(curves["grouped"][last] - curves["loop"][last]) / curves["loop"][last],
+        )
+    )
     return rows
 
 
@@ -241,27 +291,50 @@ def profile_preset(preset: str, args, device, amp) -> list[dict]:
         step(ids)
     sync(device)
     activities = [torch.profiler.ProfilerActivity.CPU] + (
-        [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else []
+    )
     with torch.profiler.profile(activities=activities) as prof:
         step(ids)
         sync(device)
     attr = "device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = [e for e in prof.key_averages() if getattr(e, attr, 0) > 0 and
-              (device.type != "cuda" or e.device_type == torch.autograd.DeviceType.CUDA)]
+    events = [
+        e
+        for e in prof.key_averages()
+        if getattr(e, attr, 0) > 0
+        and (device.type != "cuda" or e.device_type == torch.autograd.DeviceType.CUDA)
+    ]
     events.sort(key=lambda e: getattr(e, attr), reverse=True)
     total = sum(getattr(e, attr) for e in events)
-    return [dict(preset=preset, kernel=e.key[:70], calls=e.count, ms=getattr(e, attr) / 1e3,
-                 share=getattr(e, attr) / total) for e in events[:args.profile_top]]
+    return [
+        dict(
+            preset=preset,
+            kernel=e.key[:70],
+            calls=e.count,
+            ms=getattr(e, attr) / 1e3,
+            share=getattr(e, attr) / total,
+        )
+        for e in events[: args.profile_top]
+    ]
 
 
 def table(title: str, rows: list[dict]) -> str:
     if not rows:
         return ""
     keys = list(rows[0])
-    fmt = [(lambda v: f"{v:,.3f}" if isinstance(v, float) and abs(v) < 10 else
-            f"{v:,.0f}" if isinstance(v, float) else str(v)) for _ in keys]
+    fmt = [
+        (
+            lambda v: (
+                f"{v:,.3f}"
+                if isinstance(v, float) and abs(v) < 10
+                else f"{v:,.0f}"
+                if isinstance(v, float)
+                else str(v)
+            )
+        )
+        for _ in keys
+    ]
     lines = [f"\n{title}", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(f(r[k]) for f, k in zip(fmt, keys)) + " |" for r in rows]
+    lines += ["| " + " | ".join(f(r[k]) for f, k in zip(fmt, keys, strict=True)) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -286,18 +359,26 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     device = torch.device(args.device)
     amp = torch.bfloat16 if device.type == "cuda" else None
-    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "torch": torch.__version__,
-                     "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                     "date": time.strftime("%Y-%m-%d")}
-    ceiling = matmul_ceiling(device, args.ceiling_n if device.type == "cuda" else 256) \
-        if "ceiling" in args.sections else 781.0
+    results: dict = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    ceiling = (
+        matmul_ceiling(device, args.ceiling_n if device.type == "cuda" else 256)
+        if "ceiling" in args.sections
+        else 781.0
+    )
     results["ceiling_tflops"] = ceiling
     report = [f"device {results['device']}, torch {torch.__version__}, matmul ceiling {ceiling:.0f} TFLOP/s"]
-    for section, fn in (("step", lambda: bench_steps(args, device, amp, ceiling)),
-                        ("experts", lambda: bench_experts(args, device, ceiling)),
-                        ("generate", lambda: bench_generate(args, device, amp)),
-                        ("numerics", lambda: bench_numerics(args, device, amp)),
-                        ("profile", lambda: profile_step(args, device, amp))):
+    for section, fn in (
+        ("step", lambda: bench_steps(args, device, amp, ceiling)),
+        ("experts", lambda: bench_experts(args, device, ceiling)),
+        ("generate", lambda: bench_generate(args, device, amp)),
+        ("numerics", lambda: bench_numerics(args, device, amp)),
+        ("profile", lambda: profile_step(args, device, amp)),
+    ):
         if section in args.sections:
             results[section] = fn()
             report.append(table(section, results[section]))

@@ -11,10 +11,38 @@ def test_train_step_benchmark_smoke(tmp_path, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "bench.json"
-    results = bench.main(["--size", "tiny", "--batch", "2", "--seq", "16", "--steps", "1", "--warmup", "1",
-                          "--new-tokens", "2", "--generate-batches", "1", "--numerics-steps", "2",
-                          "--numerics-batch", "2", "--profile-top", "3", "--out", str(out),
-                          "--sections", "step", "experts", "generate", "numerics", "profile"])
+    results = bench.main(
+        [
+            "--size",
+            "tiny",
+            "--batch",
+            "2",
+            "--seq",
+            "16",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--new-tokens",
+            "2",
+            "--generate-batches",
+            "1",
+            "--numerics-steps",
+            "2",
+            "--numerics-batch",
+            "2",
+            "--profile-top",
+            "3",
+            "--out",
+            str(out),
+            "--sections",
+            "step",
+            "experts",
+            "generate",
+            "numerics",
+            "profile",
+        ]
+    )
     assert out.exists()
     steps = {(r["preset"], r["backend"]) for r in results["step"]}
     assert steps == {(p, b) for p in ("moe-8-64", "coe-2-4-64") for b in ("grouped", "loop")}
@@ -28,28 +56,51 @@ DISTRIBUTED = Path(__file__).resolve().parents[1] / "benchmarks" / "distributed_
 
 
 def test_distributed_benchmark_gives_one_process_losses_on_two_ranks(tmp_path):
-    """benchmarks/distributed_step.py under torchrun (gloo, 2 ranks) with FSDP2 and with expert parallelism: on
-    the same global batches, the per-step losses equal one process's (float32 on the CPU: 1e-5)."""
+    """benchmarks/distributed_step.py under torchrun (gloo, 2 ranks) with FSDP2 and with expert parallelism:
+    on the same global batches, the per-step losses equal one process's (float32 on the CPU: 1e-5)."""
     import json
     import os
     import subprocess
     import sys
 
-    common = ["--size", "tiny", "--global-batch", "4", "--seq", "16", "--steps", "2", "--warmup", "1",
-              "--presets", "coe-2-4-64"]
+    common = [
+        "--size",
+        "tiny",
+        "--global-batch",
+        "4",
+        "--seq",
+        "16",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--presets",
+        "coe-2-4-64",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs = {"one": [sys.executable, str(DISTRIBUTED)],
-            "dp2": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(DISTRIBUTED)],
-            "ep2": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(DISTRIBUTED),
-                    "--expert-parallel", "2"]}
+    runs = {
+        "one": [sys.executable, str(DISTRIBUTED)],
+        "dp2": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(DISTRIBUTED)],
+        "ep2": [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            str(DISTRIBUTED),
+            "--expert-parallel",
+            "2",
+        ],
+    }
     rows = {}
     for name, cmd in runs.items():
         out = tmp_path / f"{name}.json"
-        subprocess.run(cmd + common + ["--out", str(out)], check=True, env=env, capture_output=True, timeout=300)
+        subprocess.run(
+            cmd + common + ["--out", str(out)], check=True, env=env, capture_output=True, timeout=300
+        )
         [rows[name]] = json.loads(out.read_text())["rows"]
     assert [rows[n]["ranks"] for n in runs] == [1, 2, 2] and rows["ep2"]["expert_parallel"] == 2
     assert rows["dp2"]["batch_per_gpu"] == 2 and rows["one"]["global_batch"] == 4
     base = rows["one"]["losses"]
     assert len(base) == 3 and base[0] != base[-1]  # the model trains: the losses move
     for name in ("dp2", "ep2"):
-        assert all(abs(a - b) <= 1e-5 * abs(a) for a, b in zip(base, rows[name]["losses"])), name
+        assert all(abs(a - b) <= 1e-5 * abs(a) for a, b in zip(base, rows[name]["losses"], strict=True)), name

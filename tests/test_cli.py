@@ -9,10 +9,36 @@ import yaml
 
 from coe.cli import main
 
-TINY = ["--model.preset", "moe-8-64", "--model.size", "tiny", "--model.overrides", '{"num_hidden_layers": 1}',
-        "--steps", "2", "--batch_size", "2", "--seq_len", "32", "--eval.every", "2", "--eval.batches", "1",
-        "--eval.accuracy_problems", "1", "--eval.max_new_tokens", "4", "--data.synthetic_train", "200",
-        "--data.synthetic_eval", "20", "--logging.progress", "false", "--logging.tensorboard", "false"]
+TINY = [
+    "--model.preset",
+    "moe-8-64",
+    "--model.size",
+    "tiny",
+    "--model.overrides",
+    '{"num_hidden_layers": 1}',
+    "--steps",
+    "2",
+    "--batch_size",
+    "2",
+    "--seq_len",
+    "32",
+    "--eval.every",
+    "2",
+    "--eval.batches",
+    "1",
+    "--eval.accuracy_problems",
+    "1",
+    "--eval.max_new_tokens",
+    "4",
+    "--data.synthetic_train",
+    "200",
+    "--data.synthetic_eval",
+    "20",
+    "--logging.progress",
+    "false",
+    "--logging.tensorboard",
+    "false",
+]
 
 
 @pytest.mark.parametrize("command", ["presets", "train", "eval", "generate", "compare", "convert"])
@@ -34,8 +60,27 @@ def test_train_eval_generate(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--out_dir", str(run), *TINY]) == 0
     assert "validation loss" in capsys.readouterr().out
-    assert main(["eval", str(run), "--seq_len", "32", "--eval.batches", "1", "--eval.accuracy_problems", "1",
-                 "--eval.max_new_tokens", "4", "--data.synthetic_eval", "20", "--runtime.device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run),
+                "--seq_len",
+                "32",
+                "--eval.batches",
+                "1",
+                "--eval.accuracy_problems",
+                "1",
+                "--eval.max_new_tokens",
+                "4",
+                "--data.synthetic_eval",
+                "20",
+                "--runtime.device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["val_loss"] > 0 and result["accuracy_problems"] == 1
     assert main(["generate", str(run), "Question: Ann has 3 apples.", "--max_new_tokens", "5"]) == 0
@@ -45,9 +90,33 @@ def test_train_eval_generate(tmp_path, capsys):
 def test_yaml_config_and_overrides(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(f"out_dir: {tmp_path / 'yaml-run'}\nsteps: 2\noptim:\n  lr: 0.001\n")
-    assert main(["train", "--config", str(config), *TINY[:-14], "--seq_len", "32", "--eval.batches", "1",
-                 "--eval.accuracy_problems", "0", "--data.synthetic_train", "200", "--data.synthetic_eval", "20",
-                 "--logging.progress", "false", "--logging.tensorboard", "false", "--optim.schedule", "cosine"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                *TINY[:-14],
+                "--seq_len",
+                "32",
+                "--eval.batches",
+                "1",
+                "--eval.accuracy_problems",
+                "0",
+                "--data.synthetic_train",
+                "200",
+                "--data.synthetic_eval",
+                "20",
+                "--logging.progress",
+                "false",
+                "--logging.tensorboard",
+                "false",
+                "--optim.schedule",
+                "cosine",
+            ]
+        )
+        == 0
+    )
     saved = (tmp_path / "yaml-run" / "config.yaml").read_text()
     assert "lr: 0.001" in saved and "schedule: cosine" in saved
 
@@ -55,20 +124,49 @@ def test_yaml_config_and_overrides(tmp_path, capsys):
 def test_old_flat_spellings_still_work_with_a_deprecation_message(tmp_path, caplog):
     """YAML files and command lines written before the configuration tree train the same run."""
     config = tmp_path / "old.yaml"
-    config.write_text("eval_every: 2\neval_batches: 1\naccuracy_problems: 0\ntokenizer_vocab_size: 300\n"
-                      "progress: false\ntensorboard: false\n")
-    args = ["train", "--config", str(config), "--out_dir", str(tmp_path / "run"), "--model.preset", "moe-8-64",
-            "--model.size", "tiny", "--steps", "2", "--batch_size", "2", "--seq_len", "32",
-            "--data.synthetic_train", "200", "--data.synthetic_eval", "20", "--save_every=1", "--device", "cpu"]
+    config.write_text(
+        "eval_every: 2\neval_batches: 1\naccuracy_problems: 0\ntokenizer_vocab_size: 300\n"
+        "progress: false\ntensorboard: false\n"
+    )
+    args = [
+        "train",
+        "--config",
+        str(config),
+        "--out_dir",
+        str(tmp_path / "run"),
+        "--model.preset",
+        "moe-8-64",
+        "--model.size",
+        "tiny",
+        "--steps",
+        "2",
+        "--batch_size",
+        "2",
+        "--seq_len",
+        "32",
+        "--data.synthetic_train",
+        "200",
+        "--data.synthetic_eval",
+        "20",
+        "--save_every=1",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["eval"] == {"every": 2, "batches": 1, "accuracy_problems": 0, "max_new_tokens": 256}
     assert saved["data"]["tokenizer"]["vocab_size"] == 300 and saved["checkpoint"]["every"] == 1
     assert saved["runtime"]["device"] == "cpu" and saved["logging"]["progress"] is False
-    for old, new in (("eval_every", "eval.every"), ("tokenizer_vocab_size", "data.tokenizer.vocab_size"),
-                     ("save_every", "checkpoint.every"), ("device", "runtime.device")):
-        assert f"{old!r} is deprecated, use {new!r}" in caplog.text or f"--{old} is deprecated, use --{new}" \
-            in caplog.text, old
+    for old, new in (
+        ("eval_every", "eval.every"),
+        ("tokenizer_vocab_size", "data.tokenizer.vocab_size"),
+        ("save_every", "checkpoint.every"),
+        ("device", "runtime.device"),
+    ):
+        assert (
+            f"{old!r} is deprecated, use {new!r}" in caplog.text
+            or f"--{old} is deprecated, use --{new}" in caplog.text
+        ), old
 
 
 def test_an_option_given_in_both_spellings_is_an_error(tmp_path, capsys):
@@ -85,16 +183,22 @@ def write_parquet(path, columns: dict):
     pq.write_table(pa.table(columns), path)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing_file", "data file not found"),
-    ("empty_file", "empty"),
-    ("missing_column", "question"),
-    ("seq_too_long", "seq_len=4096 is above the model's max_position_embeddings=1024"),
-    ("batch_not_divisible", "micro_batch_size=2 is invalid: must be None or a positive divisor of batch_size=3"),
-    ("unwritable", "is not writable"),
-    ("unknown_field", "steps_total"),
-    ("bf16_on_cpu", "precision='bf16' needs a CUDA device, but the run is on cpu"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_file", "data file not found"),
+        ("empty_file", "empty"),
+        ("missing_column", "question"),
+        ("seq_too_long", "seq_len=4096 is above the model's max_position_embeddings=1024"),
+        (
+            "batch_not_divisible",
+            "micro_batch_size=2 is invalid: must be None or a positive divisor of batch_size=3",
+        ),
+        ("unwritable", "is not writable"),
+        ("unknown_field", "steps_total"),
+        ("bf16_on_cpu", "precision='bf16' needs a CUDA device, but the run is on cpu"),
+    ],
+)
 def test_bad_input_fails_before_training_with_a_clear_message(case, message, tmp_path, capsys):
     args = ["train", "--out_dir", str(tmp_path / "run"), *TINY]
     if case == "missing_file":

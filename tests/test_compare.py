@@ -18,18 +18,24 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_experiment(out_dir, *, reference=True, **train) -> CompareConfig:
     """The cpu experiment with tiny models and a few steps (``train``: TrainConfig options by section)."""
     cpu = load_experiment("cpu")
-    options = {"model": {"size": "tiny"}, "steps": 4, "batch_size": 2, "seq_len": 32,
-               "eval": {"every": 2, "batches": 1, "accuracy_problems": 2, "max_new_tokens": 4},
-               "data": {"synthetic_train": 300, "synthetic_eval": 30, "tokenizer": {"vocab_size": 300}},
-               "logging": {"progress": False}}
+    options = {
+        "model": {"size": "tiny"},
+        "steps": 4,
+        "batch_size": 2,
+        "seq_len": 32,
+        "eval": {"every": 2, "batches": 1, "accuracy_problems": 2, "max_new_tokens": 4},
+        "data": {"synthetic_train": 300, "synthetic_eval": 30, "tokenizer": {"vocab_size": 300}},
+        "logging": {"progress": False},
+    }
     for key, value in train.items():
         options[key] = {**options.get(key, {}), **value} if isinstance(value, dict) else value
     base = yaml.safe_load(yaml.safe_dump(cpu.train.to_dict()))
     for key, value in options.items():
         base[key] = merged(base[key], value) if isinstance(value, dict) else value
     paper = load_experiment("paper").reference
-    return replace(cpu, out_dir=str(out_dir), train=TrainConfig.from_dict(base),
-                   reference=paper if reference else None)
+    return replace(
+        cpu, out_dir=str(out_dir), train=TrainConfig.from_dict(base), reference=paper if reference else None
+    )
 
 
 def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
@@ -40,7 +46,7 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
     results = json.loads((out / "results.json").read_text())
     rows = {r["preset"]: r for r in results["runs"]}
     assert set(rows) == {"moe-8-64", "coe-2-4-64"}
-    assert rows["coe-2-4-64"]["expert_combinations"] == 595665 ** 2  # C(63, 4)^2
+    assert rows["coe-2-4-64"]["expert_combinations"] == 595665**2  # C(63, 4)^2
     assert rows["moe-8-64"]["reference_val_loss"] == 1.196  # the paper's, from the paper experiment's file
     assert rows["moe-8-64"]["tokens"] == rows["coe-2-4-64"]["tokens"] == 4 * 2 * 32
     report = (out / "report.md").read_text()
@@ -74,21 +80,30 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
     again = {r["preset"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
     assert set(again) == {"moe-8-64", "coe-2-4-64"}
     assert again["coe-2-4-64"]["routing"] == rows["coe-2-4-64"]["routing"]
-    with pytest.raises(ValueError, match="dense-8-8.*nothing to report"):
+    with pytest.raises(ValueError, match=r"dense-8-8.*nothing to report"):
         compare(replace(cfg, presets=["dense-8-8"], report_only=True))
 
     # A run saved before a field existed (here: runtime.expert_parallel) ran with its default: still finished.
     saved = out / "runs" / "moe-8-64" / "config.yaml"
-    saved.write_text("".join(line for line in saved.read_text().splitlines(keepends=True)
-                             if not line.startswith("  expert_parallel:")))
+    saved.write_text(
+        "".join(
+            line
+            for line in saved.read_text().splitlines(keepends=True)
+            if not line.startswith("  expert_parallel:")
+        )
+    )
     compare(cfg)
     assert summary.stat().st_mtime_ns == stamp
-    # How often checkpoints are written, or the device named, changes nothing that is computed: still finished.
+    # How often checkpoints are written, or the device named, changes nothing that is computed: still
+    # finished.
     compare(tiny_experiment(tmp_path / "cmp", checkpoint={"every": 1}, runtime={"device": "cpu"}))
     assert summary.stat().st_mtime_ns == stamp
     # A different setting is not the same run, and the finished one is not overwritten: the error names it.
-    with pytest.raises(ValueError, match=r"runs/moe-8-64 holds a run of moe-8-64 with other settings \(steps: 4 "
-                                         r"saved, 5 now\): choose another out_dir"):
+    with pytest.raises(
+        ValueError,
+        match=r"runs/moe-8-64 holds a run of moe-8-64 with other settings \(steps: 4 "
+        r"saved, 5 now\): choose another out_dir",
+    ):
         compare(tiny_experiment(tmp_path / "cmp", steps=5))
     assert summary.stat().st_mtime_ns == stamp
     # ... and a report of such settings leaves it out instead.
@@ -104,7 +119,10 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
         by_seed = r["val_loss_by_seed"]
         assert r["seeds"] == [0, 1] and set(by_seed) == {"0", "1"}
         assert by_seed["0"] == again[preset]["val_loss"]  # seed 0: the run made above
-        assert by_seed["1"] == json.loads((out / "runs" / f"{preset}-seed1" / "summary.json").read_text())["val_loss"]
+        assert (
+            by_seed["1"]
+            == json.loads((out / "runs" / f"{preset}-seed1" / "summary.json").read_text())["val_loss"]
+        )
         assert by_seed["0"] != by_seed["1"]  # another initialisation and data order
         assert r["val_loss"] == pytest.approx((by_seed["0"] + by_seed["1"]) / 2)
     assert f"| moe-8-64 | {rows['moe-8-64']['val_loss']:.4f} | 2 (" in (out / "report.md").read_text()
@@ -136,7 +154,9 @@ def test_shipped_experiments_give_the_runs_they_gave_before_they_were_files(expe
     run = cfg.run_config("coe-2-4-64", 1)
     legacy = tmp_path / "legacy"
     legacy.mkdir()
-    (legacy / "config.yaml").write_text((ROOT / f"tests/fixtures/legacy_{experiment}_run_config.yaml").read_text())
+    (legacy / "config.yaml").write_text(
+        (ROOT / f"tests/fixtures/legacy_{experiment}_run_config.yaml").read_text()
+    )
     now = yaml.safe_load(yaml.safe_dump(run.to_dict()))
     assert saved_settings(legacy) == now  # every option, housekeeping included
     assert run.out_dir == "reports/compare/runs/coe-2-4-64-seed1" and run.checkpoint.resume
@@ -158,7 +178,9 @@ def test_experiment_files_errors_and_legacy_scale(tmp_path, caplog):
     cfg = load_experiment(str(old))
     assert cfg.name == "paper" and cfg.train.steps == 10 and cfg.train.checkpoint.every == 5
     assert cfg.seeds == [0, 1] and cfg.train.model.size == "paper" and cfg.reference is not None
-    assert "'scale' is deprecated" in caplog.text and "'steps' is deprecated, use 'train.steps'" in caplog.text
+    assert (
+        "'scale' is deprecated" in caplog.text and "'steps' is deprecated, use 'train.steps'" in caplog.text
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text("presets: [moe-8-64]\ntrain:\n  stepz: 3\n")
     with pytest.raises(ValueError, match="unknown option\\(s\\) stepz for TrainConfig"):

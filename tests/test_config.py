@@ -7,22 +7,25 @@ import pytest
 from coe import CoEConfig
 
 
-@pytest.mark.parametrize("overrides, field", [
-    (dict(num_experts_per_tok=9, n_routed_experts=8), "num_experts_per_tok"),
-    (dict(inner_iter=0), "inner_iter"),
-    (dict(num_attention_heads=8, num_key_value_heads=3), "num_key_value_heads"),
-    (dict(scoring_func="relu"), "scoring_func"),
-    (dict(expert_backend="cuda-magic"), "expert_backend"),
-    (dict(hidden_size=0), "hidden_size"),
-    (dict(moe_intermediate_size=-4), "moe_intermediate_size"),
-    (dict(attention="linear"), "attention"),
-    (dict(balance_loss="global"), "balance_loss"),
-    (dict(aux_loss_alpha=-1.0), "aux_loss_alpha"),
-    (dict(topk_method="group_limited_greedy", n_group=5), "n_group"),
-    (dict(topk_method="group_limited_greedy", n_group=7, topk_group=9), "topk_group"),
-    (dict(hidden_act="gelu"), "hidden_act"),
-    (dict(qk_rope_head_dim=7), "qk_rope_head_dim"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(num_experts_per_tok=9, n_routed_experts=8), "num_experts_per_tok"),
+        (dict(inner_iter=0), "inner_iter"),
+        (dict(num_attention_heads=8, num_key_value_heads=3), "num_key_value_heads"),
+        (dict(scoring_func="relu"), "scoring_func"),
+        (dict(expert_backend="cuda-magic"), "expert_backend"),
+        (dict(hidden_size=0), "hidden_size"),
+        (dict(moe_intermediate_size=-4), "moe_intermediate_size"),
+        (dict(attention="linear"), "attention"),
+        (dict(balance_loss="global"), "balance_loss"),
+        (dict(aux_loss_alpha=-1.0), "aux_loss_alpha"),
+        (dict(topk_method="group_limited_greedy", n_group=5), "n_group"),
+        (dict(topk_method="group_limited_greedy", n_group=7, topk_group=9), "topk_group"),
+        (dict(hidden_act="gelu"), "hidden_act"),
+        (dict(qk_rope_head_dim=7), "qk_rope_head_dim"),
+    ],
+)
 def test_bad_values_name_the_field_and_the_value(overrides, field):
     with pytest.raises(ValueError) as err:
         CoEConfig(**overrides)
@@ -31,21 +34,31 @@ def test_bad_values_name_the_field_and_the_value(overrides, field):
 
 
 def test_unknown_rope_type_is_rejected():
-    with pytest.raises(ValueError, match="rope_type.*longrope"):
+    with pytest.raises(ValueError, match=r"rope_type.*longrope"):
         CoEConfig(rope_parameters={"rope_type": "longrope", "factor": 2.0})
 
 
 def test_reference_spellings_are_folded_in():
-    cfg = CoEConfig(rope_scaling={"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
-                                  "mscale": 0.707, "mscale_all_dim": 0.707}, rope_theta=5000, seq_aux=False)
+    cfg = CoEConfig(
+        rope_scaling={
+            "type": "yarn",
+            "factor": 40,
+            "original_max_position_embeddings": 4096,
+            "mscale": 0.707,
+            "mscale_all_dim": 0.707,
+        },
+        rope_theta=5000,
+        seq_aux=False,
+    )
     assert cfg.rope_parameters["rope_type"] == "yarn" and "type" not in cfg.rope_parameters
     assert cfg.rope_parameters["rope_theta"] == 5000
     assert cfg.balance_loss == "batch"
 
 
 def test_save_load_round_trip(tmp_path):
-    cfg = CoEConfig(inner_iter=3, use_igate=False, attention="gqa", num_key_value_heads=2,
-                    router_z_loss_coef=0.1)
+    cfg = CoEConfig(
+        inner_iter=3, use_igate=False, attention="gqa", num_key_value_heads=2, router_z_loss_coef=0.1
+    )
     cfg.save_pretrained(tmp_path)
     loaded = CoEConfig.from_pretrained(tmp_path)
     assert loaded.to_dict() == cfg.to_dict()

@@ -19,23 +19,64 @@ from coe import CoEConfig, CoEForCausalLM
 from coe.convert import CheckpointReader, Format, convert, detect_format, read_config
 from tests.conftest import rel_err
 
-YARN = dict(type="yarn", factor=4.0, original_max_position_embeddings=64, beta_fast=32, beta_slow=1,
-            mscale=0.707, mscale_all_dim=1.0)
+YARN = dict(
+    type="yarn",
+    factor=4.0,
+    original_max_position_embeddings=64,
+    beta_fast=32,
+    beta_slow=1,
+    mscale=0.707,
+    mscale_all_dim=1.0,
+)
 
 
 def ref_config(**overrides) -> dict:
     """A small reference config.json (model_type coe_deepseekv2), with the keys its code writes."""
-    d = dict(model_type="coe_deepseekv2", architectures=["CoeForCausalLM"], transformers_version="4.49.0",
-             auto_map={"AutoConfig": "configuration_coe.CoeConfig"}, ep_size=1, pretraining_tp=1,
-             torch_dtype="float32", vocab_size=61, hidden_size=32, num_hidden_layers=2, intermediate_size=40,
-             num_attention_heads=2, num_key_value_heads=2, q_lora_rank=None, kv_lora_rank=16,
-             qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=6, n_shared_experts=1,
-             num_experts_per_tok=2, moe_intermediate_size=12, max_position_embeddings=256, rope_theta=10000.0,
-             rope_scaling=None, rms_norm_eps=1e-6, first_k_dense_replace=0, moe_layer_freq=1,
-             scoring_func="softmax", topk_method="greedy", n_group=1, topk_group=1, norm_topk_prob=False,
-             routed_scaling_factor=1.0, aux_loss_alpha=0.001, seq_aux=True, tie_word_embeddings=False,
-             hidden_act="silu", bos_token_id=0, eos_token_id=1, inner_iter=2, use_igate=True,
-             residual="inner")
+    d = dict(
+        model_type="coe_deepseekv2",
+        architectures=["CoeForCausalLM"],
+        transformers_version="4.49.0",
+        auto_map={"AutoConfig": "configuration_coe.CoeConfig"},
+        ep_size=1,
+        pretraining_tp=1,
+        torch_dtype="float32",
+        vocab_size=61,
+        hidden_size=32,
+        num_hidden_layers=2,
+        intermediate_size=40,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        q_lora_rank=None,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=12,
+        n_routed_experts=6,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        moe_intermediate_size=12,
+        max_position_embeddings=256,
+        rope_theta=10000.0,
+        rope_scaling=None,
+        rms_norm_eps=1e-6,
+        first_k_dense_replace=0,
+        moe_layer_freq=1,
+        scoring_func="softmax",
+        topk_method="greedy",
+        n_group=1,
+        topk_group=1,
+        norm_topk_prob=False,
+        routed_scaling_factor=1.0,
+        aux_loss_alpha=0.001,
+        seq_aux=True,
+        tie_word_embeddings=False,
+        hidden_act="silu",
+        bos_token_id=0,
+        eos_token_id=1,
+        inner_iter=2,
+        use_igate=True,
+        residual="inner",
+    )
     return {**d, **overrides}
 
 
@@ -53,28 +94,45 @@ def ref_weights(cfg: dict, std: float = 0.2) -> dict[str, torch.Tensor]:
         shapes["lm_head.weight"] = (cfg["vocab_size"], D)
 
     def swiglu(prefix, inner):
-        shapes.update({f"{prefix}.gate_proj.weight": (inner, D), f"{prefix}.up_proj.weight": (inner, D),
-                       f"{prefix}.down_proj.weight": (D, inner)})
+        shapes.update(
+            {
+                f"{prefix}.gate_proj.weight": (inner, D),
+                f"{prefix}.up_proj.weight": (inner, D),
+                f"{prefix}.down_proj.weight": (D, inner),
+            }
+        )
 
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
-        shapes.update({f"{p}.input_layernorm.weight": (D,), f"{p}.post_attention_layernorm.weight": (D,),
-                       f"{p}.self_attn.kv_a_proj_with_mqa.weight": (L + R, D),
-                       f"{p}.self_attn.kv_a_layernorm.weight": (L,),
-                       f"{p}.self_attn.kv_b_proj.weight": (H * (nope + Vd), L),
-                       f"{p}.self_attn.o_proj.weight": (D, H * Vd)})
+        shapes.update(
+            {
+                f"{p}.input_layernorm.weight": (D,),
+                f"{p}.post_attention_layernorm.weight": (D,),
+                f"{p}.self_attn.kv_a_proj_with_mqa.weight": (L + R, D),
+                f"{p}.self_attn.kv_a_layernorm.weight": (L,),
+                f"{p}.self_attn.kv_b_proj.weight": (H * (nope + Vd), L),
+                f"{p}.self_attn.o_proj.weight": (D, H * Vd),
+            }
+        )
         if cfg["q_lora_rank"] is None:
             shapes[f"{p}.self_attn.q_proj.weight"] = (H * (nope + R), D)
         else:
             Q = cfg["q_lora_rank"]
-            shapes.update({f"{p}.self_attn.q_a_proj.weight": (Q, D),
-                           f"{p}.self_attn.q_a_layernorm.weight": (Q,),
-                           f"{p}.self_attn.q_b_proj.weight": (H * (nope + R), Q)})
+            shapes.update(
+                {
+                    f"{p}.self_attn.q_a_proj.weight": (Q, D),
+                    f"{p}.self_attn.q_a_layernorm.weight": (Q,),
+                    f"{p}.self_attn.q_b_proj.weight": (H * (nope + R), Q),
+                }
+            )
         if not is_moe(cfg, i):
             swiglu(f"{p}.mlp", cfg["intermediate_size"])
             continue
-        routers = [f"{p}.mlp.gate.{t}.weight" for t in range(cfg["inner_iter"])] if cfg["use_igate"] else \
-            [f"{p}.mlp.gate.weight"]
+        routers = (
+            [f"{p}.mlp.gate.{t}.weight" for t in range(cfg["inner_iter"])]
+            if cfg["use_igate"]
+            else [f"{p}.mlp.gate.weight"]
+        )
         shapes.update({name: (N, D) for name in routers})
         for e in range(N):
             swiglu(f"{p}.mlp.experts.{e}", Fe)
@@ -93,7 +151,7 @@ def write_checkpoint(path, cfg: dict, weights: dict[str, torch.Tensor], storage:
         save(weights, path / f"{prefix}.{ext}")
         return path
     keys = list(weights)
-    shards = [keys[:len(keys) // 3], keys[len(keys) // 3: 2 * len(keys) // 3], keys[2 * len(keys) // 3:]]
+    shards = [keys[: len(keys) // 3], keys[len(keys) // 3 : 2 * len(keys) // 3], keys[2 * len(keys) // 3 :]]
     weight_map = {}
     for n, shard in enumerate(shards):
         name = f"{prefix}-{n + 1:05d}-of-00003.{ext}"
@@ -104,6 +162,7 @@ def write_checkpoint(path, cfg: dict, weights: dict[str, torch.Tensor], storage:
 
 
 # ------------------------------------------------------------------ an independent forward of the reference
+
 
 def mscale(factor: float, m: float) -> float:
     return 1.0 if factor <= 1 else 0.1 * m * math.log(factor) + 1.0
@@ -117,8 +176,14 @@ def rope_tables(cfg: dict, S: int) -> tuple[torch.Tensor, torch.Tensor, float]:
     if scaling and scaling["type"] == "linear":
         pos = pos / scaling["factor"]
     elif scaling and scaling["type"] == "yarn":
-        y = {"original_max_position_embeddings": 4096, "beta_fast": 32, "beta_slow": 1, "mscale": 1,
-             "mscale_all_dim": 0, **scaling}
+        y = {
+            "original_max_position_embeddings": 4096,
+            "beta_fast": 32,
+            "beta_slow": 1,
+            "mscale": 1,
+            "mscale_all_dim": 0,
+            **scaling,
+        }
         f = y["factor"]
 
         def dim_of(rotations):  # the dimension that turns `rotations` times over the original context
@@ -192,8 +257,9 @@ def reference_logits(cfg: dict, w: dict[str, torch.Tensor], ids: torch.Tensor) -
                 g = g / (g.sum(-1, keepdim=True) + 1e-20)
             else:
                 g = g * cfg["routed_scaling_factor"]
-            every = torch.stack([swiglu(x, f"{p}.mlp.experts.{e}") for e in range(cfg["n_routed_experts"])],
-                                dim=-2)  # (B, S, N, D)
+            every = torch.stack(
+                [swiglu(x, f"{p}.mlp.experts.{e}") for e in range(cfg["n_routed_experts"])], dim=-2
+            )  # (B, S, N, D)
             y = (every.gather(-2, idx[..., None].expand(B, S, K, x.shape[-1])) * g[..., None]).sum(-2)
             if cfg["n_shared_experts"]:
                 y = y + swiglu(x, f"{p}.mlp.shared_experts")
@@ -212,12 +278,20 @@ def converted_logits(src, dst, ids) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------- reference in
 
-@pytest.mark.parametrize("overrides, storage", [
-    (dict(), "safetensors"),
-    (dict(q_lora_rank=16), "safetensors_sharded"),
-    (dict(rope_scaling=YARN, routed_scaling_factor=1.5), "bin"),
-    (dict(q_lora_rank=16, rope_scaling=YARN, num_hidden_layers=3, first_k_dense_replace=1), "bin_sharded"),
-], ids=["plain", "q_lora", "yarn", "all"])
+
+@pytest.mark.parametrize(
+    "overrides, storage",
+    [
+        (dict(), "safetensors"),
+        (dict(q_lora_rank=16), "safetensors_sharded"),
+        (dict(rope_scaling=YARN, routed_scaling_factor=1.5), "bin"),
+        (
+            dict(q_lora_rank=16, rope_scaling=YARN, num_hidden_layers=3, first_k_dense_replace=1),
+            "bin_sharded",
+        ),
+    ],
+    ids=["plain", "q_lora", "yarn", "all"],
+)
 def test_reference_c1_standard_residual_equals_transformers_deepseek_v2(tmp_path, overrides, storage):
     cfg = ref_config(inner_iter=1, use_igate=False, residual="outer", **overrides)
     w = ref_weights(cfg)
@@ -227,40 +301,88 @@ def test_reference_c1_standard_residual_equals_transformers_deepseek_v2(tmp_path
     rope = {"rope_type": "default", "rope_theta": cfg["rope_theta"]}
     if cfg["rope_scaling"]:
         rope = {**{k: v for k, v in cfg["rope_scaling"].items() if k != "type"}, **rope, "rope_type": "yarn"}
-    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
-            "num_key_value_heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
-            "v_head_dim", "n_routed_experts", "n_shared_experts", "num_experts_per_tok",
-            "moe_intermediate_size", "first_k_dense_replace", "routed_scaling_factor",
-            "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings")
-    twin = DeepseekV2ForCausalLM(DeepseekV2Config(**{k: cfg[k] for k in keys}, rope_parameters=rope,
-                                                  topk_method="greedy", attn_implementation="eager")).eval()
+    keys = (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "intermediate_size",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "q_lora_rank",
+        "kv_lora_rank",
+        "qk_nope_head_dim",
+        "qk_rope_head_dim",
+        "v_head_dim",
+        "n_routed_experts",
+        "n_shared_experts",
+        "num_experts_per_tok",
+        "moe_intermediate_size",
+        "first_k_dense_replace",
+        "routed_scaling_factor",
+        "max_position_embeddings",
+        "rms_norm_eps",
+        "tie_word_embeddings",
+    )
+    twin = DeepseekV2ForCausalLM(
+        DeepseekV2Config(
+            **{k: cfg[k] for k in keys},
+            rope_parameters=rope,
+            topk_method="greedy",
+            attn_implementation="eager",
+        )
+    ).eval()
     state = {k: v for k, v in w.items() if ".experts." not in k}
     for i in range(cfg["first_k_dense_replace"], cfg["num_hidden_layers"]):
         p, N = f"model.layers.{i}.mlp", cfg["n_routed_experts"]
         state[f"{p}.experts.gate_up_proj"] = torch.stack(  # (N, 2F, D): gate rows, then up rows
-            [torch.cat((w[f"{p}.experts.{e}.gate_proj.weight"], w[f"{p}.experts.{e}.up_proj.weight"]))
-             for e in range(N)])
-        state[f"{p}.experts.down_proj"] = torch.stack([w[f"{p}.experts.{e}.down_proj.weight"]
-                                                       for e in range(N)])
+            [
+                torch.cat((w[f"{p}.experts.{e}.gate_proj.weight"], w[f"{p}.experts.{e}.up_proj.weight"]))
+                for e in range(N)
+            ]
+        )
+        state[f"{p}.experts.down_proj"] = torch.stack(
+            [w[f"{p}.experts.{e}.down_proj.weight"] for e in range(N)]
+        )
     missing, unexpected = twin.load_state_dict(state, strict=False)
     assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)
     with torch.no_grad():
         assert rel_err(ours, twin(ids).logits) < 1e-5
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(),
-    dict(rope_scaling=YARN),
-    dict(use_igate=False),
-    dict(residual="outer", rope_scaling=YARN),
-    dict(residual="none", norm_topk_prob=True, routed_scaling_factor=2.0, num_experts_per_tok=3),
-    dict(inner_residual=False, outer_residual=True, q_lora_rank=16, use_igate=False),
-    dict(rope_scaling=dict(type="yarn", factor=8.0, original_max_position_embeddings=32, mscale=0.8),
-         inner_iter=3),
-    dict(rope_scaling=dict(type="linear", factor=2.0), num_hidden_layers=4, first_k_dense_replace=1,
-         moe_layer_freq=2, routed_scaling_factor=1.5, tie_word_embeddings=True, n_shared_experts=None),
-], ids=["defaults", "yarn", "shared_router", "outer_yarn", "none_norm_topk", "old_flags", "yarn_mscale_only",
-        "dense_linear_tied"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        dict(rope_scaling=YARN),
+        dict(use_igate=False),
+        dict(residual="outer", rope_scaling=YARN),
+        dict(residual="none", norm_topk_prob=True, routed_scaling_factor=2.0, num_experts_per_tok=3),
+        dict(inner_residual=False, outer_residual=True, q_lora_rank=16, use_igate=False),
+        dict(
+            rope_scaling=dict(type="yarn", factor=8.0, original_max_position_embeddings=32, mscale=0.8),
+            inner_iter=3,
+        ),
+        dict(
+            rope_scaling=dict(type="linear", factor=2.0),
+            num_hidden_layers=4,
+            first_k_dense_replace=1,
+            moe_layer_freq=2,
+            routed_scaling_factor=1.5,
+            tie_word_embeddings=True,
+            n_shared_experts=None,
+        ),
+    ],
+    ids=[
+        "defaults",
+        "yarn",
+        "shared_router",
+        "outer_yarn",
+        "none_norm_topk",
+        "old_flags",
+        "yarn_mscale_only",
+        "dense_linear_tied",
+    ],
+)
 def test_reference_coe_equals_independent_reference(tmp_path, overrides):
     cfg = stored = ref_config(**overrides)
     if "outer_residual" in overrides:  # the older spelling: booleans and no `residual`
@@ -268,18 +390,24 @@ def test_reference_coe_equals_independent_reference(tmp_path, overrides):
         cfg = {**cfg, "residual": "outer"}
     w = ref_weights(cfg)
     ids = torch.randint(0, cfg["vocab_size"], (2, 24))
-    src = write_checkpoint(tmp_path / "ref", stored, w,
-                           "safetensors_sharded" if cfg["use_igate"] else "safetensors")
+    src = write_checkpoint(
+        tmp_path / "ref", stored, w, "safetensors_sharded" if cfg["use_igate"] else "safetensors"
+    )
     with torch.no_grad():
         assert rel_err(converted_logits(src, tmp_path / "coe", ids), reference_logits(cfg, w, ids)) < 1e-5
 
 
 def test_reference_config_fields(tmp_path):
-    cfg = ref_config(rope_scaling=YARN, seq_aux=False, residual="outer", norm_topk_prob=True,
-                     routed_scaling_factor=2.5)
+    cfg = ref_config(
+        rope_scaling=YARN, seq_aux=False, residual="outer", norm_topk_prob=True, routed_scaling_factor=2.5
+    )
     config = read_config(write_checkpoint(tmp_path, cfg, {}))
-    assert (config.inner_iter, config.use_igate, config.inner_residual, config.outer_residual) == \
-        (2, True, False, True)
+    assert (config.inner_iter, config.use_igate, config.inner_residual, config.outer_residual) == (
+        2,
+        True,
+        False,
+        True,
+    )
     assert config.balance_loss == "batch" and config.routed_scaling_factor == 1.0 and config.norm_topk_prob
     assert config.rope_parameters["rope_type"] == "yarn" and config.rope_parameters["mscale_all_dim"] == 1.0
     assert detect_format(tmp_path) == Format.REFERENCE
@@ -287,15 +415,38 @@ def test_reference_config_fields(tmp_path):
 
 # ------------------------------------------------------------------------------------------ deepseek_v2 in
 
+
 def small_deepseek(**overrides) -> DeepseekV2ForCausalLM:
-    fields = dict(vocab_size=61, hidden_size=32, num_hidden_layers=3, intermediate_size=40,
-                  num_attention_heads=2, q_lora_rank=16, kv_lora_rank=16, qk_nope_head_dim=8,
-                  qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=6, n_shared_experts=2,
-                  num_experts_per_tok=2, moe_intermediate_size=12, first_k_dense_replace=1,
-                  routed_scaling_factor=2.0, norm_topk_prob=True, max_position_embeddings=256,
-                  initializer_range=0.2, attn_implementation="eager",
-                  rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, mscale=0.707,
-                                       original_max_position_embeddings=64, mscale_all_dim=0.707))
+    fields = dict(
+        vocab_size=61,
+        hidden_size=32,
+        num_hidden_layers=3,
+        intermediate_size=40,
+        num_attention_heads=2,
+        q_lora_rank=16,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=12,
+        n_routed_experts=6,
+        n_shared_experts=2,
+        num_experts_per_tok=2,
+        moe_intermediate_size=12,
+        first_k_dense_replace=1,
+        routed_scaling_factor=2.0,
+        norm_topk_prob=True,
+        max_position_embeddings=256,
+        initializer_range=0.2,
+        attn_implementation="eager",
+        rope_parameters=dict(
+            rope_type="yarn",
+            rope_theta=10000.0,
+            factor=4.0,
+            mscale=0.707,
+            original_max_position_embeddings=64,
+            mscale_all_dim=0.707,
+        ),
+    )
     return DeepseekV2ForCausalLM(DeepseekV2Config(**{**fields, **overrides})).eval()
 
 
@@ -307,18 +458,32 @@ def test_transformers_deepseek_v2_save_pretrained_in(tmp_path):
     with torch.no_grad():
         assert rel_err(converted_logits(tmp_path / "ds", tmp_path / "coe", ids), model(ids).logits) < 1e-5
     config = CoEConfig.from_pretrained(tmp_path / "coe")
-    assert (config.inner_iter, config.inner_residual, config.outer_residual, config.norm_topk_prob) == \
-        (1, False, True, False)
+    assert (config.inner_iter, config.inner_residual, config.outer_residual, config.norm_topk_prob) == (
+        1,
+        False,
+        True,
+        False,
+    )
 
 
 def test_deepseek_v2_fused_experts_and_legacy_config_in(tmp_path):
     """Fused expert tensors (transformers' in-memory layout), a hub-style config (rope_scaling, more keys)."""
-    model = small_deepseek(q_lora_rank=None, tie_word_embeddings=True,
-                           rope_parameters=dict(rope_type="default", rope_theta=5000.0))
+    model = small_deepseek(
+        q_lora_rank=None,
+        tie_word_embeddings=True,
+        rope_parameters=dict(rope_type="default", rope_theta=5000.0),
+    )
     d = {k: v for k, v in model.config.to_dict().items() if k != "rope_parameters"}
-    d.update(rope_theta=5000.0, rope_scaling=None, scoring_func="softmax", moe_layer_freq=1, seq_aux=True,
-             aux_loss_alpha=0.001, ep_size=1,
-             auto_map={"AutoConfig": "configuration_deepseek.DeepseekV2Config"})
+    d.update(
+        rope_theta=5000.0,
+        rope_scaling=None,
+        scoring_func="softmax",
+        moe_layer_freq=1,
+        seq_aux=True,
+        aux_loss_alpha=0.001,
+        ep_size=1,
+        auto_map={"AutoConfig": "configuration_deepseek.DeepseekV2Config"},
+    )
     state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "config.json").write_text(json.dumps(d))
@@ -330,25 +495,65 @@ def test_deepseek_v2_fused_experts_and_legacy_config_in(tmp_path):
 
 # ------------------------------------------------------------------------------------------- round trips
 
+
 def small_coe(**overrides) -> CoEConfig:
-    fields = dict(vocab_size=61, hidden_size=32, num_hidden_layers=3, intermediate_size=40,
-                  num_attention_heads=2, q_lora_rank=16, kv_lora_rank=16, qk_nope_head_dim=8,
-                  qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=6, n_shared_experts=1,
-                  num_experts_per_tok=2, moe_intermediate_size=12, first_k_dense_replace=1, inner_iter=2,
-                  max_position_embeddings=256, initializer_range=0.2,
-                  rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, beta_fast=32,
-                                       beta_slow=1, original_max_position_embeddings=64, mscale=0.707,
-                                       mscale_all_dim=1.0))
+    fields = dict(
+        vocab_size=61,
+        hidden_size=32,
+        num_hidden_layers=3,
+        intermediate_size=40,
+        num_attention_heads=2,
+        q_lora_rank=16,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=12,
+        n_routed_experts=6,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        moe_intermediate_size=12,
+        first_k_dense_replace=1,
+        inner_iter=2,
+        max_position_embeddings=256,
+        initializer_range=0.2,
+        rope_parameters=dict(
+            rope_type="yarn",
+            rope_theta=10000.0,
+            factor=4.0,
+            beta_fast=32,
+            beta_slow=1,
+            original_max_position_embeddings=64,
+            mscale=0.707,
+            mscale_all_dim=1.0,
+        ),
+    )
     return CoEConfig(**{**fields, **overrides})
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(),
-    dict(use_igate=False, tie_word_embeddings=True, balance_loss="batch", router_z_loss_coef=0.01,
-         expert_backend="loop", inner_residual=False, outer_residual=True, norm_topk_prob=True),
-    dict(inner_residual=False, balance_loss="none", aux_loss_alpha=0.0, routed_scaling_factor=2.0,
-         rope_parameters=dict(rope_type="linear", rope_theta=500.0, factor=2.0)),
-], ids=["yarn_igate", "tied_shared_router_extras", "no_residual_linear"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        dict(
+            use_igate=False,
+            tie_word_embeddings=True,
+            balance_loss="batch",
+            router_z_loss_coef=0.01,
+            expert_backend="loop",
+            inner_residual=False,
+            outer_residual=True,
+            norm_topk_prob=True,
+        ),
+        dict(
+            inner_residual=False,
+            balance_loss="none",
+            aux_loss_alpha=0.0,
+            routed_scaling_factor=2.0,
+            rope_parameters=dict(rope_type="linear", rope_theta=500.0, factor=2.0),
+        ),
+    ],
+    ids=["yarn_igate", "tied_shared_router_extras", "no_residual_linear"],
+)
 def test_coe_to_reference_and_back_is_identical(tmp_path, overrides):
     config = small_coe(**overrides)
     model = CoEForCausalLM(config).to(torch.bfloat16)
@@ -359,8 +564,12 @@ def test_coe_to_reference_and_back_is_identical(tmp_path, overrides):
     assert (tmp_path / "ref" / "tokenizer.json").is_file()
     ref = json.loads((tmp_path / "ref" / "config.json").read_text())
     assert ref["model_type"] == "coe_deepseekv2" and ref["torch_dtype"] == "bfloat16"
-    assert ref["residual"] == {(True, False): "inner", (False, True): "outer", (False, False): "none"}[
-        (config.inner_residual, config.outer_residual)]
+    assert (
+        ref["residual"]
+        == {(True, False): "inner", (False, True): "outer", (False, False): "none"}[
+            (config.inner_residual, config.outer_residual)
+        ]
+    )
     convert(tmp_path / "ref", tmp_path / "back")
 
     original, back = (load_file(tmp_path / d / "model.safetensors") for d in ("coe", "back"))
@@ -381,11 +590,13 @@ def test_reference_to_coe_and_back_keeps_tensors_and_keys(tmp_path):
     assert back.keys() == w.keys() and all(torch.equal(back[k], w[k]) for k in w)
     back_cfg = json.loads((tmp_path / "back" / "config.json").read_text())
     dropped = {"auto_map", "ep_size", "pretraining_tp", "transformers_version"}
-    assert {k: v for k, v in cfg.items() if k not in dropped} == \
-        {k: back_cfg[k] for k in cfg if k not in dropped}
+    assert {k: v for k, v in cfg.items() if k not in dropped} == {
+        k: back_cfg[k] for k in cfg if k not in dropped
+    }
 
 
 # -------------------------------------------------------------------------------------------------- errors
+
 
 def write_ref(tmp_path, cfg=None, weights=None, mutate=None):
     cfg = cfg or ref_config()
@@ -395,14 +606,27 @@ def write_ref(tmp_path, cfg=None, weights=None, mutate=None):
     return write_checkpoint(tmp_path / "ref", cfg, weights)
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("model.layers.1.mlp.experts.3.up_proj.weight", None,
-     "missing weight model.layers.1.mlp.experts.3.up_proj.weight (expected shape (12, 32))"),
-    ("model.layers.0.mlp.gate.2.weight", (6, 32),
-     "unexpected weight model.layers.0.mlp.gate.2.weight with shape (6, 32)"),
-    ("model.layers.0.self_attn.kv_b_proj.weight", (40, 15),
-     "weight model.layers.0.self_attn.kv_b_proj.weight has shape (40, 15), expected (40, 16)"),
-], ids=["missing", "unexpected", "shape"])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        (
+            "model.layers.1.mlp.experts.3.up_proj.weight",
+            None,
+            "missing weight model.layers.1.mlp.experts.3.up_proj.weight (expected shape (12, 32))",
+        ),
+        (
+            "model.layers.0.mlp.gate.2.weight",
+            (6, 32),
+            "unexpected weight model.layers.0.mlp.gate.2.weight with shape (6, 32)",
+        ),
+        (
+            "model.layers.0.self_attn.kv_b_proj.weight",
+            (40, 15),
+            "weight model.layers.0.self_attn.kv_b_proj.weight has shape (40, 15), expected (40, 16)",
+        ),
+    ],
+    ids=["missing", "unexpected", "shape"],
+)
 def test_bad_weights_are_named(tmp_path, key, value, expected):
     def mutate(w):
         if value is None:
@@ -417,19 +641,33 @@ def test_bad_weights_are_named(tmp_path, key, value, expected):
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["ref"]
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (dict(rope_scaling={"type": "longrope", "factor": 2.0}), "'longrope'"),
-    (dict(rope_scaling={"type": "yarn", "factor": 2.0, "beta_medium": 3}), "rope_scaling['beta_medium']"),
-    (dict(residual="addinit"), "residual='addinit'"),
-    (dict(residual="inner", outer_residual=True, inner_residual=False), "contradicts"),
-    (dict(hidden_act="gelu"), "CoEConfig.hidden_act='gelu'"),
-    (dict(model_type="llama"), "model_type='llama'"),
-    (dict(use_mtp_layers=2), "key 'use_mtp_layers'=2 is unknown"),
-    (dict(quantization_config={"bits": 4}), "key 'quantization_config'"),
-    (dict(scoring_func="sigmoid"), "scoring_func='sigmoid'"),
-    (dict(n_routed_experts=None), "n_routed_experts=None"),
-], ids=["rope_type", "rope_key", "addinit", "contradiction", "hidden_act", "model_type", "unknown_key",
-        "quantized", "sigmoid", "dense_model"])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (dict(rope_scaling={"type": "longrope", "factor": 2.0}), "'longrope'"),
+        (dict(rope_scaling={"type": "yarn", "factor": 2.0, "beta_medium": 3}), "rope_scaling['beta_medium']"),
+        (dict(residual="addinit"), "residual='addinit'"),
+        (dict(residual="inner", outer_residual=True, inner_residual=False), "contradicts"),
+        (dict(hidden_act="gelu"), "CoEConfig.hidden_act='gelu'"),
+        (dict(model_type="llama"), "model_type='llama'"),
+        (dict(use_mtp_layers=2), "key 'use_mtp_layers'=2 is unknown"),
+        (dict(quantization_config={"bits": 4}), "key 'quantization_config'"),
+        (dict(scoring_func="sigmoid"), "scoring_func='sigmoid'"),
+        (dict(n_routed_experts=None), "n_routed_experts=None"),
+    ],
+    ids=[
+        "rope_type",
+        "rope_key",
+        "addinit",
+        "contradiction",
+        "hidden_act",
+        "model_type",
+        "unknown_key",
+        "quantized",
+        "sigmoid",
+        "dense_model",
+    ],
+)
 def test_bad_reference_configs_name_the_field(tmp_path, overrides, expected):
     cfg = ref_config(**overrides)
     src = write_checkpoint(tmp_path / "ref", cfg, {})
@@ -445,13 +683,16 @@ def test_missing_reference_flag_is_named(tmp_path):
         convert(write_checkpoint(tmp_path / "ref", cfg, {}), tmp_path / "out")
 
 
-@pytest.mark.parametrize("overrides, field", [
-    (dict(norm_topk_prob=True, routed_scaling_factor=2.0), "routed_scaling_factor"),
-    (dict(inner_residual=True, outer_residual=True), "outer_residual"),
-    (dict(attention="gqa", num_key_value_heads=1), "attention"),
-    (dict(router_bias_update_rate=0.01), "router_bias_update_rate"),
-    (dict(scoring_func="sigmoid"), "scoring_func"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(norm_topk_prob=True, routed_scaling_factor=2.0), "routed_scaling_factor"),
+        (dict(inner_residual=True, outer_residual=True), "outer_residual"),
+        (dict(attention="gqa", num_key_value_heads=1), "attention"),
+        (dict(router_bias_update_rate=0.01), "router_bias_update_rate"),
+        (dict(scoring_func="sigmoid"), "scoring_func"),
+    ],
+)
 def test_what_the_reference_cannot_express_fails_on_export(tmp_path, overrides, field):
     CoEForCausalLM(small_coe(**overrides)).save_pretrained(tmp_path / "coe")
     with pytest.raises(ValueError, match=f"CoEConfig.{field}="):
@@ -471,6 +712,7 @@ def test_existing_destination_needs_overwrite(tmp_path):
 
 
 # ------------------------------------------------------------------------------- loading, memory
+
 
 def files_under(root) -> dict[str, tuple[int, int]]:
     return {str(f): (f.stat().st_size, f.stat().st_mtime_ns) for f in root.rglob("*")}

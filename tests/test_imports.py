@@ -21,7 +21,8 @@ def module_name(path: Path) -> str:
 def is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imported_modules(tree: ast.Module, module: str, is_package: bool, known: set[str]) -> set[str]:
@@ -40,7 +41,7 @@ def imported_modules(tree: ast.Module, module: str, is_package: bool, known: set
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
@@ -54,8 +55,10 @@ def imported_modules(tree: ast.Module, module: str, is_package: bool, known: set
 def import_graph() -> dict[str, set[str]]:
     files = {module_name(p): p for p in (SRC / "coe").rglob("*.py")}
     known = set(files)
-    return {name: imported_modules(ast.parse(path.read_text()), name, path.name == "__init__.py", known)
-            for name, path in files.items()}
+    return {
+        name: imported_modules(ast.parse(path.read_text()), name, path.name == "__init__.py", known)
+        for name, path in files.items()
+    }
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -68,7 +71,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -107,9 +110,11 @@ def test_each_module_imports_first():
     # A cycle that the graph missed would show when one of its modules is the first coe module imported: each
     # of these is imported into an interpreter that holds no coe module (one process, torch loaded once).
     modules = ["coe", "coe.presets", "coe.config", "coe.nn.chain", "coe.modeling", "coe.convert", "coe.cli"]
-    code = ("import importlib, sys\n"
-            f"for name in {modules!r}:\n"
-            "    for loaded in [m for m in sys.modules if m == 'coe' or m.startswith('coe.')]:\n"
-            "        del sys.modules[loaded]\n"
-            "    importlib.import_module(name)\n")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    for loaded in [m for m in sys.modules if m == 'coe' or m.startswith('coe.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    importlib.import_module(name)\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

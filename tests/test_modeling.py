@@ -9,34 +9,67 @@ from coe.modeling import CACHE_FIELD
 from coe.train.distributed import take_routing_counts
 from tests.conftest import rel_err
 
-YARN = dict(rope_type="yarn", rope_theta=10000.0, factor=4.0, original_max_position_embeddings=64,
-            beta_fast=32, beta_slow=1, mscale=0.707, mscale_all_dim=1.0)
+YARN = dict(
+    rope_type="yarn",
+    rope_theta=10000.0,
+    factor=4.0,
+    original_max_position_embeddings=64,
+    beta_fast=32,
+    beta_slow=1,
+    mscale=0.707,
+    mscale_all_dim=1.0,
+)
 
 
 def small_config(**overrides) -> CoEConfig:
-    fields = dict(vocab_size=97, hidden_size=48, num_hidden_layers=3, intermediate_size=80,
-                  num_attention_heads=4, kv_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=8,
-                  v_head_dim=12, n_routed_experts=9, n_shared_experts=2, num_experts_per_tok=3,
-                  moe_intermediate_size=20, max_position_embeddings=256, initializer_range=0.2)
+    fields = dict(
+        vocab_size=97,
+        hidden_size=48,
+        num_hidden_layers=3,
+        intermediate_size=80,
+        num_attention_heads=4,
+        kv_lora_rank=24,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=12,
+        n_routed_experts=9,
+        n_shared_experts=2,
+        num_experts_per_tok=3,
+        moe_intermediate_size=20,
+        max_position_embeddings=256,
+        initializer_range=0.2,
+    )
     return CoEConfig(**{**fields, **overrides})
 
 
 def deepseek_twin(config: CoEConfig, model: CoEForCausalLM) -> DeepseekV2ForCausalLM:
     """transformers' DeepseekV2 with the same shapes and weights (its router is `mlp.gate`)."""
     ds_config = DeepseekV2Config(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_hidden_layers, intermediate_size=config.intermediate_size,
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        intermediate_size=config.intermediate_size,
         num_attention_heads=config.num_attention_heads,
-        num_key_value_heads=config.num_attention_heads, q_lora_rank=config.q_lora_rank,
-        kv_lora_rank=config.kv_lora_rank, qk_nope_head_dim=config.qk_nope_head_dim,
-        qk_rope_head_dim=config.qk_rope_head_dim, v_head_dim=config.v_head_dim,
-        n_routed_experts=config.n_routed_experts, n_shared_experts=config.n_shared_experts,
-        num_experts_per_tok=config.num_experts_per_tok, moe_intermediate_size=config.moe_intermediate_size,
+        num_key_value_heads=config.num_attention_heads,
+        q_lora_rank=config.q_lora_rank,
+        kv_lora_rank=config.kv_lora_rank,
+        qk_nope_head_dim=config.qk_nope_head_dim,
+        qk_rope_head_dim=config.qk_rope_head_dim,
+        v_head_dim=config.v_head_dim,
+        n_routed_experts=config.n_routed_experts,
+        n_shared_experts=config.n_shared_experts,
+        num_experts_per_tok=config.num_experts_per_tok,
+        moe_intermediate_size=config.moe_intermediate_size,
         first_k_dense_replace=config.first_k_dense_replace,
         routed_scaling_factor=config.routed_scaling_factor,
-        max_position_embeddings=config.max_position_embeddings, rope_parameters=dict(config.rope_parameters),
-        rms_norm_eps=config.rms_norm_eps, tie_word_embeddings=config.tie_word_embeddings,
-        topk_method="greedy", norm_topk_prob=False, attn_implementation="eager")
+        max_position_embeddings=config.max_position_embeddings,
+        rope_parameters=dict(config.rope_parameters),
+        rms_norm_eps=config.rms_norm_eps,
+        tie_word_embeddings=config.tie_word_embeddings,
+        topk_method="greedy",
+        norm_topk_prob=False,
+        attn_implementation="eager",
+    )
     twin = DeepseekV2ForCausalLM(ds_config).eval()
     state = {k.replace("mlp.routers.0.", "mlp.gate."): v for k, v in model.state_dict().items()}
     missing, unexpected = twin.load_state_dict(state, strict=False)
@@ -44,17 +77,22 @@ def deepseek_twin(config: CoEConfig, model: CoEForCausalLM) -> DeepseekV2ForCaus
     return twin
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(),
-    dict(q_lora_rank=16),
-    dict(rope_parameters=dict(YARN)),
-    dict(first_k_dense_replace=1, routed_scaling_factor=2.5),
-    dict(q_lora_rank=16, rope_parameters=dict(YARN), first_k_dense_replace=2, tie_word_embeddings=True),
-], ids=["plain", "q_lora", "yarn", "dense_first", "all"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        dict(q_lora_rank=16),
+        dict(rope_parameters=dict(YARN)),
+        dict(first_k_dense_replace=1, routed_scaling_factor=2.5),
+        dict(q_lora_rank=16, rope_parameters=dict(YARN), first_k_dense_replace=2, tie_word_embeddings=True),
+    ],
+    ids=["plain", "q_lora", "yarn", "dense_first", "all"],
+)
 @pytest.mark.parametrize("backend", ["grouped", "loop"])
 def test_standard_residual_c1_equals_transformers_deepseek_v2(overrides, backend):
-    config = small_config(inner_iter=1, inner_residual=False, outer_residual=True, expert_backend=backend,
-                          **overrides)
+    config = small_config(
+        inner_iter=1, inner_residual=False, outer_residual=True, expert_backend=backend, **overrides
+    )
     model = CoEForCausalLM(config).eval()
     twin = deepseek_twin(config, model)
     ids = torch.randint(0, config.vocab_size, (3, 40))
@@ -76,8 +114,9 @@ def test_coe_defaults_differ_from_standard_residual():
 
 @pytest.mark.parametrize("attention", ["mla", "gqa"])
 def test_generate_equals_cacheless_greedy(attention):
-    config = small_config(inner_iter=2, attention=attention, num_key_value_heads=2,
-                          rope_parameters=dict(YARN))
+    config = small_config(
+        inner_iter=2, attention=attention, num_key_value_heads=2, rope_parameters=dict(YARN)
+    )
     model = CoEForCausalLM(config).eval()
     prompt = torch.randint(0, config.vocab_size, (2, 7))
     out = model.generate(prompt, max_new_tokens=12, do_sample=False, min_new_tokens=12)
@@ -137,8 +176,11 @@ def test_save_and_auto_load_round_trip(tmp_path):
     with torch.no_grad():
         unbiased = model(ids).logits
         # A different bias per expert changes which experts are chosen (a bias equal for all would not).
-        biases = [router.expert_bias.copy_(2 * torch.randn_like(router.expert_bias))
-                  for chain in model.chains() for router in chain.routers]
+        biases = [
+            router.expert_bias.copy_(2 * torch.randn_like(router.expert_bias))
+            for chain in model.chains()
+            for router in chain.routers
+        ]
         assert not torch.allclose(model(ids).logits, unbiased)
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
@@ -149,7 +191,7 @@ def test_save_and_auto_load_round_trip(tmp_path):
     assert len(loaded_biases) == len(biases) and all(map(torch.equal, loaded_biases, biases))
     # The weights are equal bit for bit; the logits to rounding: loaded tensors sit at other alignments (the
     # safetensors memory map), which can change the CPU kernels' order of summation.
-    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     with torch.no_grad():
         assert rel_err(loaded(ids).logits, model(ids).logits) < 1e-5
@@ -165,8 +207,10 @@ def test_router_outputs_layer_major_and_losses():
     assert all(s.shape == (20, config.num_experts_per_tok) for s in out.selected_experts)
     assert all(r.shape == (20, config.n_routed_experts) for r in out.router_logits)
     # Entry 1 is (first MoE layer, iteration 2): its experts follow from its own logits.
-    assert torch.equal(out.selected_experts[1].sort(-1).values,
-                       out.router_logits[1].topk(config.num_experts_per_tok).indices.sort(-1).values)
+    assert torch.equal(
+        out.selected_experts[1].sort(-1).values,
+        out.router_logits[1].topk(config.num_experts_per_tok).indices.sort(-1).values,
+    )
     assert out.balance_losses.shape == out.z_losses.shape == (R,)
     expected_aux = config.aux_loss_alpha * out.balance_losses.sum() + 0.01 * out.z_losses.sum()
     assert torch.allclose(out.aux_loss, expected_aux)
@@ -176,8 +220,9 @@ def test_router_outputs_layer_major_and_losses():
     assert torch.all(counts.sum(-1) == 2 * 10 * config.num_experts_per_tok)
     for i, selected in enumerate(out.selected_experts):
         layer, t = divmod(i, 2)
-        manual = torch.zeros(config.n_routed_experts).scatter_add_(0, selected.flatten(),
-                                                                    torch.ones(selected.numel()))
+        manual = torch.zeros(config.n_routed_experts).scatter_add_(
+            0, selected.flatten(), torch.ones(selected.numel())
+        )
         assert torch.equal(counts[layer, t], manual)
     model.eval()
     assert model(ids, labels=ids).aux_loss is None
@@ -201,8 +246,8 @@ def test_routing_counts_grow_in_training_only_and_are_taken_once():
     assert not take_routing_counts(model).any()  # taken: the next take starts from zero
 
     model.update_router_biases(counts)
-    for chain, layer_counts in zip(model.chains(), counts):
-        for router, load in zip(chain.routers, layer_counts):
+    for chain, layer_counts in zip(model.chains(), counts, strict=True):
+        for router, load in zip(chain.routers, layer_counts, strict=True):
             torch.testing.assert_close(router.expert_bias, 0.1 * torch.sign(load.mean() - load))
 
 

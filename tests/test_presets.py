@@ -34,8 +34,14 @@ def test_coe_adds_only_routers():
 def test_every_preset_builds_and_trains_one_step_tiny(name):
     config = CoEConfig.from_preset(name, size="tiny", num_hidden_layers=2)
     reference = CoEConfig.from_preset(name)
-    for field in ("n_routed_experts", "num_experts_per_tok", "inner_iter", "use_igate", "inner_residual",
-                  "outer_residual"):
+    for field in (
+        "n_routed_experts",
+        "num_experts_per_tok",
+        "inner_iter",
+        "use_igate",
+        "inner_residual",
+        "outer_residual",
+    ):
         assert getattr(config, field) == getattr(reference, field)
     model = CoEForCausalLM(config).train()
     ids = torch.randint(0, config.vocab_size, (2, 8))
@@ -46,9 +52,9 @@ def test_every_preset_builds_and_trains_one_step_tiny(name):
 
 def test_listing_and_errors():
     assert "coe-2-4-64" in list_presets() and len(list_presets()) == 12
-    with pytest.raises(ValueError, match="model.preset='coe-9' is invalid: choose one of moe-8-64, "):
+    with pytest.raises(ValueError, match=r"model.preset='coe-9' is invalid: choose one of moe-8-64, "):
         CoEConfig.from_preset("coe-9")
-    with pytest.raises(ValueError, match="model.size='huge' is invalid: choose one of paper, small, tiny"):
+    with pytest.raises(ValueError, match=r"model.size='huge' is invalid: choose one of paper, small, tiny"):
         CoEConfig.from_preset("moe-8-64", size="huge")
     assert CoEConfig.from_preset("moe-8-64", hidden_size=512).hidden_size == 512
 
@@ -58,10 +64,12 @@ def test_overrides_must_be_config_fields():
     with pytest.raises(ValueError) as err:
         CoEConfig.from_preset("coe-2-4-64", size="tiny", inner_iterz=3)
     message = str(err.value)
-    assert message.startswith("model.overrides='inner_iterz' is invalid: not a CoEConfig field (did you mean "
-                              "'inner_iter'?); known fields: ")
+    assert message.startswith(
+        "model.overrides='inner_iterz' is invalid: not a CoEConfig field (did you mean "
+        "'inner_iter'?); known fields: "
+    )
     assert "router_bias_update_rate" in message
-    with pytest.raises(ValueError, match="model.overrides='rope_theta' is invalid"):
+    with pytest.raises(ValueError, match=r"model.overrides='rope_theta' is invalid"):
         CoEConfig.from_preset("coe-2-4-64", rope_theta=5000.0)  # a reference spelling, not a field
     config = CoEConfig.from_preset("coe-2-4-64", size="tiny", inner_iter=3, dtype="bfloat16")
     assert config.inner_iter == 3

@@ -24,8 +24,8 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
 from coe.compare import CompareConfig
-from coe.experiments import LEGACY_COMPARE_NAMES, read_experiment, read_yaml, upgrade_experiment
 from coe.data import DataSpec
+from coe.experiments import LEGACY_COMPARE_NAMES, read_experiment, read_yaml, upgrade_experiment
 from coe.presets import list_presets
 from coe.train.config import LEGACY_NAMES, EvalSpec, RuntimeSpec, TrainConfig, upgrade_legacy
 
@@ -43,19 +43,20 @@ def resolve_checkpoint(path: str) -> Path:
         return p
     latest = latest_checkpoint(p)
     if latest is None:
-        raise FileNotFoundError(f"{path!r} is neither a checkpoint (no config.json) nor a run directory with "
-                                "checkpoints")
+        raise FileNotFoundError(
+            f"{path!r} is neither a checkpoint (no config.json) nor a run directory with checkpoints"
+        )
     return latest
 
 
 def open_checkpoint(checkpoint: str, runtime: RuntimeSpec):
-    """``(path, model, tokenizer, device)`` of a checkpoint (or a run directory's newest): the model in float32
-    and eval mode on the resolved device."""
+    """``(path, model, tokenizer, device)`` of a checkpoint (or a run directory's newest): the model in
+    float32 and eval mode on the resolved device."""
     import torch
 
     from coe.data import load_tokenizer
-    from coe.modeling import CoEForCausalLM
     from coe.device import resolve_device
+    from coe.modeling import CoEForCausalLM
 
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(runtime.device)
@@ -85,8 +86,14 @@ def cmd_train(cfg: TrainConfig) -> None:
     print(f"done: {result.run_dir} (validation loss {s['val_loss']:.4f}{acc})")
 
 
-def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), eval: EvalSpec = EvalSpec(),
-             runtime: RuntimeSpec = RuntimeSpec(), seq_len: int = 512, batch_size: int = 16) -> None:
+def cmd_eval(
+    checkpoint: str,
+    data: DataSpec = DataSpec(synthetic_train=1),
+    eval: EvalSpec = EvalSpec(),
+    runtime: RuntimeSpec = RuntimeSpec(),
+    seq_len: int = 512,
+    batch_size: int = 16,
+) -> None:
     """Validation loss and exact-match accuracy of a checkpoint (or the newest one of a run directory).
 
     Args:
@@ -108,19 +115,26 @@ def cmd_eval(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), eval
     amp = autocast_dtype(runtime.precision, dev)
     splits = load_splits(data)
     result = {"checkpoint": str(path)}
-    val = validation_batches(pack_documents(tokenizer, splits.validation, seq_len), batch_size,
-                             max_batches=eval.batches)
+    val = validation_batches(
+        pack_documents(tokenizer, splits.validation, seq_len), batch_size, max_batches=eval.batches
+    )
     result["val_loss"] = validation_loss(model, val, amp_dtype=amp)
     held_out = held_out_problems(splits, eval.accuracy_problems)
     if held_out:
-        result["accuracy"], _ = exact_match(model, tokenizer, held_out, max_new_tokens=eval.max_new_tokens,
-                                            amp_dtype=amp)
+        result["accuracy"], _ = exact_match(
+            model, tokenizer, held_out, max_new_tokens=eval.max_new_tokens, amp_dtype=amp
+        )
         result["accuracy_problems"] = len(held_out)
     print(json.dumps(result, indent=2))
 
 
-def cmd_generate(checkpoint: str, prompt: str, max_new_tokens: int = 128, temperature: float = 0.0,
-                 runtime: RuntimeSpec = RuntimeSpec()) -> None:
+def cmd_generate(
+    checkpoint: str,
+    prompt: str,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    runtime: RuntimeSpec = RuntimeSpec(),
+) -> None:
     """Continue ``prompt`` with a checkpoint: greedy when temperature is 0, sampled otherwise.
 
     Args:
@@ -133,15 +147,26 @@ def cmd_generate(checkpoint: str, prompt: str, max_new_tokens: int = 128, temper
     _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
-    out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=sample,
-                         temperature=temperature if sample else None, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.eos_token_id)
-    print(prompt + tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+    out = model.generate(
+        ids,
+        max_new_tokens=max_new_tokens,
+        do_sample=sample,
+        temperature=temperature if sample else None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    print(prompt + tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
 
 
-def cmd_analyze(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), tokens: int = 4096,
-                seq_len: int = 256, batch_size: int = 8, out: str = "reports/routing",
-                runtime: RuntimeSpec = RuntimeSpec()) -> None:
+def cmd_analyze(
+    checkpoint: str,
+    data: DataSpec = DataSpec(synthetic_train=1),
+    tokens: int = 4096,
+    seq_len: int = 256,
+    batch_size: int = 8,
+    out: str = "reports/routing",
+    runtime: RuntimeSpec = RuntimeSpec(),
+) -> None:
     """Routing analysis of a checkpoint over validation tokens: a report directory with analysis.json (every
     number), PNG figures and report.html (expert load, iteration-to-iteration co-selection and re-selection,
     routing paths, router entropy and gate weights, token-kind specialisation).
@@ -159,13 +184,25 @@ def cmd_analyze(checkpoint: str, data: DataSpec = DataSpec(synthetic_train=1), t
     from coe.device import resolve_device
 
     path = resolve_checkpoint(checkpoint)
-    report = analyze_checkpoint(path, out, data=data, tokens=tokens, seq_len=seq_len, batch_size=batch_size,
-                                device=resolve_device(runtime.device))
+    report = analyze_checkpoint(
+        path,
+        out,
+        data=data,
+        tokens=tokens,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        device=resolve_device(runtime.device),
+    )
     print(f"report: {report} (numbers in {report.parent / 'analysis.json'})")
 
 
-def cmd_explain(checkpoint: str, text: str, jsonl: str | None = None, html: str | None = None,
-                runtime: RuntimeSpec = RuntimeSpec()) -> None:
+def cmd_explain(
+    checkpoint: str,
+    text: str,
+    jsonl: str | None = None,
+    html: str | None = None,
+    runtime: RuntimeSpec = RuntimeSpec(),
+) -> None:
     """The routing path of every token of a text: for each MoE layer and iteration, the chosen experts and
     their gate weights, printed as a table.
 
@@ -197,8 +234,13 @@ def cmd_compare(cfg: CompareConfig) -> None:
     print(f"report: {report} and {report.with_suffix('.html')}")
 
 
-def cmd_convert(src: str, dst: str, to: Literal["coe", "reference"] = "coe", max_shard_size: str = "5GB",
-                overwrite: bool = False) -> None:
+def cmd_convert(
+    src: str,
+    dst: str,
+    to: Literal["coe", "reference"] = "coe",
+    max_shard_size: str = "5GB",
+    overwrite: bool = False,
+) -> None:
     """Convert a checkpoint directory: the reference CoE format or transformers' DeepSeek-V2 format into this
     library's ("coe"), or this library's into the reference format ("reference"). Tensors are streamed one
     at a time, so paper-size checkpoints convert in little memory.
@@ -222,28 +264,38 @@ def build_parser() -> ArgumentParser:
     presets = ArgumentParser(description=cmd_presets.__doc__)
     commands.add_subcommand("presets", presets, help="list the paper's configurations")
 
-    train = ArgumentParser(description="Train (or resume with --checkpoint.resume true) one model; every option "
-                                       "can also come from a YAML file given with --config.")
+    train = ArgumentParser(
+        description="Train (or resume with --checkpoint.resume true) one model; every option "
+        "can also come from a YAML file given with --config."
+    )
     train.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
     train.add_class_arguments(TrainConfig, None)
     commands.add_subcommand("train", train, help="train one model")
 
-    for name, fn, help_ in (("eval", cmd_eval, "validation loss and accuracy of a checkpoint"),
-                            ("generate", cmd_generate, "continue a prompt with a checkpoint"),
-                            ("convert", cmd_convert, "convert checkpoints between formats"),
-                            ("analyze", cmd_analyze, "routing report of a checkpoint over validation tokens"),
-                            ("explain", cmd_explain, "the routing path of every token of a text")):
+    for name, fn, help_ in (
+        ("eval", cmd_eval, "validation loss and accuracy of a checkpoint"),
+        ("generate", cmd_generate, "continue a prompt with a checkpoint"),
+        ("convert", cmd_convert, "convert checkpoints between formats"),
+        ("analyze", cmd_analyze, "routing report of a checkpoint over validation tokens"),
+        ("explain", cmd_explain, "the routing path of every token of a text"),
+    ):
         sub = ArgumentParser(description=fn.__doc__)
         sub.add_function_arguments(fn, None, as_positional=True)
         commands.add_subcommand(name, sub, help=help_)
 
-    compare = ArgumentParser(description="The main job: train several presets on the same data, seeds and "
-                                         "token budget, then write report.md / report.html with loss curves. "
-                                         "--experiment picks the experiment (cpu, the default; paper; or a "
-                                         "YAML file); the other options override it.")
-    compare.add_argument("--experiment", "--config", action=ActionConfigFile,
-                         help="a shipped experiment (cpu, paper) or a YAML file of these options; --config "
-                              "files given after it override it")
+    compare = ArgumentParser(
+        description="The main job: train several presets on the same data, seeds and "
+        "token budget, then write report.md / report.html with loss curves. "
+        "--experiment picks the experiment (cpu, the default; paper; or a "
+        "YAML file); the other options override it."
+    )
+    compare.add_argument(
+        "--experiment",
+        "--config",
+        action=ActionConfigFile,
+        help="a shipped experiment (cpu, paper) or a YAML file of these options; --config "
+        "files given after it override it",
+    )
     compare.add_class_arguments(CompareConfig, None)
     commands.add_subcommand("compare", compare, help="train MoE and CoE side by side, one report")
     return parser
@@ -253,8 +305,12 @@ def build_parser() -> ArgumentParser:
 LEGACY_FLAGS = {
     "train": LEGACY_NAMES,
     "compare": {**LEGACY_COMPARE_NAMES, "scale": "experiment"},
-    "eval": {"batches": "eval.batches", "problems": "eval.accuracy_problems",
-             "max_new_tokens": "eval.max_new_tokens", "device": "runtime.device"},
+    "eval": {
+        "batches": "eval.batches",
+        "problems": "eval.accuracy_problems",
+        "max_new_tokens": "eval.max_new_tokens",
+        "device": "runtime.device",
+    },
     "generate": {"device": "runtime.device"},
     "analyze": {"device": "runtime.device"},
     "explain": {"device": "runtime.device"},
@@ -270,7 +326,7 @@ def upgrade_argv(argv: list[str]) -> list[str]:
     command, args = argv[0], list(argv[1:])
     renames = LEGACY_FLAGS[command]
     out = []
-    for i, arg in enumerate(args):
+    for arg in args:
         flag, eq, value = arg.partition("=")
         name = flag[2:] if flag.startswith("--") else None
         head, dot, rest = (name or "").partition(".")
@@ -297,8 +353,11 @@ def _config_text(command: str, flag: str, value: str) -> str:
     if not Path(value).is_file():
         return value  # jsonargparse reports it (or takes it as inline YAML)
     mapping = read_yaml(value)
-    upgraded = (upgrade_experiment(mapping, where=value) if command == "compare"
-                else upgrade_legacy(mapping, where=value))
+    upgraded = (
+        upgrade_experiment(mapping, where=value)
+        if command == "compare"
+        else upgrade_legacy(mapping, where=value)
+    )
     return yaml.safe_dump(upgraded, sort_keys=False)
 
 
@@ -326,8 +385,13 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "compare":
             cmd_compare(CompareConfig(**options))
         else:
-            fn = {"eval": cmd_eval, "generate": cmd_generate, "convert": cmd_convert, "analyze": cmd_analyze,
-                  "explain": cmd_explain}[command]
+            fn = {
+                "eval": cmd_eval,
+                "generate": cmd_generate,
+                "convert": cmd_convert,
+                "analyze": cmd_analyze,
+                "explain": cmd_explain,
+            }[command]
             fn(**options)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         print(f"coe {command}: error: {e}", file=sys.stderr)

@@ -36,6 +36,7 @@ from coe.train.metrics import read_metrics
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class CompareConfig:
     """An experiment: which presets to compare with which seeds, every run's settings, and the report."""
@@ -69,14 +70,18 @@ class CompareConfig:
     def run_config(self, preset: str, seed: int = 0) -> TrainConfig:
         """The settings of ``preset``'s run with ``seed``."""
         t = self.train
-        return replace(t, out_dir=str(Path(self.out_dir) / "runs" / run_name(preset, seed)),
-                       model=replace(t.model, preset=preset), seed=seed,
-                       checkpoint=replace(t.checkpoint, resume=True))
+        return replace(
+            t,
+            out_dir=str(Path(self.out_dir) / "runs" / run_name(preset, seed)),
+            model=replace(t.model, preset=preset),
+            seed=seed,
+            checkpoint=replace(t.checkpoint, resume=True),
+        )
 
 
-# Settings that change how a run is watched and kept, or where it runs, not what it computes: a run trained with
-# device='cuda' is the same run for a report made with device='auto' on a machine without a GPU (summary.json
-# records the device it trained on).
+# Settings that change how a run is watched and kept, or where it runs, not what it computes: a run trained
+# with device='cuda' is the same run for a report made with device='auto' on a machine without a GPU
+# (summary.json records the device it trained on).
 HOUSEKEEPING = ("logging.progress", "checkpoint.every", "checkpoint.keep_last", "runtime.device")
 
 # Files shipped with the package since 2026-12-02 were named before by their path in the development checkout
@@ -97,14 +102,17 @@ def saved_settings(run_dir: str | Path) -> dict | None:
     data = saved.get("data", {})
     for key in ("source", "val_source", "test_source"):
         value = data.get(key)
-        data[key] = ([LEGACY_SOURCES.get(v, v) for v in value] if isinstance(value, list)
-                     else LEGACY_SOURCES.get(value, value))
+        data[key] = (
+            [LEGACY_SOURCES.get(v, v) for v in value]
+            if isinstance(value, list)
+            else LEGACY_SOURCES.get(value, value)
+        )
     return merged(plain(TrainConfig().to_dict()), saved)
 
 
 def other_settings(cfg: TrainConfig) -> list[str]:
-    """The settings (dotted names) in which the run saved in ``cfg.out_dir`` differs from ``cfg``, housekeeping
-    aside; empty when they agree or nothing is saved there."""
+    """The settings (dotted names) in which the run saved in ``cfg.out_dir`` differs from ``cfg``,
+    housekeeping aside; empty when they agree or nothing is saved there."""
     saved = saved_settings(cfg.out_dir)
     if saved is None:
         return []
@@ -112,10 +120,10 @@ def other_settings(cfg: TrainConfig) -> list[str]:
 
 
 def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
-    """The summary of ``preset``'s run with ``seed``: trained (or resumed) unless it already finished with these
-    settings. With ``report_only``, None for a run that has not finished. A run directory holding a run with
-    other settings is left alone: ValueError naming them (with ``report_only``: left out of the report). Runs
-    share nothing but ``out_dir``, so separate processes (one per GPU) may train different runs of one
+    """The summary of ``preset``'s run with ``seed``: trained (or resumed) unless it already finished with
+    these settings. With ``report_only``, None for a run that has not finished. A run directory holding a run
+    with other settings is left alone: ValueError naming them (with ``report_only``: left out of the report).
+    Runs share nothing but ``out_dir``, so separate processes (one per GPU) may train different runs of one
     comparison."""
     from coe.train.trainer import train  # the trainer pulls in torch and friends; keep `coe presets` light
 
@@ -130,11 +138,15 @@ def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
         conflict = f"with other settings ({'; '.join(other)})"
     elif summary is not None and run_revision(summary) != TRAINING_REVISION:
         revision = run_revision(summary)
-        conflict = (f"made by training revision {revision} ({TRAINING_REVISIONS[revision]}); this code is "
-                    f"revision {TRAINING_REVISION}")
+        conflict = (
+            f"made by training revision {revision} ({TRAINING_REVISIONS[revision]}); this code is "
+            f"revision {TRAINING_REVISION}"
+        )
     if conflict and not cfg.report_only:
-        raise ValueError(f"{where} holds a run of {name} {conflict}: choose another out_dir, or delete that "
-                         "directory to train it again")
+        raise ValueError(
+            f"{where} holds a run of {name} {conflict}: choose another out_dir, or delete that "
+            "directory to train it again"
+        )
     if other:  # report_only: a run of other settings is not this comparison's
         log.warning("%s in %s ran %s: left out of the report", name, where, conflict)
         return None
@@ -153,9 +165,16 @@ def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
 def finished_run(cfg: CompareConfig, preset: str, seed: int, summary: dict) -> FinishedRun:
     """What the report needs of a finished run."""
     run = cfg.run_config(preset, seed)
-    return FinishedRun(preset=preset, seed=seed, run_dir=Path(run.out_dir), summary=summary,
-                       metrics=read_metrics(run.out_dir), data=run.data, seq_len=run.seq_len,
-                       model_size=run.model.size)
+    return FinishedRun(
+        preset=preset,
+        seed=seed,
+        run_dir=Path(run.out_dir),
+        summary=summary,
+        metrics=read_metrics(run.out_dir),
+        data=run.data,
+        seq_len=run.seq_len,
+        model_size=run.model.size,
+    )
 
 
 def compare(cfg: CompareConfig) -> Path:
@@ -170,6 +189,14 @@ def compare(cfg: CompareConfig) -> Path:
             if summary is not None:
                 finished.append(finished_run(cfg, preset, seed, summary))
     if not finished:
-        raise ValueError(f"none of the presets {cfg.presets} has finished in {out / 'runs'}: nothing to report")
-    return write_report(out, finished, title=f"CoE vs MoE: {cfg.name}", description=cfg.description,
-                        reference=cfg.reference, device=cfg.train.runtime.device)
+        raise ValueError(
+            f"none of the presets {cfg.presets} has finished in {out / 'runs'}: nothing to report"
+        )
+    return write_report(
+        out,
+        finished,
+        title=f"CoE vs MoE: {cfg.name}",
+        description=cfg.description,
+        reference=cfg.reference,
+        device=cfg.train.runtime.device,
+    )

@@ -224,9 +224,11 @@ class CoEConfig(PreTrainedConfig):
         model_type = config_dict.get("model_type", cls.model_type)
         if model_type != cls.model_type:
             path = pretrained_model_name_or_path
-            raise ValueError(f"{path} holds a checkpoint of model_type {model_type!r}, not this library's "
-                             f"format ({cls.model_type!r}): convert it first, with `coe convert {path} DST` "
-                             "or coe.convert.convert(src, dst), then load DST")
+            raise ValueError(
+                f"{path} holds a checkpoint of model_type {model_type!r}, not this library's "
+                f"format ({cls.model_type!r}): convert it first, with `coe convert {path} DST` "
+                "or coe.convert.convert(src, dst), then load DST"
+            )
         return config_dict, kwargs
 
     @classmethod
@@ -244,8 +246,9 @@ class CoEConfig(PreTrainedConfig):
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise invalid("model.overrides", key, f"not a CoEConfig field{hint}; known fields: "
-                                                      f"{', '.join(known)}")
+                raise invalid(
+                    "model.overrides", key, f"not a CoEConfig field{hint}; known fields: {', '.join(known)}"
+                )
         fields = {**PAPER_SHAPE, **SIZES[size], **PRESETS[name][1], **overrides}
         fields["rope_parameters"] = dict(fields["rope_parameters"])  # never share the module-level dict
         return cls(**fields)
@@ -254,10 +257,22 @@ class CoEConfig(PreTrainedConfig):
         def fail(field: str, allowed: str) -> None:
             raise invalid(f"CoEConfig.{field}", getattr(self, field), allowed)
 
-        for field in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
-                      "max_position_embeddings", "num_attention_heads", "num_key_value_heads",
-                      "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", "moe_layer_freq",
-                      "kv_lora_rank", "qk_rope_head_dim", "v_head_dim"):
+        for field in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "intermediate_size",
+            "max_position_embeddings",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "n_routed_experts",
+            "num_experts_per_tok",
+            "moe_intermediate_size",
+            "moe_layer_freq",
+            "kv_lora_rank",
+            "qk_rope_head_dim",
+            "v_head_dim",
+        ):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 fail(field, "must be a positive integer")
@@ -269,9 +284,13 @@ class CoEConfig(PreTrainedConfig):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 0:
                 fail(field, "must be a non-negative integer")
-        for field, enum in (("attention", Attention), ("scoring_func", ScoringFunc),
-                            ("topk_method", TopkMethod), ("balance_loss", BalanceLoss),
-                            ("expert_backend", ExpertBackend)):
+        for field, enum in (
+            ("attention", Attention),
+            ("scoring_func", ScoringFunc),
+            ("topk_method", TopkMethod),
+            ("balance_loss", BalanceLoss),
+            ("expert_backend", ExpertBackend),
+        ):
             if getattr(self, field) not in set(enum):
                 fail(field, f"allowed values are {', '.join(repr(str(e)) for e in enum)}")
         if self.hidden_act != "silu":
@@ -288,19 +307,30 @@ class CoEConfig(PreTrainedConfig):
             fail("qk_rope_head_dim", "rotary embedding needs an even size")
         if self.topk_method == TopkMethod.GROUP_LIMITED_GREEDY:
             if not self.n_group or self.n_routed_experts % self.n_group:
-                fail("n_group", f"group_limited_greedy needs n_group dividing n_routed_experts="
-                                f"{self.n_routed_experts}")
+                fail(
+                    "n_group",
+                    f"group_limited_greedy needs n_group dividing n_routed_experts={self.n_routed_experts}",
+                )
             if not self.topk_group or not 1 <= self.topk_group <= self.n_group:
                 fail("topk_group", f"group_limited_greedy needs 1 <= topk_group <= n_group={self.n_group}")
-        for field in ("aux_loss_alpha", "router_z_loss_coef", "router_bias_update_rate", "attention_dropout",
-                      "rms_norm_eps", "initializer_range"):
+        for field in (
+            "aux_loss_alpha",
+            "router_z_loss_coef",
+            "router_bias_update_rate",
+            "attention_dropout",
+            "rms_norm_eps",
+            "initializer_range",
+        ):
             if getattr(self, field) < 0:
                 fail(field, "must be >= 0")
         if self.routed_scaling_factor <= 0:
             fail("routed_scaling_factor", "must be > 0")
         rope_type = self.rope_parameters.get("rope_type")
         if rope_type not in ROPE_TYPES:
-            raise invalid("CoEConfig.rope_parameters['rope_type']", rope_type,
-                          f"allowed values are {', '.join(map(repr, ROPE_TYPES))}")
+            raise invalid(
+                "CoEConfig.rope_parameters['rope_type']",
+                rope_type,
+                f"allowed values are {', '.join(map(repr, ROPE_TYPES))}",
+            )
         if rope_type != "default" and not self.rope_parameters.get("factor"):
             fail("rope_parameters", f"rope_type {rope_type!r} needs a 'factor'")

@@ -58,8 +58,16 @@ logger = logging.getLogger(__name__)
 
 # A piece of one of our tensors: its name and an index into it (() for the whole tensor).
 Piece = tuple[str, tuple]
-COPIED_FILES = ("tokenizer*", "special_tokens_map.json", "added_tokens.json", "generation_config.json",
-                "vocab.json", "vocab.txt", "merges.txt", "chat_template.*")
+COPIED_FILES = (
+    "tokenizer*",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "generation_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "chat_template.*",
+)
 
 
 class Format(StrEnum):
@@ -77,37 +85,88 @@ def detect_format(path: str | os.PathLike) -> Format:
     try:
         return Format(model_type)
     except ValueError:
-        raise ValueError(f"{config_file}: model_type={model_type!r} is not a format this library converts; "
-                         f"known: {', '.join(repr(str(f)) for f in Format)}") from None
+        raise ValueError(
+            f"{config_file}: model_type={model_type!r} is not a format this library converts; "
+            f"known: {', '.join(repr(str(f)) for f in Format)}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------- configuration
 
 # The reference's CoeConfig defaults, for keys a config.json leaves out.
 REFERENCE_DEFAULTS: dict[str, Any] = dict(
-    vocab_size=102400, hidden_size=4096, intermediate_size=11008, moe_intermediate_size=1407,
-    num_hidden_layers=30, num_attention_heads=32, num_key_value_heads=32, n_shared_experts=None,
-    n_routed_experts=None, routed_scaling_factor=1.0, kv_lora_rank=512, q_lora_rank=1536, qk_rope_head_dim=64,
-    v_head_dim=128, qk_nope_head_dim=128, topk_method="gready", n_group=None, topk_group=None,
-    num_experts_per_tok=None, moe_layer_freq=1, first_k_dense_replace=0, norm_topk_prob=False,
-    scoring_func="softmax", aux_loss_alpha=0.001, hidden_act="silu", max_position_embeddings=2048,
-    initializer_range=0.02, rms_norm_eps=1e-6, use_cache=True, pad_token_id=None, bos_token_id=100000,
-    eos_token_id=100001, tie_word_embeddings=False, attention_bias=False, attention_dropout=0.0,
+    vocab_size=102400,
+    hidden_size=4096,
+    intermediate_size=11008,
+    moe_intermediate_size=1407,
+    num_hidden_layers=30,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    n_shared_experts=None,
+    n_routed_experts=None,
+    routed_scaling_factor=1.0,
+    kv_lora_rank=512,
+    q_lora_rank=1536,
+    qk_rope_head_dim=64,
+    v_head_dim=128,
+    qk_nope_head_dim=128,
+    topk_method="gready",
+    n_group=None,
+    topk_group=None,
+    num_experts_per_tok=None,
+    moe_layer_freq=1,
+    first_k_dense_replace=0,
+    norm_topk_prob=False,
+    scoring_func="softmax",
+    aux_loss_alpha=0.001,
+    hidden_act="silu",
+    max_position_embeddings=2048,
+    initializer_range=0.02,
+    rms_norm_eps=1e-6,
+    use_cache=True,
+    pad_token_id=None,
+    bos_token_id=100000,
+    eos_token_id=100001,
+    tie_word_embeddings=False,
+    attention_bias=False,
+    attention_dropout=0.0,
 )
 # Fields of ours that the reference has no use for: written as extra config.json keys (its config class keeps
 # and ignores unknown keys), so that the way back is lossless.
 OUR_EXTRAS = {"expert_backend": "grouped", "router_z_loss_coef": 0.0}
 # The reference's YaRN defaults (CoeYarnRotaryEmbedding).
-REFERENCE_YARN_DEFAULTS = dict(original_max_position_embeddings=4096, beta_fast=32, beta_slow=1, mscale=1,
-                               mscale_all_dim=0)
+REFERENCE_YARN_DEFAULTS = dict(
+    original_max_position_embeddings=4096, beta_fast=32, beta_slow=1, mscale=1, mscale_all_dim=0
+)
 RESIDUALS = {"inner": (True, False), "outer": (False, True), "none": (False, False)}
 # Keys that never change the model: bookkeeping, distribution and generation settings.
-DROPPED_KEYS = {"model_type", "architectures", "auto_map", "torch_dtype", "dtype", "transformers_version",
-                "_name_or_path", "ep_size", "pretraining_tp", "save_routing_logits", "output_router_logits",
-                "_attn_implementation_autoset", "torchscript", "use_bfloat16", "pruned_heads", "is_decoder",
-                "tie_encoder_decoder", "add_cross_attention", "cross_attention_hidden_size",
-                "finetuning_task", "tokenizer_class", "prefix", "sep_token_id", "task_specific_params",
-                "tf_legacy_loss"}
+DROPPED_KEYS = {
+    "model_type",
+    "architectures",
+    "auto_map",
+    "torch_dtype",
+    "dtype",
+    "transformers_version",
+    "_name_or_path",
+    "ep_size",
+    "pretraining_tp",
+    "save_routing_logits",
+    "output_router_logits",
+    "_attn_implementation_autoset",
+    "torchscript",
+    "use_bfloat16",
+    "pruned_heads",
+    "is_decoder",
+    "tie_encoder_decoder",
+    "add_cross_attention",
+    "cross_attention_hidden_size",
+    "finetuning_task",
+    "tokenizer_class",
+    "prefix",
+    "sep_token_id",
+    "task_specific_params",
+    "tf_legacy_loss",
+}
 
 
 @cache
@@ -121,8 +180,10 @@ def _dropped_keys() -> frozenset[str]:
 def _check_known(d: dict, known: set[str], source: str) -> None:
     for key, value in d.items():
         if key not in known and key not in _dropped_keys():
-            raise ValueError(f"{source} config: key {key!r}={value!r} is unknown to this converter and may "
-                             "change the model; remove it if it does not")
+            raise ValueError(
+                f"{source} config: key {key!r}={value!r} is unknown to this converter and may "
+                "change the model; remove it if it does not"
+            )
 
 
 def _rope_from_legacy(rope_scaling: dict | None, rope_theta: float, *, reference: bool) -> dict:
@@ -137,15 +198,15 @@ def _rope_from_legacy(rope_scaling: dict | None, rope_theta: float, *, reference
     rope = dict(rope_scaling)
     rope_type = rope.pop("type", None) or rope.pop("rope_type", None)
     if rope_type not in ("linear", "dynamic", "yarn"):
-        raise ValueError(f"rope_scaling type {rope_type!r} is not supported: allowed 'linear', 'dynamic', "
-                         "'yarn'")
+        raise ValueError(
+            f"rope_scaling type {rope_type!r} is not supported: allowed 'linear', 'dynamic', 'yarn'"
+        )
     allowed = {"factor"} | (set(REFERENCE_YARN_DEFAULTS) if rope_type == "yarn" else set())
     if not reference and rope_type == "yarn":
         allowed |= {"attention_factor", "truncate"}
     for key, value in rope.items():
         if key not in allowed:
-            raise ValueError(f"rope_scaling[{key!r}]={value!r} is not supported for rope type "
-                             f"{rope_type!r}")
+            raise ValueError(f"rope_scaling[{key!r}]={value!r} is not supported for rope type {rope_type!r}")
     if "factor" not in rope:
         raise ValueError(f"rope_scaling of type {rope_type!r} needs a 'factor'")
     if rope_type == "yarn" and reference:
@@ -178,9 +239,23 @@ def _balance_loss(d: dict) -> str:
 def config_from_reference(d: dict) -> CoEConfig:
     """A reference config.json dict (model_type "coe_deepseekv2") -> CoEConfig; ValueError naming a key it
     cannot represent."""
-    _check_known(d, set(REFERENCE_DEFAULTS) | set(OUR_EXTRAS) | {
-        "inner_iter", "use_igate", "residual", "inner_residual", "outer_residual", "seq_aux", "balance_loss",
-        "rope_scaling", "rope_theta"}, "reference")
+    _check_known(
+        d,
+        set(REFERENCE_DEFAULTS)
+        | set(OUR_EXTRAS)
+        | {
+            "inner_iter",
+            "use_igate",
+            "residual",
+            "inner_residual",
+            "outer_residual",
+            "seq_aux",
+            "balance_loss",
+            "rope_scaling",
+            "rope_theta",
+        },
+        "reference",
+    )
     for key in ("inner_iter", "use_igate"):
         if key not in d:  # the reference reads both without a default
             raise ValueError(f"reference config: key {key!r} is missing (the reference code requires it)")
@@ -188,8 +263,10 @@ def config_from_reference(d: dict) -> CoEConfig:
     if full["n_routed_experts"] is None:
         raise ValueError("reference config: n_routed_experts=None (a dense model) is not supported")
     if full["scoring_func"] != ScoringFunc.SOFTMAX:
-        raise ValueError(f"reference config: scoring_func={full['scoring_func']!r} is not supported (the "
-                         "reference router is softmax only)")
+        raise ValueError(
+            f"reference config: scoring_func={full['scoring_func']!r} is not supported (the "
+            "reference router is softmax only)"
+        )
     inner, outer = _reference_residual(d)
     fields = {k: full[k] for k in REFERENCE_DEFAULTS}
     fields["num_key_value_heads"] = fields["num_key_value_heads"] or fields["num_attention_heads"]
@@ -197,14 +274,26 @@ def config_from_reference(d: dict) -> CoEConfig:
     K = fields["num_experts_per_tok"]
     if fields["norm_topk_prob"] and isinstance(K, int) and K > 1 and fields["routed_scaling_factor"] != 1.0:
         # The reference skips the factor when it renormalises; ours always applies it.
-        logger.info("reference config: norm_topk_prob with top-%d ignores routed_scaling_factor=%s in the "
-                    "reference; converted as routed_scaling_factor=1.0", K, fields["routed_scaling_factor"])
+        logger.info(
+            "reference config: norm_topk_prob with top-%d ignores routed_scaling_factor=%s in the "
+            "reference; converted as routed_scaling_factor=1.0",
+            K,
+            fields["routed_scaling_factor"],
+        )
         fields["routed_scaling_factor"] = 1.0
     rope = _rope_from_legacy(full.get("rope_scaling"), full.get("rope_theta", 10000.0), reference=True)
     extras = {k: d[k] for k in OUR_EXTRAS if k in d}
-    return CoEConfig(**fields, **extras, balance_loss=_balance_loss(d), rope_parameters=rope,
-                     attention=Attention.MLA, inner_iter=d["inner_iter"], use_igate=d["use_igate"],
-                     inner_residual=inner, outer_residual=outer)
+    return CoEConfig(
+        **fields,
+        **extras,
+        balance_loss=_balance_loss(d),
+        rope_parameters=rope,
+        attention=Attention.MLA,
+        inner_iter=d["inner_iter"],
+        use_igate=d["use_igate"],
+        inner_residual=inner,
+        outer_residual=outer,
+    )
 
 
 def _reference_residual(d: dict) -> tuple[bool, bool]:
@@ -216,12 +305,16 @@ def _reference_residual(d: dict) -> tuple[bool, bool]:
         return flags or RESIDUALS["inner"]  # the reference's default
     residual = d["residual"]
     if residual not in RESIDUALS:
-        raise ValueError(f"reference config: residual={residual!r} cannot be represented (allowed: "
-                         f"{', '.join(map(repr, RESIDUALS))}; 'addinit' adds the first normalised input back "
-                         "in every iteration, which this library does not implement)")
+        raise ValueError(
+            f"reference config: residual={residual!r} cannot be represented (allowed: "
+            f"{', '.join(map(repr, RESIDUALS))}; 'addinit' adds the first normalised input back "
+            "in every iteration, which this library does not implement)"
+        )
     if flags is not None and flags != RESIDUALS[residual]:
-        raise ValueError(f"reference config: residual={residual!r} contradicts inner_residual={flags[0]}, "
-                         f"outer_residual={flags[1]}")
+        raise ValueError(
+            f"reference config: residual={residual!r} contradicts inner_residual={flags[0]}, "
+            f"outer_residual={flags[1]}"
+        )
     return RESIDUALS[residual]
 
 
@@ -232,15 +325,29 @@ def config_from_deepseek_v2(d: dict) -> CoEConfig:
     from transformers import DeepseekV2Config
 
     defaults = DeepseekV2Config().to_dict()
-    _check_known(d, set(defaults) | {"num_experts", "rope_scaling", "rope_theta", "aux_loss_alpha", "seq_aux",
-                                     "scoring_func", "moe_layer_freq"}, "deepseek_v2")
+    _check_known(
+        d,
+        set(defaults)
+        | {
+            "num_experts",
+            "rope_scaling",
+            "rope_theta",
+            "aux_loss_alpha",
+            "seq_aux",
+            "scoring_func",
+            "moe_layer_freq",
+        },
+        "deepseek_v2",
+    )
     full = {**defaults, **d}
     if "num_experts" in d:
         full["n_routed_experts"] = d["num_experts"]
     for key, allowed in (("mlp_bias", False), ("scoring_func", "softmax"), ("moe_layer_freq", 1)):
         if full.get(key, allowed) != allowed:
-            raise ValueError(f"deepseek_v2 config: {key}={full[key]!r} cannot be represented "
-                             f"(transformers' DeepseekV2 supports {allowed!r} only)")
+            raise ValueError(
+                f"deepseek_v2 config: {key}={full[key]!r} cannot be represented "
+                f"(transformers' DeepseekV2 supports {allowed!r} only)"
+            )
     if full["norm_topk_prob"]:
         logger.info("deepseek_v2 config: norm_topk_prob is ignored, as transformers' DeepseekV2 ignores it")
     if d.get("rope_parameters"):
@@ -248,30 +355,70 @@ def config_from_deepseek_v2(d: dict) -> CoEConfig:
     else:
         rope = _rope_from_legacy(d.get("rope_scaling"), d.get("rope_theta", 10000.0), reference=False)
     if rope.get("rope_type", "default") not in ("default", "yarn") and rope.get("mscale_all_dim"):
-        raise ValueError(f"deepseek_v2 config: rope_parameters['mscale_all_dim'] with rope_type "
-                         f"{rope['rope_type']!r} cannot be represented (only YaRN scales the softmax)")
-    keep = ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings",
-            "num_attention_heads", "num_key_value_heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
-            "qk_rope_head_dim", "v_head_dim", "attention_bias", "attention_dropout", "n_routed_experts",
-            "n_shared_experts", "num_experts_per_tok", "moe_intermediate_size", "first_k_dense_replace",
-            "topk_method", "n_group", "topk_group", "routed_scaling_factor", "hidden_act", "rms_norm_eps",
-            "initializer_range", "tie_word_embeddings", "use_cache", "pad_token_id", "bos_token_id",
-            "eos_token_id")
+        raise ValueError(
+            f"deepseek_v2 config: rope_parameters['mscale_all_dim'] with rope_type "
+            f"{rope['rope_type']!r} cannot be represented (only YaRN scales the softmax)"
+        )
+    keep = (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "intermediate_size",
+        "max_position_embeddings",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "q_lora_rank",
+        "kv_lora_rank",
+        "qk_nope_head_dim",
+        "qk_rope_head_dim",
+        "v_head_dim",
+        "attention_bias",
+        "attention_dropout",
+        "n_routed_experts",
+        "n_shared_experts",
+        "num_experts_per_tok",
+        "moe_intermediate_size",
+        "first_k_dense_replace",
+        "topk_method",
+        "n_group",
+        "topk_group",
+        "routed_scaling_factor",
+        "hidden_act",
+        "rms_norm_eps",
+        "initializer_range",
+        "tie_word_embeddings",
+        "use_cache",
+        "pad_token_id",
+        "bos_token_id",
+        "eos_token_id",
+    )
     fields = {k: full[k] for k in keep}
     fields["num_key_value_heads"] = fields["num_key_value_heads"] or fields["num_attention_heads"]
     fields["attention_dropout"] = fields["attention_dropout"] or 0.0
-    return CoEConfig(**fields, aux_loss_alpha=d.get("aux_loss_alpha", 0.001), balance_loss=_balance_loss(d),
-                     rope_parameters=rope, attention=Attention.MLA, norm_topk_prob=False,
-                     scoring_func=ScoringFunc.SOFTMAX, moe_layer_freq=1, inner_iter=1, use_igate=False,
-                     inner_residual=False, outer_residual=True)
+    return CoEConfig(
+        **fields,
+        aux_loss_alpha=d.get("aux_loss_alpha", 0.001),
+        balance_loss=_balance_loss(d),
+        rope_parameters=rope,
+        attention=Attention.MLA,
+        norm_topk_prob=False,
+        scoring_func=ScoringFunc.SOFTMAX,
+        moe_layer_freq=1,
+        inner_iter=1,
+        use_igate=False,
+        inner_residual=False,
+        outer_residual=True,
+    )
 
 
 def config_to_reference(config: CoEConfig, dtype: torch.dtype | None = None) -> dict:
     """CoEConfig -> a reference config.json dict that reproduces our model; ValueError naming the field when
     the reference cannot express it."""
+
     def fail(field: str, why: str) -> None:
-        raise ValueError(f"CoEConfig.{field}={getattr(config, field)!r} cannot be written in the reference "
-                         f"format: {why}")
+        raise ValueError(
+            f"CoEConfig.{field}={getattr(config, field)!r} cannot be written in the reference format: {why}"
+        )
 
     if config.attention != Attention.MLA:
         fail("attention", "the reference has MLA attention only")
@@ -299,8 +446,10 @@ def config_to_reference(config: CoEConfig, dtype: torch.dtype | None = None) -> 
         if getattr(config, key) != default:
             d[key] = getattr(config, key)
     if config.router_z_loss_coef:
-        logger.warning("router_z_loss_coef=%s is kept as an extra config key; the reference code ignores it",
-                       config.router_z_loss_coef)
+        logger.warning(
+            "router_z_loss_coef=%s is kept as an extra config key; the reference code ignores it",
+            config.router_z_loss_coef,
+        )
     if dtype is not None:
         d["torch_dtype"] = str(dtype).removeprefix("torch.")
     return d
@@ -319,16 +468,21 @@ def _rope_to_legacy(rope: dict) -> dict:
         unused = set(rope) - set(REFERENCE_YARN_DEFAULTS) - {"factor", "attention_factor", "truncate"}
         if rope.get("truncate", True) is not True:
             raise ValueError("rope_parameters['truncate']=False cannot be written in the reference format")
-        scaling = {"type": "yarn", "factor": rope["factor"],
-                   **{k: rope.get(k, default) for k, default in REFERENCE_YARN_DEFAULTS.items()}}
+        scaling = {
+            "type": "yarn",
+            "factor": rope["factor"],
+            **{k: rope.get(k, default) for k, default in REFERENCE_YARN_DEFAULTS.items()},
+        }
         for key in ("beta_fast", "beta_slow"):  # transformers reads a missing or 0 value as the default
             scaling[key] = scaling[key] or REFERENCE_YARN_DEFAULTS[key]
         # Our effective cos/sin factor must be the one the reference computes from the keys it is given.
         ours, theirs = _transformers_yarn_attention_factor(rope), _reference_yarn_attention_factor(scaling)
         if not math.isclose(ours, theirs, rel_tol=1e-12):
-            raise ValueError(f"rope_parameters={rope!r}: its YaRN attention factor {ours} cannot be written "
-                             "in the reference format, where it is mscale(factor, mscale) / "
-                             "mscale(factor, mscale_all_dim)")
+            raise ValueError(
+                f"rope_parameters={rope!r}: its YaRN attention factor {ours} cannot be written "
+                "in the reference format, where it is mscale(factor, mscale) / "
+                "mscale(factor, mscale_all_dim)"
+            )
     if unused:
         raise ValueError(f"rope_parameters[{min(unused)!r}] cannot be written in the reference format")
     return {"rope_theta": theta, "rope_scaling": scaling}
@@ -344,6 +498,7 @@ def read_config(path: str | os.PathLike, fmt: Format | None = None) -> CoEConfig
 
 
 # ---------------------------------------------------------------------------------------------- layouts
+
 
 def our_shapes(config: CoEConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor of our checkpoint with its shape, in model order (a model built on the meta device)."""
@@ -365,8 +520,9 @@ def reference_layout(config: CoEConfig, *, fused_experts: bool = False) -> dict[
         parts = name.split(".")
         if parts[0] == "routers":
             if parts[2] != "weight":
-                raise ValueError(f"{key}: the reference format has no place for it "
-                                 "(router_bias_update_rate > 0)")
+                raise ValueError(
+                    f"{key}: the reference format has no place for it (router_bias_update_rate > 0)"
+                )
             router = f"gate.{parts[1]}.weight" if config.use_igate else "gate.weight"
             layout[f"{prefix}.mlp.{router}"] = (key, ())
         elif name == "experts.gate_up_proj" and not fused_experts:
@@ -393,17 +549,29 @@ def _piece_shape(shape: tuple[int, ...], index: tuple) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------------------------------------- reading
 
-SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
-                      "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16,
-                      "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn,
-                      "F8_E5M2": torch.float8_e5m2}
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+}
 SAFETENSORS_NAMES = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
 
 
 def weight_files(path: Path) -> list[Path]:
     """The weight files of a checkpoint directory: safetensors or pytorch_model.bin, single or sharded."""
-    for single, index in (("model.safetensors", "model.safetensors.index.json"),
-                          ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+    for single, index in (
+        ("model.safetensors", "model.safetensors.index.json"),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+    ):
         if (path / index).is_file():
             weight_map = json.loads((path / index).read_text())["weight_map"]
             return [path / name for name in dict.fromkeys(weight_map.values())]
@@ -456,6 +624,7 @@ class CheckpointReader:
 
 # ---------------------------------------------------------------------------------------------- writing
 
+
 def _parse_size(size: int | str) -> int:
     if isinstance(size, int):
         return size
@@ -467,9 +636,12 @@ def _parse_size(size: int | str) -> int:
     return int(float(match.group(1)) * scale)
 
 
-def write_safetensors_shards(dst: Path, entries: list[tuple[str, tuple[int, ...], torch.dtype,
-                                                            Callable[[], torch.Tensor]]],
-                             max_shard_size: int | str, prefix: str = "model") -> list[Path]:
+def write_safetensors_shards(
+    dst: Path,
+    entries: list[tuple[str, tuple[int, ...], torch.dtype, Callable[[], torch.Tensor]]],
+    max_shard_size: int | str,
+    prefix: str = "model",
+) -> list[Path]:
     """Write ``(name, shape, dtype, produce)`` entries as ``{prefix}.safetensors`` or as shards with an index.
 
     Shapes and dtypes are known before any data is read, so each shard's header is written first and each
@@ -488,12 +660,15 @@ def write_safetensors_shards(dst: Path, entries: list[tuple[str, tuple[int, ...]
             size = 0
         shards[-1].append(entry)
         size += nbytes
-    names = ([f"{prefix}.safetensors"] if len(shards) == 1 else
-             [f"{prefix}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
-    for name, shard in zip(names, shards):
+    names = (
+        [f"{prefix}.safetensors"]
+        if len(shards) == 1
+        else [f"{prefix}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    )
+    for name, shard in zip(names, shards, strict=True):
         _write_safetensors(dst / name, sorted(shard, key=lambda e: -e[2].itemsize))
     if len(shards) > 1:
-        weight_map = {entry[0]: name for name, shard in zip(names, shards) for entry in shard}
+        weight_map = {entry[0]: name for name, shard in zip(names, shards, strict=True) for entry in shard}
         total = sum(math.prod(e[1]) * e[2].itemsize for e in entries)
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
         (dst / f"{prefix}.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
@@ -506,8 +681,11 @@ def _write_safetensors(path: Path, entries: list) -> None:
     offset = 0
     for name, shape, dtype, _ in entries:
         nbytes = math.prod(shape) * dtype.itemsize
-        header[name] = {"dtype": SAFETENSORS_NAMES[dtype], "shape": list(shape),
-                        "data_offsets": [offset, offset + nbytes]}
+        header[name] = {
+            "dtype": SAFETENSORS_NAMES[dtype],
+            "shape": list(shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
         offset += nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
@@ -524,6 +702,7 @@ def _write_safetensors(path: Path, entries: list) -> None:
 
 
 # ------------------------------------------------------------------------------------------- conversion
+
 
 class _Plan:
     """How each tensor of the target format is read out of the source checkpoint."""
@@ -546,17 +725,22 @@ class _Plan:
         ignored = {"lm_head.weight"} if self.config.tie_word_embeddings else set()
         missing = [k for k in expected if k not in found]
         if missing:
-            raise ValueError(f"{where}: missing weight {missing[0]} (expected shape {expected[missing[0]]})"
-                             + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+            raise ValueError(
+                f"{where}: missing weight {missing[0]} (expected shape {expected[missing[0]]})"
+                + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+            )
         unexpected = [k for k in found if k not in expected and k not in ignored]
         if unexpected:
-            raise ValueError(f"{where}: unexpected weight {unexpected[0]} with shape {found[unexpected[0]]}"
-                             + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else "")
-                             + " (it does not fit the config)")
+            raise ValueError(
+                f"{where}: unexpected weight {unexpected[0]} with shape {found[unexpected[0]]}"
+                + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else "")
+                + " (it does not fit the config)"
+            )
         for k, shape in expected.items():
             if found[k] != shape:
-                raise ValueError(f"{where}: weight {k} has shape {found[k]}, expected {shape} from the "
-                                 "config")
+                raise ValueError(
+                    f"{where}: weight {k} has shape {found[k]}, expected {shape} from the config"
+                )
 
     def _dtype(self, key: str) -> torch.dtype:
         dtypes = {self.reader.dtypes[k] for k, _ in self.pieces[key]}
@@ -580,9 +764,15 @@ class _Plan:
 
     def entries(self, target: dict[str, Piece]) -> list:
         """(name, shape, dtype, produce) for each tensor of the target layout, in its order."""
-        return [(name, _piece_shape(self.ours[key], index), self.dtypes[key],
-                 lambda key=key, index=index: self.read(key, index))
-                for name, (key, index) in target.items()]
+        return [
+            (
+                name,
+                _piece_shape(self.ours[key], index),
+                self.dtypes[key],
+                lambda key=key, index=index: self.read(key, index),
+            )
+            for name, (key, index) in target.items()
+        ]
 
 
 @contextlib.contextmanager
@@ -610,8 +800,14 @@ def _atomic_directory(dst: Path, overwrite: bool) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str = "coe",
-            max_shard_size: int | str = "5GB", overwrite: bool = False) -> Path:
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    to: str = "coe",
+    max_shard_size: int | str = "5GB",
+    overwrite: bool = False,
+) -> Path:
     """Convert the checkpoint directory ``src`` (any :class:`Format`) into ``dst``.
 
     ``to="coe"`` writes our format (config.json from CoEConfig.save_pretrained, safetensors weights), which
@@ -647,4 +843,3 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str = "coe",
                 if file.is_file():
                     shutil.copy2(file, tmp / file.name)
     return dst
-

@@ -32,8 +32,9 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision={precision!r} is invalid: allowed values are 'auto', 'bf16', 'fp32'")
     if precision == "bf16" and device.type != "cuda":
-        raise ValueError(f"precision='bf16' needs a CUDA device, but the run is on {device}: use 'auto' or "
-                         "'fp32' there")
+        raise ValueError(
+            f"precision='bf16' needs a CUDA device, but the run is on {device}: use 'auto' or 'fp32' there"
+        )
     return torch.bfloat16 if device.type == "cuda" and precision in ("auto", "bf16") else None
 
 

@@ -29,8 +29,12 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 
 @torch.no_grad()
-def validation_loss(model, batches: Iterable[dict[str, torch.Tensor]], *, amp_dtype: torch.dtype | None = None,
-                    ) -> float:
+def validation_loss(
+    model,
+    batches: Iterable[dict[str, torch.Tensor]],
+    *,
+    amp_dtype: torch.dtype | None = None,
+) -> float:
     """Mean language-model loss (token-weighted) over ``batches`` of input_ids / labels (B, S), labels being
     the next tokens. The model is put in eval mode and restored."""
     device = next(model.parameters()).device
@@ -64,8 +68,15 @@ class Sample:
 
 
 @torch.no_grad()
-def exact_match(model, tokenizer, problems: Sequence[tuple[str, str]], *, max_new_tokens: int = 256,
-                batch_size: int = 32, amp_dtype: torch.dtype | None = None) -> tuple[float, list[Sample]]:
+def exact_match(
+    model,
+    tokenizer,
+    problems: Sequence[tuple[str, str]],
+    *,
+    max_new_tokens: int = 256,
+    batch_size: int = 32,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[float, list[Sample]]:
     """Greedy-decode an answer for each (question, reference answer text) and score the final numbers.
 
     Returns (accuracy, samples). Prompts use the training documents' template (``format_prompt``).
@@ -79,18 +90,25 @@ def exact_match(model, tokenizer, problems: Sequence[tuple[str, str]], *, max_ne
     with eval_mode(model):
         try:
             for start in range(0, len(problems), batch_size):
-                chunk = problems[start:start + batch_size]
+                chunk = problems[start : start + batch_size]
                 enc = tokenizer([format_prompt(q) for q, _ in chunk], return_tensors="pt", padding=True)
                 enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
                 # Compiled layers would recompile for every new cache length: decode eagerly.
                 with autocast(device, amp_dtype), torch.compiler.set_stance("force_eager"):
-                    out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-                texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-                for (question, answer), text in zip(chunk, texts):
+                    out = model.generate(
+                        **enc,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=False,
+                        eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id,
+                    )
+                texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+                for (question, answer), text in zip(chunk, texts, strict=True):
                     # A model may run on into a new "Question:" after its answer: score the first answer only.
                     text = text.split("\nQuestion:")[0]
-                    samples.append(Sample(question, extract_final_answer(answer), text, extract_final_answer(text)))
+                    samples.append(
+                        Sample(question, extract_final_answer(answer), text, extract_final_answer(text))
+                    )
         finally:
             tokenizer.padding_side = side
     return sum(s.correct for s in samples) / len(samples), samples

@@ -21,8 +21,11 @@ def active_parameters(config: CoEConfig) -> int:
 
     with torch.device("meta"):
         model = CoEForCausalLM(config)
-    dense = sum(p.numel() for n, p in model.named_parameters()
-                if "embed_tokens" not in n and ".experts." not in n and "shared_experts" not in n)
+    dense = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if "embed_tokens" not in n and ".experts." not in n and "shared_experts" not in n
+    )
     if config.tie_word_embeddings:
         dense += config.vocab_size * config.hidden_size
     per_expert = 3 * config.hidden_size * config.moe_intermediate_size

@@ -67,8 +67,13 @@ class CoEDecoderLayer(GradientCheckpointingLayer):
         self.mlp = ChainOfExperts(config) if self.is_moe else SwiGLU(D, config.intermediate_size)
         self.outer_residual = config.outer_residual
 
-    def forward(self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None,
-                cache: Cache | None = None) -> tuple[torch.Tensor, ChainOutput | None]:
+    def forward(
+        self,
+        h: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor | None,
+        cache: Cache | None = None,
+    ) -> tuple[torch.Tensor, ChainOutput | None]:
         h = h + self.self_attn(self.input_layernorm(h), rope, mask, cache)
         x = self.post_attention_layernorm(h)
         if not self.is_moe:
@@ -117,17 +122,22 @@ class CoEModel(CoEPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
-    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, cache: Cache | None = None,
-                inputs_embeds: torch.Tensor | None = None, use_cache: bool = False,
-                output_hidden_states: bool = False) -> tuple[torch.Tensor, list[ChainOutput], Cache | None,
-                                                             tuple[torch.Tensor, ...] | None]:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, list[ChainOutput], Cache | None, tuple[torch.Tensor, ...] | None]:
         """Returns (last hidden (B, S, D), one ChainOutput per MoE layer, cache, all hidden states or
         None)."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         h = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        B, S, _ = h.shape
+        _B, S, _ = h.shape
         if use_cache and cache is None:
             cache = DynamicCache()
         past = cache.get_seq_length() if cache is not None else 0
@@ -168,13 +178,22 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         """The Chain-of-Experts blocks, one per MoE layer, in layer order."""
         return [layer.mlp for layer in self.model.layers if layer.is_moe]
 
-    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, cache: Cache | None = None,
-                inputs_embeds: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, shift_labels: torch.Tensor | None = None,
-                use_cache: bool | None = None, output_router_logits: bool = False,
-                output_hidden_states: bool = False, logits_to_keep: int | torch.Tensor = 0,
-                return_logits: bool = True, **kwargs) -> CoECausalLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        shift_labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_router_logits: bool = False,
+        output_hidden_states: bool = False,
+        logits_to_keep: int | torch.Tensor = 0,
+        return_logits: bool = True,
+        **kwargs,
+    ) -> CoECausalLMOutput:
         """Logits (B, S', V) and, with ``labels`` (B, S) (shifted inside, IGNORE_INDEX ignored) or
         ``shift_labels`` (B, S) (already the next tokens), the loss. ``return_logits=False`` with labels
         computes the loss in chunks without ever holding the full logits (training at large vocabularies);
@@ -191,7 +210,8 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         h, chains, cache, hidden_states = self.model(
-            input_ids, attention_mask, position_ids, cache, inputs_embeds, use_cache, output_hidden_states)
+            input_ids, attention_mask, position_ids, cache, inputs_embeds, use_cache, output_hidden_states
+        )
         has_labels = labels is not None or shift_labels is not None
         if has_labels and shift_labels is None:
             shift_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
@@ -214,11 +234,13 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
             out.aux_loss = out.aux_loss + self.config.router_z_loss_coef * out.z_losses.sum()
         if has_labels:
             if logits is not None:
-                out.lm_loss = F.cross_entropy(logits.float().flatten(0, 1), shift_labels.flatten(),
-                                              ignore_index=IGNORE_INDEX)
+                out.lm_loss = F.cross_entropy(
+                    logits.float().flatten(0, 1), shift_labels.flatten(), ignore_index=IGNORE_INDEX
+                )
             else:
-                out.lm_loss = linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight,
-                                                   shift_labels.flatten())
+                out.lm_loss = linear_cross_entropy(
+                    h.flatten(0, 1), self.lm_head.weight, shift_labels.flatten()
+                )
             out.loss = out.lm_loss if out.aux_loss is None else out.lm_loss + out.aux_loss
         if output_router_logits:
             out.router_logits = tuple(r.logits for r in routings)

@@ -90,8 +90,9 @@ class _Pipe:
             self.events.append(self._receive(deadline))
 
 
-def check_page(path: Path, *, chromium: str, width: int = 1200, height: int = 900,
-               timeout: float = 60.0) -> PageCheck:
+def check_page(
+    path: Path, *, chromium: str, width: int = 1200, height: int = 900, timeout: float = 60.0
+) -> PageCheck:
     """Load ``path`` in headless ``chromium`` and report what went wrong, which images decoded, and a
     screenshot of the first ``width`` x ``height`` pixels."""
     to_chrome_r, to_chrome_w = os.pipe()
@@ -107,12 +108,27 @@ def check_page(path: Path, *, chromium: str, width: int = 1200, height: int = 90
         os.dup2(write, 4)
 
     process = subprocess.Popen(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-pipe", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-         "about:blank"],
-        pass_fds=(3, 4), preexec_fn=wire_fds, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)  # its own process group: every helper process can be ended with it
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ],
+        pass_fds=(3, 4),
+        preexec_fn=wire_fds,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # its own process group: every helper process can be ended with it
     os.close(to_chrome_r)
     os.close(from_chrome_w)
     pipe = _Pipe(to_chrome_w, from_chrome_r, timeout)
@@ -126,12 +142,21 @@ def check_page(path: Path, *, chromium: str, width: int = 1200, height: int = 90
         pipe.call("Emulation.setDeviceMetricsOverride", viewport, session=session)
         pipe.call("Page.navigate", {"url": Path(path).resolve().as_uri()}, session=session)
         pipe.wait_for("Page.loadEventFired")
-        images = pipe.call("Runtime.evaluate", {
-            "expression": "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && "
-                          "i.naturalWidth > 0])", "returnByValue": True}, session=session)
+        images = pipe.call(
+            "Runtime.evaluate",
+            {
+                "expression": "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && "
+                "i.naturalWidth > 0])",
+                "returnByValue": True,
+            },
+            session=session,
+        )
         result.images = [tuple(x) for x in images["result"]["value"]]
-        text = pipe.call("Runtime.evaluate", {"expression": "document.body.innerText.length",
-                                              "returnByValue": True}, session=session)
+        text = pipe.call(
+            "Runtime.evaluate",
+            {"expression": "document.body.innerText.length", "returnByValue": True},
+            session=session,
+        )
         result.text_length = text["result"]["value"]
         shot = pipe.call("Page.captureScreenshot", {"format": "png"}, session=session)
         result.screenshot = base64.b64decode(shot["data"])
@@ -147,12 +172,15 @@ def check_page(path: Path, *, chromium: str, width: int = 1200, height: int = 90
     for event in pipe.events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            result.errors.append("console: " + " ".join(str(a.get("value", a.get("description")))
-                                                         for a in params.get("args", [])))
+            result.errors.append(
+                "console: "
+                + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+            )
         elif method == "Runtime.exceptionThrown":
             details = params["exceptionDetails"]
-            result.errors.append(f"exception: {details.get('text')} "
-                                 f"{details.get('exception', {}).get('description', '')}")
+            result.errors.append(
+                f"exception: {details.get('text')} {details.get('exception', {}).get('description', '')}"
+            )
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             entry = params["entry"]
             result.errors.append(f"log ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}")

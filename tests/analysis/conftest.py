@@ -18,11 +18,21 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     from coe.train.trainer import train
 
     root = tmp_path_factory.mktemp("runs")
-    return {preset: train(TrainConfig(
-        out_dir=str(root / preset), model=ModelSpec(preset, "tiny", {"num_hidden_layers": 2}), data=DATA,
-        steps=4, batch_size=4, seq_len=32, eval=EvalSpec(every=4, batches=1, accuracy_problems=0),
-        logging=LoggingSpec(every=2, progress=False, tensorboard=False))).run_dir
-        for preset in ("coe-2-4-64", "moe-8-64")}
+    return {
+        preset: train(
+            TrainConfig(
+                out_dir=str(root / preset),
+                model=ModelSpec(preset, "tiny", {"num_hidden_layers": 2}),
+                data=DATA,
+                steps=4,
+                batch_size=4,
+                seq_len=32,
+                eval=EvalSpec(every=4, batches=1, accuracy_problems=0),
+                logging=LoggingSpec(every=2, progress=False, tensorboard=False),
+            )
+        ).run_dir
+        for preset in ("coe-2-4-64", "moe-8-64")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +41,11 @@ def chromium() -> str:
     path = find_chromium()
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail("chromium is not installed but CI is set: the HTML pages must be checked in a "
-                        "browser (.ci/run installs Debian's chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium): HTML pages not opened in a "
-                    "browser")
+            pytest.fail(
+                "chromium is not installed but CI is set: the HTML pages must be checked in a "
+                "browser (.ci/run installs Debian's chromium)"
+            )
+        pytest.skip(
+            "chromium is not installed (apt-get install chromium): HTML pages not opened in a browser"
+        )
     return path

@@ -23,31 +23,64 @@ from tests.analysis.browser import assert_page_renders
 from tests.analysis.conftest import DATA
 
 REFERENCE = ReferenceResults(
-    "paper val loss (MetaMathQA, step 1000)", {"moe-8-64": 1.196, "coe-2-4-64": 1.121},
-    note="The paper's numbers come from other data, so only the ordering is comparable.")
+    "paper val loss (MetaMathQA, step 1000)",
+    {"moe-8-64": 1.196, "coe-2-4-64": 1.121},
+    note="The paper's numbers come from other data, so only the ordering is comparable.",
+)
 HOSTILE = "Runs of <script>alert('x')</script> & \"friends\"."
 
 
 def finished(run_dir, preset: str, seed: int = 0, **summary) -> FinishedRun:
     """A finished run of ``run_dir``'s training with ``summary``'s entries replacing those it saved."""
     saved = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-    return FinishedRun(preset=preset, seed=seed, run_dir=run_dir, summary={**saved, **summary},
-                       metrics=read_metrics(run_dir), data=DATA, seq_len=32, model_size="tiny")
+    return FinishedRun(
+        preset=preset,
+        seed=seed,
+        run_dir=run_dir,
+        summary={**saved, **summary},
+        metrics=read_metrics(run_dir),
+        data=DATA,
+        seq_len=32,
+        model_size="tiny",
+    )
 
 
 @pytest.fixture(scope="module")
 def report(tiny_runs, tmp_path_factory):
     """A report of moe-8-64 (seeds 0 and 1, known numbers) and coe-2-4-64 (seed 0), with the reference."""
-    moe = finished(tiny_runs["moe-8-64"], "moe-8-64", val_loss=2.0, accuracy=0.1, tokens_per_s=1000.0,
-                   peak_memory_gib=1.5, train_time_s=10.0)
+    moe = finished(
+        tiny_runs["moe-8-64"],
+        "moe-8-64",
+        val_loss=2.0,
+        accuracy=0.1,
+        tokens_per_s=1000.0,
+        peak_memory_gib=1.5,
+        train_time_s=10.0,
+    )
     # Seed 1 has no checkpoint of its own: only a preset's lowest seed is analysed.
-    moe_1 = replace(moe, seed=1, run_dir=tmp_path_factory.mktemp("no-run"),
-                    summary={**moe.summary, "val_loss": 3.0, "accuracy": 0.3, "tokens_per_s": 3000.0,
-                             "peak_memory_gib": 2.5, "train_time_s": 30.0})
+    moe_1 = replace(
+        moe,
+        seed=1,
+        run_dir=tmp_path_factory.mktemp("no-run"),
+        summary={
+            **moe.summary,
+            "val_loss": 3.0,
+            "accuracy": 0.3,
+            "tokens_per_s": 3000.0,
+            "peak_memory_gib": 2.5,
+            "train_time_s": 30.0,
+        },
+    )
     coe = finished(tiny_runs["coe-2-4-64"], "coe-2-4-64")
     out = tmp_path_factory.mktemp("comparison")
-    md = write_report(out, [moe_1, coe, moe], title="CoE vs MoE", description="Tiny runs.",
-                      reference=REFERENCE, device="cpu")
+    md = write_report(
+        out,
+        [moe_1, coe, moe],
+        title="CoE vs MoE",
+        description="Tiny runs.",
+        reference=REFERENCE,
+        device="cpu",
+    )
     return md, {"moe": moe, "coe": coe}
 
 
@@ -72,7 +105,7 @@ def test_report_files_and_table(report):
     assert (moe["C"], moe["K"], moe["N"]) == (1, 8, 63)
     coe = rows["coe-2-4-64"]
     assert (coe["C"], coe["K"], coe["N"]) == (2, 4, 63)
-    assert coe["expert_combinations"] == 595665 ** 2  # C(63, 4)^2
+    assert coe["expert_combinations"] == 595665**2  # C(63, 4)^2
     assert coe["accuracy"] is None and coe["seeds"] == [0]
     assert moe["tokens"] == coe["tokens"] == 4 * 4 * 32
     assert moe["revisions"] == coe["revisions"] == [TRAINING_REVISION]
@@ -148,12 +181,20 @@ def test_run_name():
 
 
 def test_mean_metrics_averages_the_points_every_run_logged(caplog):
-    a = [{"split": "train", "step": 1, "loss": 2.0}, {"split": "val", "step": 2, "loss": 4.0},
-         {"split": "final", "step": 2, "val_loss": 4.0}]
-    b = [{"split": "train", "step": 1, "loss": 3.0}, {"split": "val", "step": 2, "loss": 1.0},
-         {"split": "val", "step": 3, "loss": 9.0}]
-    assert mean_metrics([a, b]) == [{"split": "train", "step": 1, "loss": 2.5},
-                                    {"split": "val", "step": 2, "loss": 2.5}]
+    a = [
+        {"split": "train", "step": 1, "loss": 2.0},
+        {"split": "val", "step": 2, "loss": 4.0},
+        {"split": "final", "step": 2, "val_loss": 4.0},
+    ]
+    b = [
+        {"split": "train", "step": 1, "loss": 3.0},
+        {"split": "val", "step": 2, "loss": 1.0},
+        {"split": "val", "step": 3, "loss": 9.0},
+    ]
+    assert mean_metrics([a, b]) == [
+        {"split": "train", "step": 1, "loss": 2.5},
+        {"split": "val", "step": 2, "loss": 2.5},
+    ]
     assert "the runs logged different steps" in caplog.text  # b's step 3 has no partner in a
     caplog.clear()
     assert mean_metrics([a]) == [m for m in a if "loss" in m]
@@ -161,13 +202,21 @@ def test_mean_metrics_averages_the_points_every_run_logged(caplog):
 
 
 def test_routing_sentence():
-    r = {"tokens": 1024, "load_max_over_mean": 1.5, "unused_experts": 3, "distinct_paths": 1234.4,
-         "expert_reselection": None, "expert_reselection_expected": None}
+    r = {
+        "tokens": 1024,
+        "load_max_over_mean": 1.5,
+        "unused_experts": 3,
+        "distinct_paths": 1234.4,
+        "expert_reselection": None,
+        "expert_reselection_expected": None,
+    }
     assert routing_sentence(r) == (
         "Over 1,024 validation tokens: load max/mean 1.50 (mean over layers and iterations), 3 unused "
         "(layer, iteration, expert) triples, 1,234 distinct routing paths per layer. C = 1: no next "
-        "iteration, so no co-selection or re-selection.")
+        "iteration, so no co-selection or re-selection."
+    )
     r.update(expert_reselection=0.1234, expert_reselection_expected=0.0631)
     assert routing_sentence(r).endswith(
         "per layer. Experts chosen again in the next iteration: 0.123 (0.063 if the iterations chose "
-        "independently).")
+        "independently)."
+    )

@@ -38,8 +38,8 @@ def test_routes_are_the_models_routing(coe_model):
         assert [(s.layer, s.iteration) for s in r.steps] == [(0, 1), (0, 2), (1, 1), (1, 2)]
         for index, s in enumerate(r.steps):
             experts, weights = out.selected_experts[index][n], out.routing_weights[index][n]
-            chosen = dict(zip(experts.tolist(), weights.tolist()))
-            assert dict(zip(s.experts, s.weights)) == pytest.approx(chosen)
+            chosen = dict(zip(experts.tolist(), weights.tolist(), strict=True))
+            assert dict(zip(s.experts, s.weights, strict=True)) == pytest.approx(chosen)
             assert s.weights == sorted(s.weights, reverse=True)
             assert len(s.experts) == model.config.num_experts_per_tok
     assert C == 2
@@ -71,8 +71,22 @@ def test_audit_log_table_and_page(coe_model, tmp_path, chromium):
 
 def test_explain_command(tiny_runs, tmp_path, capsys):
     jsonl, page = tmp_path / "a.jsonl", tmp_path / "a.html"
-    assert main(["explain", str(tiny_runs["moe-8-64"]), "Ann has 3 apples.", "--jsonl", str(jsonl),
-                 "--html", str(page), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(tiny_runs["moe-8-64"]),
+                "Ann has 3 apples.",
+                "--jsonl",
+                str(jsonl),
+                "--html",
+                str(page),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "L0" in out and str(jsonl) in out and str(page) in out
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]

@@ -10,16 +10,31 @@ from coe.analysis.stats import token_entropy
 
 
 def tiny_model(**overrides) -> CoEForCausalLM:
-    fields = dict(vocab_size=61, hidden_size=32, num_hidden_layers=3, first_k_dense_replace=1,
-                  intermediate_size=48, num_attention_heads=2, kv_lora_rank=16, qk_nope_head_dim=8,
-                  qk_rope_head_dim=8, v_head_dim=8, n_routed_experts=7, n_shared_experts=1,
-                  num_experts_per_tok=2, moe_intermediate_size=16, inner_iter=3, max_position_embeddings=64,
-                  initializer_range=0.3)
+    fields = dict(
+        vocab_size=61,
+        hidden_size=32,
+        num_hidden_layers=3,
+        first_k_dense_replace=1,
+        intermediate_size=48,
+        num_attention_heads=2,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=8,
+        n_routed_experts=7,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        moe_intermediate_size=16,
+        inner_iter=3,
+        max_position_embeddings=64,
+        initializer_range=0.3,
+    )
     return CoEForCausalLM(CoEConfig(**{**fields, **overrides}))
 
 
-def assert_record_matches(record, out, C: int, mine: slice = slice(None),
-                          theirs: slice = slice(None)) -> None:
+def assert_record_matches(
+    record, out, C: int, mine: slice = slice(None), theirs: slice = slice(None)
+) -> None:
     """Tokens ``mine`` of record (L, C, T, ...) against tokens ``theirs`` of the model's R = L * C tuples
     (layer-major, iteration-minor)."""
     for i in range(record.num_layers):

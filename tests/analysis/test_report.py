@@ -42,8 +42,25 @@ def test_analysis_report_is_complete(tiny_runs, tmp_path, chromium, preset, C):
 
 def test_analyze_command(tiny_runs, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["analyze", str(tiny_runs["coe-2-4-64"]), "--tokens", "128", "--seq_len", "32",
-                 "--data.synthetic_eval", "30", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(tiny_runs["coe-2-4-64"]),
+                "--tokens",
+                "128",
+                "--seq_len",
+                "32",
+                "--data.synthetic_eval",
+                "30",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert str(out / "report.html") in capsys.readouterr().out
     assert json.loads((out / "analysis.json").read_text())["tokens"] == 128
     assert main(["analyze", str(tmp_path / "nowhere"), "--out", str(out)]) == 2  # a clear error, not a trace

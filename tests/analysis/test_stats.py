@@ -36,8 +36,9 @@ def test_load_statistics_hand_computed():
     assert math.isclose(load_cv(counts)[0].item(), math.sqrt(2.0) / 2, rel_tol=1e-6)
     assert load_cv(counts)[1].item() == 0.0
     p = [0.5, 0.25, 0.25]
-    assert math.isclose(load_entropy(counts)[0].item(), -sum(x * math.log(x) for x in p) / math.log(4),
-                        rel_tol=1e-6)
+    assert math.isclose(
+        load_entropy(counts)[0].item(), -sum(x * math.log(x) for x in p) / math.log(4), rel_tol=1e-6
+    )
     assert math.isclose(load_entropy(counts)[1].item(), 1.0, rel_tol=1e-6)
     assert unused_experts(counts[0]) == [1]
     assert unused_experts(counts[1]) == []
@@ -54,10 +55,12 @@ def test_token_entropy_normalises_scores():
     scores = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.2, 0.2, 0.2, 0.2], [1.0, 0.0, 0.0, 0.0]])
     assert torch.allclose(token_entropy(scores), torch.tensor([math.log(2), math.log(4), 0.0]), atol=1e-6)
     logits = torch.randn(6, 5)
-    assert math.isclose(token_entropy(logits.softmax(-1)).mean().item(), score_entropy(logits).item(),
-                        rel_tol=1e-5)
-    assert math.isclose(token_entropy(logits.sigmoid()).mean().item(),
-                        score_entropy(logits, "sigmoid").item(), rel_tol=1e-5)
+    assert math.isclose(
+        token_entropy(logits.softmax(-1)).mean().item(), score_entropy(logits).item(), rel_tol=1e-5
+    )
+    assert math.isclose(
+        token_entropy(logits.sigmoid()).mean().item(), score_entropy(logits, "sigmoid").item(), rel_tol=1e-5
+    )
 
 
 # Four tokens, K = 2, N = 6: previous and current iteration of one layer.
@@ -68,7 +71,7 @@ CURRENT = torch.tensor([[1, 5], [4, 0], [5, 4], [3, 1]])
 def test_coselection_matrix_hand_computed():
     m = coselection_matrix(PREVIOUS, CURRENT, 6)
     expected = torch.zeros(6, 6)
-    for prev, cur in zip(PREVIOUS.tolist(), CURRENT.tolist()):
+    for prev, cur in zip(PREVIOUS.tolist(), CURRENT.tolist(), strict=True):
         for i in prev:
             for j in cur:
                 expected[i, j] += 1
@@ -95,8 +98,9 @@ def test_expected_reselection_under_independence():
     # model gave 0.4375 here)
     assert math.isclose(expected_reselection_rate(previous, current, 8).item(), 0.5, rel_tol=1e-6)
     # per slot: p = fraction of tokens choosing e before, q after; q(0) = q(1) = 1, p(0) = 0.5, p(1) = 0.25
-    assert math.isclose(expected_expert_reselection_rate(previous, current, 8).item(), (0.5 + 0.25) / 2,
-                        rel_tol=1e-6)
+    assert math.isclose(
+        expected_expert_reselection_rate(previous, current, 8).item(), (0.5 + 0.25) / 2, rel_tol=1e-6
+    )
 
 
 def test_expected_rates_equal_the_mean_over_all_pairs_of_tokens():
@@ -110,8 +114,9 @@ def test_expected_rates_equal_the_mean_over_all_pairs_of_tokens():
         any_hit += common > 0
         shared += common / K
     assert math.isclose(expected_reselection_rate(previous, current, N).item(), any_hit / T**2, rel_tol=1e-6)
-    assert math.isclose(expected_expert_reselection_rate(previous, current, N).item(), shared / T**2,
-                        rel_tol=1e-5)
+    assert math.isclose(
+        expected_expert_reselection_rate(previous, current, N).item(), shared / T**2, rel_tol=1e-5
+    )
 
 
 def test_per_expert_reselection_and_lift():
@@ -133,17 +138,20 @@ def test_per_expert_reselection_and_lift():
 def test_routing_paths_and_expert_sets():
     # C = 2, T = 4, K = 2: tokens 0 and 1 take the same path (sets equal up to order), token 2 swaps the
     # iterations of token 0 (a different path, the same expert set), token 3 repeats an expert
-    experts = torch.tensor([
-        [[0, 1], [1, 0], [2, 3], [0, 1]],
-        [[2, 3], [3, 2], [0, 1], [1, 4]],
-    ])
+    experts = torch.tensor(
+        [
+            [[0, 1], [1, 0], [2, 3], [0, 1]],
+            [[2, 3], [3, 2], [0, 1], [1, 4]],
+        ]
+    )
     paths, tokens = routing_paths(experts)
     assert tokens.tolist() == [2, 1, 1]
     assert paths[0].tolist() == [[0, 1], [2, 3]]
     assert {tuple(map(tuple, p.tolist())) for p in paths[1:]} == {((2, 3), (0, 1)), ((0, 1), (1, 4))}
     assert distinct_expert_sets(experts) == 2  # {0, 1, 2, 3} and {0, 1, 4}
-    assert math.isclose(count_entropy(tokens).item(), -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)),
-                        rel_tol=1e-6)
+    assert math.isclose(
+        count_entropy(tokens).item(), -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)), rel_tol=1e-6
+    )
     assert expert_combinations(64, 4, 2) == math.comb(64, 4) ** 2
     assert expert_combinations(63, 8) == math.comb(63, 8)
 

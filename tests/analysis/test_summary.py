@@ -18,15 +18,24 @@ WEIGHTS = [[0.75, 0.25], [0.5, 0.5], [0.9, 0.1], [0.6, 0.4]]
 def forced_record(iterations=(FIRST, SECOND)) -> RoutingRecord:
     C, T = len(iterations), 4
     return RoutingRecord(
-        token_ids=torch.arange(T), positions=torch.arange(T), batch_index=torch.zeros(T, dtype=torch.long),
-        forward_index=torch.zeros(T, dtype=torch.long), experts=torch.tensor([list(iterations)]),
-        weights=torch.tensor([[WEIGHTS] * C]), entropy=torch.full((1, C, T), 1.0),
-        logsumexp=torch.zeros(1, C, T), logits=None, layers=[3], num_experts=6)
+        token_ids=torch.arange(T),
+        positions=torch.arange(T),
+        batch_index=torch.zeros(T, dtype=torch.long),
+        forward_index=torch.zeros(T, dtype=torch.long),
+        experts=torch.tensor([list(iterations)]),
+        weights=torch.tensor([[WEIGHTS] * C]),
+        entropy=torch.full((1, C, T), 1.0),
+        logsumexp=torch.zeros(1, C, T),
+        logits=None,
+        layers=[3],
+        num_experts=6,
+    )
 
 
 def test_summary_of_a_forced_routing():
-    kinds = torch.tensor([KINDS.index(k) for k in (TokenKind.DIGITS, TokenKind.WORD, TokenKind.DIGITS,
-                                                   TokenKind.OPERATOR)])
+    kinds = torch.tensor(
+        [KINDS.index(k) for k in (TokenKind.DIGITS, TokenKind.WORD, TokenKind.DIGITS, TokenKind.OPERATOR)]
+    )
     s = summarize(forced_record(), kinds)
     json.dumps(s, allow_nan=False)  # JSON-ready: no tensors, no NaN
     assert s["tokens"] == 4 and s["notes"] == []
@@ -68,8 +77,11 @@ def test_summary_of_a_forced_routing():
     # token 0 keeps 1, token 2 keeps 4 and 5: 3 of 8 slots, 2 of 4 tokens
     assert transition["expert_reselection"] == 3 / 8 and transition["token_reselection"] == 0.5
     p, q = [2, 1, 2, 1, 1, 1], [1, 2, 0, 1, 2, 2]  # tokens choosing each expert in iterations 1 and 2
-    assert math.isclose(transition["expert_reselection_expected"], sum(a * b for a, b in zip(p, q)) / 16 / 2,
-                        rel_tol=1e-6)
+    assert math.isclose(
+        transition["expert_reselection_expected"],
+        sum(a * b for a, b in zip(p, q, strict=True)) / 16 / 2,
+        rel_tol=1e-6,
+    )
     assert transition["per_expert_reselection"] == [0.0, 1.0, 0.0, 0.0, 1.0, 1.0]
 
     paths = layer["paths"]

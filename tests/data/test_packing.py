@@ -42,7 +42,7 @@ def test_tokenize_documents_matches_a_plain_loop(
 ) -> None:
     expected = []
     for d in documents:
-        expected += tokenizer.encode(d, add_special_tokens=False) + [tokenizer.eos_token_id]
+        expected += [*tokenizer.encode(d, add_special_tokens=False), tokenizer.eos_token_id]
     for chunk_size in (4096, 7):
         stream = tokenize_documents(tokenizer, documents, chunk_size=chunk_size)
         assert stream.dtype == np.int32

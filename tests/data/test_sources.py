@@ -89,8 +89,13 @@ def test_builtin_gsm8k_is_the_packaged_data_with_its_licence() -> None:
 
 
 def test_builtin_sources_resolve_in_a_spec_that_keeps_their_names() -> None:
-    spec = DataSpec(source=["synthetic-math", "builtin:gsm8k"], val_source=GSM8K_TEST, test_source=GSM8K_TEST,
-                    synthetic_train=10, synthetic_eval=2)
+    spec = DataSpec(
+        source=["synthetic-math", "builtin:gsm8k"],
+        val_source=GSM8K_TEST,
+        test_source=GSM8K_TEST,
+        synthetic_train=10,
+        synthetic_eval=2,
+    )
     # The names, not this machine's paths, so that a saved run configuration reads the same everywhere.
     assert spec.source == ("synthetic-math", "builtin:gsm8k")
     assert spec.val_source == spec.test_source == GSM8K_TEST
@@ -112,8 +117,11 @@ def test_an_unknown_builtin_fails_when_the_spec_is_built(option: str) -> None:
 
 
 def test_txt_file_is_split_into_paragraphs(tmp_path: Path) -> None:
-    paragraphs = ["First Citizen:\nBefore we proceed any further, hear me speak.", "All:\nSpeak, speak.",
-                  "First Citizen:\nYou are all resolved rather to die than to famish?"]
+    paragraphs = [
+        "First Citizen:\nBefore we proceed any further, hear me speak.",
+        "All:\nSpeak, speak.",
+        "First Citizen:\nYou are all resolved rather to die than to famish?",
+    ]
     path = tmp_path / "play.txt"
     path.write_text("\n\n".join(paragraphs) + "\n\n\n")
     assert load_file(path) == paragraphs
@@ -136,21 +144,28 @@ def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"unsupported file extension '\.xlsx'.*\.parquet"):
         load_file(tmp_path / "data.xlsx")
     path = _write(tmp_path / "d.parquet", ROWS, "parquet")
-    with pytest.raises(ValueError, match="needs column 'query'.*columns are: question, answer, id"):
+    with pytest.raises(ValueError, match=r"needs column 'query'.*columns are: question, answer, id"):
         load_file(path, template="metamathqa")
-    with pytest.raises(ValueError, match="data.template='alpaca' is invalid: unknown template: "
-                       "use one of gsm8k, metamathqa, text"):
+    with pytest.raises(
+        ValueError,
+        match=r"data.template='alpaca' is invalid: unknown template: use one of gsm8k, metamathqa, text",
+    ):
         load_file(path, template="alpaca")
     nulls = _write(
         tmp_path / "n.jsonl", [{"question": "q", "answer": None}, {"question": "r", "answer": "a"}], "jsonl"
     )
-    with pytest.raises(ValueError, match="column 'answer' .* has 1 null"):
+    with pytest.raises(ValueError, match=r"column 'answer' .* has 1 null"):
         load_file(nulls)
 
 
 def test_bad_templates() -> None:
-    with pytest.raises(ValueError, match=re.escape("data.template='{question!r}' is invalid: fields must be "
-                                                   "plain column names like {answer}, not {question}")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "data.template='{question!r}' is invalid: fields must be "
+            "plain column names like {answer}, not {question}"
+        ),
+    ):
         sources.resolve_template("{question!r}")
     with pytest.raises(ValueError, match=re.escape("data.template='{a.b}' is invalid: fields must be plain")):
         sources.resolve_template("{a.b}")
@@ -224,14 +239,22 @@ def test_mixed_sources_with_separate_eval_files() -> None:
 
 def test_separate_validation_and_test_sources_take_nothing_from_training() -> None:
     # The paper scale's data: GSM8K train for training (beside the generator), GSM8K test for both.
-    spec = DataSpec(source=["synthetic-math", GSM8K_TRAIN], val_source=GSM8K_TEST, test_source=GSM8K_TEST,
-                    synthetic_train=100, synthetic_eval=10, val_fraction=0.05, test_fraction=0.05)
+    spec = DataSpec(
+        source=["synthetic-math", GSM8K_TRAIN],
+        val_source=GSM8K_TEST,
+        test_source=GSM8K_TEST,
+        synthetic_train=100,
+        synthetic_eval=10,
+        val_fraction=0.05,
+        test_fraction=0.05,
+    )
     s = load_splits(spec)
     assert len(s.train) == 100 + 7473 and set(load_file(GSM8K_TRAIN)) <= set(s.train)
     assert s.validation == s.test == load_file(GSM8K_TEST)
     # With only a test file given, validation is still held out of the training file.
-    s = load_splits(DataSpec(source=GSM8K_TRAIN, test_source=GSM8K_TEST, val_fraction=0.05,
-                             test_fraction=0.05))
+    s = load_splits(
+        DataSpec(source=GSM8K_TRAIN, test_source=GSM8K_TEST, val_fraction=0.05, test_fraction=0.05)
+    )
     assert len(s.validation) == round(0.05 * 7473) and len(s.train) == 7473 - len(s.validation)
 
 
@@ -253,16 +276,22 @@ def test_directory_source_uses_its_split_files(tmp_path: Path) -> None:
     evaluation.mkdir()
     _write(evaluation / "validation.jsonl", ROWS[1:2], "jsonl")
     _write(evaluation / "test.csv", ROWS[2:], "csv")
-    s = load_splits(DataSpec(source="synthetic-math", synthetic_train=5, val_source=str(evaluation),
-                             test_source=str(evaluation)))
+    s = load_splits(
+        DataSpec(
+            source="synthetic-math",
+            synthetic_train=5,
+            val_source=str(evaluation),
+            test_source=str(evaluation),
+        )
+    )
     assert s.validation == EXPECTED[1:2] and s.test == EXPECTED[2:]
     (evaluation / "test.csv").unlink()
-    with pytest.raises(ValueError, match="no test file .* in data directory .*; it holds: validation.jsonl"):
+    with pytest.raises(ValueError, match=r"no test file .* in data directory .*; it holds: validation.jsonl"):
         load_splits(DataSpec(source="synthetic-math", synthetic_train=5, test_source=str(evaluation)))
     empty = tmp_path / "nothing"
     empty.mkdir()
     (empty / "notes.txt").write_text("hi")
-    with pytest.raises(ValueError, match="no train file .* in data directory .*; it holds: notes.txt"):
+    with pytest.raises(ValueError, match=r"no train file .* in data directory .*; it holds: notes.txt"):
         load_splits(DataSpec(source=str(empty)))
 
 
@@ -280,7 +309,7 @@ def test_hub_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_hub_dataset_without_the_datasets_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` raise ImportError
     with pytest.raises(
-        DatasetFetchError, match="could not fetch .*'owner/name'.*pip install datasets.*local file"
+        DatasetFetchError, match=r"could not fetch .*'owner/name'.*pip install datasets.*local file"
     ):
         load_splits(DataSpec(source="owner/name"))
 
@@ -291,7 +320,7 @@ def test_hub_dataset_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     with pytest.raises(
-        DatasetFetchError, match="could not fetch .*ConnectionError: no route to host.*local file"
+        DatasetFetchError, match=r"could not fetch .*ConnectionError: no route to host.*local file"
     ):
         load_splits(DataSpec(source="owner/name:main"))
 
@@ -321,25 +350,41 @@ def test_hub_dataset_splits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(s.validation) == 1 and sorted(s.train + s.validation) == sorted(EXPECTED)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"source": ()}, "data.source=() is invalid: must be a non-empty string or a list of them"),
-    ({"source": ("synthetic-math", "")}, "data.source=('synthetic-math', '') is invalid: must be a non-"),
-    ({"val_fraction": 1.0}, "data.val_fraction=1.0 is invalid: must be in [0, 1)"),
-    ({"test_fraction": -0.1}, "data.test_fraction=-0.1 is invalid: must be in [0, 1)"),
-    ({"val_fraction": 0.6, "test_fraction": 0.5},
-     "data.val_fraction + data.test_fraction=1.1 is invalid: must be < 1"),
-    ({"template": "chatml"}, "data.template='chatml' is invalid: unknown template"),
-    ({"synthetic_min_steps": 4, "synthetic_max_steps": 3},
-     "data.synthetic_min_steps, data.synthetic_max_steps=(4, 3) is invalid: need 1 <= min <= max <= "),
-    ({"synthetic_train": 0}, "data.synthetic_train=0 is invalid: must be >= 1"),
-    ({"synthetic_eval": -1}, "data.synthetic_eval=-1 is invalid: must be >= 0"),
-    ({"val_source": " "}, "data.val_source=' ' is invalid: must be None or a non-empty string"),
-    ({"test_source": ""}, "data.test_source='' is invalid: must be None or a non-empty string"),
-    ({"tokenizer": {"vocab": 300}},
-     "data.tokenizer={'vocab': 300} is invalid: unknown keys vocab; the keys are: path, vocab_size, min_"),
-    ({"tokenizer": "bpe"}, "data.tokenizer='bpe' is invalid: must be a TokenizerSpec or a mapping of its"),
-    ({"tokenizer": {"vocab_size": 100}}, "data.tokenizer.vocab_size=100 is invalid: must be None or >= 257"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"source": ()}, "data.source=() is invalid: must be a non-empty string or a list of them"),
+        ({"source": ("synthetic-math", "")}, "data.source=('synthetic-math', '') is invalid: must be a non-"),
+        ({"val_fraction": 1.0}, "data.val_fraction=1.0 is invalid: must be in [0, 1)"),
+        ({"test_fraction": -0.1}, "data.test_fraction=-0.1 is invalid: must be in [0, 1)"),
+        (
+            {"val_fraction": 0.6, "test_fraction": 0.5},
+            "data.val_fraction + data.test_fraction=1.1 is invalid: must be < 1",
+        ),
+        ({"template": "chatml"}, "data.template='chatml' is invalid: unknown template"),
+        (
+            {"synthetic_min_steps": 4, "synthetic_max_steps": 3},
+            "data.synthetic_min_steps, data.synthetic_max_steps=(4, 3) is invalid: need 1 <= min <= max <= ",
+        ),
+        ({"synthetic_train": 0}, "data.synthetic_train=0 is invalid: must be >= 1"),
+        ({"synthetic_eval": -1}, "data.synthetic_eval=-1 is invalid: must be >= 0"),
+        ({"val_source": " "}, "data.val_source=' ' is invalid: must be None or a non-empty string"),
+        ({"test_source": ""}, "data.test_source='' is invalid: must be None or a non-empty string"),
+        (
+            {"tokenizer": {"vocab": 300}},
+            "data.tokenizer={'vocab': 300} is invalid: unknown keys vocab; the keys are: path, vocab_size, "
+            "min_",
+        ),
+        (
+            {"tokenizer": "bpe"},
+            "data.tokenizer='bpe' is invalid: must be a TokenizerSpec or a mapping of its",
+        ),
+        (
+            {"tokenizer": {"vocab_size": 100}},
+            "data.tokenizer.vocab_size=100 is invalid: must be None or >= 257",
+        ),
+    ],
+)
 def test_spec_validation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         DataSpec(**kwargs)

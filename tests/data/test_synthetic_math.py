@@ -127,7 +127,7 @@ def test_bad_arguments() -> None:
         sm.generate("train", 1, max_steps=13)
     with pytest.raises(ValueError, match="unknown family 'poetry'"):
         sm.generate("train", 1, families=["poetry"])
-    with pytest.raises(ValueError, match="no family .* builds problems of 9 steps"):
+    with pytest.raises(ValueError, match=r"no family .* builds problems of 9 steps"):
         sm.generate("train", 1, min_steps=2, max_steps=9, families=["ages"])
     with pytest.raises(ValueError, match="index must be >= 0"):
         sm.generate_problem("train", -1)
@@ -190,5 +190,7 @@ def test_generated_data_is_stable():
     import hashlib
 
     text = "\n\n".join(sm.format_problem(p) for p in sm.generate("train", 200, seed=0))
-    assert hashlib.sha256(text.encode()).hexdigest() == \
-        "17511951540a6dab36706b3746bd02d9dbda10189ada79e2ba545057d5fb863b"
+    assert (
+        hashlib.sha256(text.encode()).hexdigest()
+        == "17511951540a6dab36706b3746bd02d9dbda10189ada79e2ba545057d5fb863b"
+    )

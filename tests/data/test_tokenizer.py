@@ -146,14 +146,20 @@ def test_load_finds_or_takes_the_end_of_text_token(tmp_path: Path) -> None:
 
 
 def test_spec_validation() -> None:
-    with pytest.raises(ValueError, match=re.escape("data.tokenizer.vocab_size=256 is invalid: must be None "
-                                                   "or >= 257 (256 bytes + end of text)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "data.tokenizer.vocab_size=256 is invalid: must be None or >= 257 (256 bytes + end of text)"
+        ),
+    ):
         TokenizerSpec(vocab_size=256)
-    with pytest.raises(ValueError,
-                       match=re.escape("data.tokenizer.min_frequency=0 is invalid: must be >= 1")):
+    with pytest.raises(
+        ValueError, match=re.escape("data.tokenizer.min_frequency=0 is invalid: must be >= 1")
+    ):
         TokenizerSpec(min_frequency=0)
-    with pytest.raises(ValueError,
-                       match=re.escape("data.tokenizer.max_train_chars=0 is invalid: must be >= 1")):
+    with pytest.raises(
+        ValueError, match=re.escape("data.tokenizer.max_train_chars=0 is invalid: must be >= 1")
+    ):
         TokenizerSpec(max_train_chars=0)
     with pytest.raises(ValueError, match=re.escape("data.tokenizer.path=' ' is invalid: must be None or a")):
         TokenizerSpec(path=" ")
@@ -165,8 +171,9 @@ def test_spec_validation() -> None:
 
 def test_vocab_size_none_is_the_models_and_is_refused(documents: list[str], tmp_path: Path) -> None:
     assert TokenizerSpec().vocab_size is None and TokenizerSpec(vocab_size=None).vocab_size is None
-    with pytest.raises(ValueError,
-                       match=re.escape("data.tokenizer.vocab_size=None is invalid: must be set to train")):
+    with pytest.raises(
+        ValueError, match=re.escape("data.tokenizer.vocab_size=None is invalid: must be set to train")
+    ):
         build_tokenizer(TokenizerSpec(), documents, tmp_path / "tok")
     assert not (tmp_path / "tok").exists()
     # A given tokenizer needs no vocabulary size.

@@ -14,14 +14,32 @@ from tests.conftest import rel_err
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])
 def test_all_dense_gqa_model_equals_transformers_llama(kv_heads):
     """first_k_dense_replace = all layers makes a Llama: same logits as transformers' LlamaForCausalLM."""
-    cfg = CoEConfig(vocab_size=101, hidden_size=32, num_hidden_layers=2, intermediate_size=48, attention="gqa",
-                    num_attention_heads=4, num_key_value_heads=kv_heads, first_k_dense_replace=2,
-                    rope_parameters={"rope_type": "default", "rope_theta": 500.0}, initializer_range=0.3)
+    cfg = CoEConfig(
+        vocab_size=101,
+        hidden_size=32,
+        num_hidden_layers=2,
+        intermediate_size=48,
+        attention="gqa",
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        first_k_dense_replace=2,
+        rope_parameters={"rope_type": "default", "rope_theta": 500.0},
+        initializer_range=0.3,
+    )
     ours = CoEForCausalLM(cfg).eval()
-    llama = LlamaForCausalLM(LlamaConfig(
-        vocab_size=101, hidden_size=32, num_hidden_layers=2, intermediate_size=48, num_attention_heads=4,
-        num_key_value_heads=kv_heads, rope_parameters={"rope_type": "default", "rope_theta": 500.0},
-        rms_norm_eps=cfg.rms_norm_eps, attn_implementation="eager")).eval()
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=101,
+            hidden_size=32,
+            num_hidden_layers=2,
+            intermediate_size=48,
+            num_attention_heads=4,
+            num_key_value_heads=kv_heads,
+            rope_parameters={"rope_type": "default", "rope_theta": 500.0},
+            rms_norm_eps=cfg.rms_norm_eps,
+            attn_implementation="eager",
+        )
+    ).eval()
     missing, unexpected = llama.load_state_dict(ours.state_dict(), strict=False)
     assert not unexpected and all("rotary" in k for k in missing)
     ids = torch.randint(0, 101, (2, 13))
@@ -39,8 +57,15 @@ def test_rope_forms_rotate_the_same_pairs_differently_laid_out():
 
 
 def test_yarn_softmax_scale():
-    cfg = CoEConfig(rope_parameters={"rope_type": "yarn", "factor": 40.0, "mscale_all_dim": 0.707,
-                                     "mscale": 0.707, "original_max_position_embeddings": 4096})
+    cfg = CoEConfig(
+        rope_parameters={
+            "rope_type": "yarn",
+            "factor": 40.0,
+            "mscale_all_dim": 0.707,
+            "mscale": 0.707,
+            "original_max_position_embeddings": 4096,
+        }
+    )
     m = 0.1 * 0.707 * math.log(40.0) + 1.0
     assert math.isclose(softmax_scale(cfg, 192), 192**-0.5 * m * m)
     assert math.isclose(softmax_scale(CoEConfig(), 192), 192**-0.5)

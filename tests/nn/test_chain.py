@@ -11,9 +11,20 @@ from tests.conftest import rel_err
 
 
 def config(**overrides) -> CoEConfig:
-    fields = dict(hidden_size=16, n_routed_experts=7, n_shared_experts=1, num_experts_per_tok=2,
-                  moe_intermediate_size=12, inner_iter=2, num_attention_heads=2, kv_lora_rank=8,
-                  qk_nope_head_dim=4, qk_rope_head_dim=4, v_head_dim=4, num_hidden_layers=1)
+    fields = dict(
+        hidden_size=16,
+        n_routed_experts=7,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        moe_intermediate_size=12,
+        inner_iter=2,
+        num_attention_heads=2,
+        kv_lora_rank=8,
+        qk_nope_head_dim=4,
+        qk_rope_head_dim=4,
+        v_head_dim=4,
+        num_hidden_layers=1,
+    )
     return CoEConfig(**{**fields, **overrides})
 
 
@@ -41,7 +52,7 @@ def reference_block(chain: ChainOfExperts, cfg: CoEConfig, x: torch.Tensor) -> t
                 gates = gates / gates.sum()
             gates = gates * cfg.routed_scaling_factor
             y = torch.zeros_like(token)
-            for g, e in zip(gates, chosen):
+            for g, e in zip(gates, chosen, strict=True):
                 gu = chain.experts.gate_up_proj[e]
                 y = y + g * swiglu(token, gu[:Fi], gu[Fi:], chain.experts.down_proj[e])
             s = chain.shared_experts
@@ -51,14 +62,18 @@ def reference_block(chain: ChainOfExperts, cfg: CoEConfig, x: torch.Tensor) -> t
     return out
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(),
-    dict(use_igate=False),
-    dict(inner_residual=False),
-    dict(inner_iter=3, norm_topk_prob=True, routed_scaling_factor=1.7),
-    dict(scoring_func="sigmoid"),
-    dict(inner_iter=1),
-], ids=["coe2", "shared_router", "no_inner_residual", "c3_norm_scaled", "sigmoid", "moe"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        dict(use_igate=False),
+        dict(inner_residual=False),
+        dict(inner_iter=3, norm_topk_prob=True, routed_scaling_factor=1.7),
+        dict(scoring_func="sigmoid"),
+        dict(inner_iter=1),
+    ],
+    ids=["coe2", "shared_router", "no_inner_residual", "c3_norm_scaled", "sigmoid", "moe"],
+)
 @pytest.mark.parametrize("backend", ["grouped", "loop"])
 def test_chain_equals_float64_reference(overrides, backend):
     cfg = config(expert_backend=backend, **overrides)
@@ -77,7 +92,7 @@ def test_decoder_layer_residuals(inner, outer):
     layer = init(CoEDecoderLayer(cfg, 0)).double()
     layer.self_attn.forward = lambda x, rope, mask, cache=None: torch.zeros_like(x)  # isolate the FFN part
     h = torch.randn(1, 4, 16, dtype=torch.float64)
-    out, chain = layer(h, None, None)
+    out, _chain = layer(h, None, None)
     x0 = layer.post_attention_layernorm(h)
     expected = reference_block(layer.mlp, cfg, x0.view(-1, 16)).view_as(h) + (h if outer else 0)
     assert rel_err(out, expected) < 1e-10
@@ -117,8 +132,9 @@ def test_expert_bias_changes_choice_not_weights_and_updates_by_sign():
 
 
 def test_group_limited_greedy_picks_only_from_top_groups():
-    cfg = config(n_routed_experts=8, topk_method="group_limited_greedy", n_group=4, topk_group=2,
-                 num_experts_per_tok=3)
+    cfg = config(
+        n_routed_experts=8, topk_method="group_limited_greedy", n_group=4, topk_group=2, num_experts_per_tok=3
+    )
     router = init(ChainOfExperts(cfg)).routers[0]
     x = torch.randn(50, 16)
     r = router(x)

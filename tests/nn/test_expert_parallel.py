@@ -1,5 +1,5 @@
-"""Expert parallelism against the unsharded grouped backend: two gloo ranks on the CPU, each with its own tokens,
-must get the outputs and gradients one process gets for the same tokens."""
+"""Expert parallelism against the unsharded grouped backend: two gloo ranks on the CPU, each with its own
+tokens, must get the outputs and gradients one process gets for the same tokens."""
 
 import os
 import socket
@@ -32,8 +32,10 @@ def make_inputs():
         experts.down_proj.copy_(torch.randn(experts.down_proj.shape, generator=g) * 0.3)
     xs = [torch.randn(t, D, generator=g) for t in TOKENS]
     # Expert 4 (on rank 1) receives nothing; rank 1's tokens all go to rank 0's experts 0-2.
-    idx = [torch.stack([torch.randperm(4, generator=g)[:K] for _ in range(TOKENS[0])]),
-           torch.stack([torch.randperm(3, generator=g)[:K] for _ in range(TOKENS[1])])]
+    idx = [
+        torch.stack([torch.randperm(4, generator=g)[:K] for _ in range(TOKENS[0])]),
+        torch.stack([torch.randperm(3, generator=g)[:K] for _ in range(TOKENS[1])]),
+    ]
     ws = [torch.rand(t, K, generator=g) for t in TOKENS]
     grads = [torch.randn(t, D, generator=g) for t in TOKENS]
     return experts, xs, idx, ws, grads
@@ -47,8 +49,13 @@ def reference():
     y = experts(x, torch.cat(idx), w)
     y.backward(torch.cat(grads))
     split = list(TOKENS)
-    return (y.detach().split(split), x.grad.split(split), w.grad.split(split), experts.gate_up_proj.grad,
-            experts.down_proj.grad)
+    return (
+        y.detach().split(split),
+        x.grad.split(split),
+        w.grad.split(split),
+        experts.gate_up_proj.grad,
+        experts.down_proj.grad,
+    )
 
 
 def worker(rank: int, port: int, out: dict) -> None:
@@ -61,8 +68,14 @@ def worker(rank: int, port: int, out: dict) -> None:
         x, w = xs[rank].requires_grad_(), ws[rank].requires_grad_()
         y = experts(x, idx[rank], w)
         y.backward(grads[rank])
-        out[rank] = (y.detach(), x.grad, w.grad, experts.gate_up_proj.grad.to_local(),
-                     experts.down_proj.grad.to_local(), tuple(experts.gate_up_proj.to_local().shape))
+        out[rank] = (
+            y.detach(),
+            x.grad,
+            w.grad,
+            experts.gate_up_proj.grad.to_local(),
+            experts.down_proj.grad.to_local(),
+            tuple(experts.gate_up_proj.to_local().shape),
+        )
     finally:
         dist.destroy_process_group()
 
@@ -82,8 +95,8 @@ def test_expert_parallel_equals_one_process():
         assert torch.allclose(dx, dx_ref[r], rtol=1e-5, atol=1e-6)
         assert torch.allclose(dw, dw_ref[r], rtol=1e-5, atol=1e-6)
         # A rank's weight gradient sums over every rank's tokens (the all-to-all's backward brought them).
-        assert torch.allclose(dgate_up, dgate_up_ref[first:first + sizes[r]], rtol=1e-5, atol=1e-6)
-        assert torch.allclose(ddown, ddown_ref[first:first + sizes[r]], rtol=1e-5, atol=1e-6)
+        assert torch.allclose(dgate_up, dgate_up_ref[first : first + sizes[r]], rtol=1e-5, atol=1e-6)
+        assert torch.allclose(ddown, ddown_ref[first : first + sizes[r]], rtol=1e-5, atol=1e-6)
     assert torch.all(out[1][3][1] == 0)  # expert 4 got no tokens from anyone
 
 

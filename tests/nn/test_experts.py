@@ -38,7 +38,7 @@ def test_grouped_equals_loop_outputs_and_gradients(routing):
         idx = torch.stack([torch.randperm(4)[:K] + 1 for _ in range(T)])
     grouped = run(experts, "grouped", x, idx, w)
     loop = run(experts, "loop", x, idx, w)
-    for name, a, b in zip(["y", "dx", "dw", "dgate_up", "ddown"], grouped, loop):
+    for name, a, b in zip(["y", "dx", "dw", "dgate_up", "ddown"], grouped, loop, strict=True):
         assert rel_err(a, b) < 1e-5, name
     if routing == "some_unused":
         assert torch.all(grouped[3][[0, 5]] == 0) and torch.all(grouped[4][[0, 5]] == 0)
@@ -70,14 +70,17 @@ def test_dispatch_permute_combine_round_trip():
     x = torch.arange(3.0).unsqueeze(-1)
     assert permute(x, d).squeeze(-1).tolist() == [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
     w = torch.tensor([[0.5, 0.25], [1.0, 2.0], [3.0, 4.0]])
-    y = torch.tensor([[10.0], [20.0], [30.0], [40.0], [50.0], [60.0]])  # sorted copies: e0:t0, e1:t1,t2, e2:t0,t1,t2
+    y = torch.tensor(
+        [[10.0], [20.0], [30.0], [40.0], [50.0], [60.0]]
+    )  # sorted copies: e0:t0, e1:t1,t2, e2:t0,t1,t2
     out = combine(y, w, d)
     # t0: 0.5 * e2(40) + 0.25 * e0(10); t1: 1.0 * e1(20) + 2.0 * e2(50); t2: 3.0 * e2(60) + 4.0 * e1(30)
     assert out.squeeze(-1).tolist() == [22.5, 120.0, 300.0]
 
 
 def test_grouped_path_traces_without_graph_breaks():
-    """fullgraph tracing fails on .item(), .tolist(), nonzero or data-dependent branches: none may be there."""
+    """fullgraph tracing fails on .item(), .tolist(), nonzero or data-dependent branches: none may be
+    there."""
     experts = make_experts().to(torch.bfloat16)  # the op's tracing rule accepts bf16 only
     x = torch.randn(16, 24, dtype=torch.bfloat16)
     idx = torch.randint(0, 6, (16, 2))

@@ -31,7 +31,8 @@ def test_all_ignored_gives_zero_not_nan():
 
 
 def test_no_gradient_work_without_grad_mode(monkeypatch):
-    """Under no_grad (validation) the chunked loss computes neither gradient: the same loss, no (V, D) buffer."""
+    """Under no_grad (validation) the chunked loss computes neither gradient: the same loss, no (V, D)
+    buffer."""
     from coe.nn import lm_loss
 
     hidden = torch.randn(40, 8, requires_grad=True)

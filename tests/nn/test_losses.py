@@ -22,16 +22,19 @@ def test_batch_balance_loss_hand_computed():
     idx = torch.tensor([[0], [1], [2], [2]])
     f = torch.tensor([0.25, 0.25, 0.5])
     P = scores.mean(0)
-    assert math.isclose(batch_balance_loss(scores=scores, topk_idx=idx).item(), 3 * (f * P).sum().item(),
-                        rel_tol=1e-6)
+    assert math.isclose(
+        batch_balance_loss(scores=scores, topk_idx=idx).item(), 3 * (f * P).sum().item(), rel_tol=1e-6
+    )
 
 
 def test_balance_losses_are_one_when_uniform_and_grow_with_imbalance():
     B, S, N, K = 2, 16, 8, 2
     uniform = torch.full((B * S, N), 1.0 / N)
     idx = torch.arange(B * S * K).view(B * S, K) % N  # every expert equally often in each sequence
-    for fn in (lambda s, i: sequence_balance_loss(scores=s, topk_idx=i, batch_size=B),
-               lambda s, i: batch_balance_loss(scores=s, topk_idx=i)):
+    for fn in (
+        lambda s, i: sequence_balance_loss(scores=s, topk_idx=i, batch_size=B),
+        lambda s, i: batch_balance_loss(scores=s, topk_idx=i),
+    ):
         assert math.isclose(fn(uniform, idx).item(), 1.0, rel_tol=1e-6)
         previous = fn(uniform, idx).item()
         for skew in (1.0, 2.0, 4.0):  # more and more mass and choices on experts 0 and 1

@@ -40,19 +40,28 @@ from tests.conftest import rel_err
 RTOL = 1e-5
 MODEL = ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2})
 # Batch-wise balance loss and auxiliary-loss-free bias updates: the two places where ranks must pool counts.
-POOLED = ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2, "balance_loss": "batch",
-                                          "router_bias_update_rate": 0.01})
+POOLED = ModelSpec(
+    "coe-2-4-64", "tiny", {"num_hidden_layers": 2, "balance_loss": "batch", "router_bias_update_rate": 0.01}
+)
 
 
 def tiny(root, name, **overrides) -> TrainConfig:
     # Constant learning rate without warm-up at 3 and at 6 steps, so a 3-step run resumed to 6 is one run.
-    fields = dict(out_dir=str(root / name), model=MODEL,
-                  data=DataSpec(synthetic_train=300, synthetic_eval=30), optim=OptimSpec(lr=3e-3), steps=6,
-                  batch_size=4, micro_batch_size=2, seq_len=32, seed=3,
-                  eval=EvalSpec(every=3, batches=1, accuracy_problems=0),
-                  logging=LoggingSpec(every=1, progress=False, tensorboard=False),
-                  checkpoint=CheckpointSpec(every=3, keep_last=2, resume=overrides.pop("resume", False)),
-                  runtime=RuntimeSpec(device="cpu", expert_parallel=overrides.pop("expert_parallel", 1)))
+    fields = dict(
+        out_dir=str(root / name),
+        model=MODEL,
+        data=DataSpec(synthetic_train=300, synthetic_eval=30),
+        optim=OptimSpec(lr=3e-3),
+        steps=6,
+        batch_size=4,
+        micro_batch_size=2,
+        seq_len=32,
+        seed=3,
+        eval=EvalSpec(every=3, batches=1, accuracy_problems=0),
+        logging=LoggingSpec(every=1, progress=False, tensorboard=False),
+        checkpoint=CheckpointSpec(every=3, keep_last=2, resume=overrides.pop("resume", False)),
+        runtime=RuntimeSpec(device="cpu", expert_parallel=overrides.pop("expert_parallel", 1)),
+    )
     return TrainConfig(**{**fields, **overrides})
 
 
@@ -67,10 +76,26 @@ def torchrun(cfg: TrainConfig, nproc: int = 2) -> None:
     path = f"{cfg.out_dir}.yaml"
     with open(path, "w") as f:
         yaml.safe_dump(json.loads(json.dumps(cfg.to_dict())), f)
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "coe", "train", "--config", path]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        "-m",
+        "coe",
+        "train",
+        "--config",
+        path,
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 
 
@@ -155,8 +180,9 @@ def test_save_on_two_ranks_resume_on_one_and_back(root, reference):
 
 
 def _gradients_worker(rank: int, port: int, out: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="4",
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="4", LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
 
     def build() -> CoEForCausalLM:
@@ -175,14 +201,16 @@ def _gradients_worker(rank: int, port: int, out: dict) -> None:
     with parallel(torch.device("cpu"), expert_parallel=2) as par:
         model = build()
         parallelize(model, par)
-        mine = ids[2 * rank:2 * rank + 2]
+        mine = ids[2 * rank : 2 * rank + 2]
         model(mine, shift_labels=mine, use_cache=False).loss.backward()
         par.finish_gradients(model)
         norm = par.clip_grad_norm_(model, 1e9)
         grads = {name: p.grad.full_tensor() for name, p in model.named_parameters()}
     ref_grads = dict(ref.named_parameters())
-    out[rank] = (norm.item() / ref_norm.item() - 1,
-                 max(rel_err(grads[name], ref_grads[name].grad) for name in grads))
+    out[rank] = (
+        norm.item() / ref_norm.item() - 1,
+        max(rel_err(grads[name], ref_grads[name].grad) for name in grads),
+    )
 
 
 def test_gradients_and_norm_on_a_2x2_mesh():
@@ -202,16 +230,32 @@ def test_batch_balance_loss_over_ranks_is_the_batch_loss():
     topk = scores.topk(2, dim=-1).indices
     whole = batch_balance_loss(scores=scores, topk_idx=topk)
     counts = torch.zeros(6).scatter_add_(0, topk.flatten(), torch.ones(24))  # the ranks' all-reduce
-    halves = [batch_balance_loss(scores=s, topk_idx=i, counts=counts) for s, i in zip(scores.split(6),
-                                                                                     topk.split(6))]
+    halves = [
+        batch_balance_loss(scores=s, topk_idx=i, counts=counts)
+        for s, i in zip(scores.split(6), topk.split(6), strict=True)
+    ]
     assert torch.allclose(sum(halves) / 2, whole, rtol=1e-6)
-    assert not torch.allclose(sum(batch_balance_loss(scores=s, topk_idx=i) for s, i in
-                                  zip(scores.split(6), topk.split(6))) / 2, whole, rtol=1e-6)
+    assert not torch.allclose(
+        sum(
+            batch_balance_loss(scores=s, topk_idx=i)
+            for s, i in zip(scores.split(6), topk.split(6), strict=True)
+        )
+        / 2,
+        whole,
+        rtol=1e-6,
+    )
 
 
 def test_data_position_moves_between_world_sizes(tmp_path):
-    kwargs = dict(run_dir=tmp_path, seq_len=32, batch_size=4, seed=0, tokenizer=TokenizerSpec(vocab_size=300),
-                  eval_batches=1, accuracy_problems=0)
+    kwargs = dict(
+        run_dir=tmp_path,
+        seq_len=32,
+        batch_size=4,
+        seed=0,
+        tokenizer=TokenizerSpec(vocab_size=300),
+        eval_batches=1,
+        accuracy_problems=0,
+    )
     spec = DataSpec(synthetic_train=200, synthetic_eval=20)
     one = prepare_run_data(spec, micro_batch_size=2, **kwargs)
     kwargs["tokenizer"] = TokenizerSpec(path=str(tmp_path / "tokenizer"))
@@ -225,12 +269,12 @@ def test_data_position_moves_between_world_sizes(tmp_path):
     other = prepare_run_data(spec, micro_batch_size=4, **kwargs)
     with pytest.raises(ValueError, match="micro-batches of 2 sequences over all ranks, this run reads 4"):
         restore_position(other.train, ranks[0].train.state_dict())
-    with pytest.raises(ValueError, match="micro_batch_size=3 .* multiple of the number of ranks"):
+    with pytest.raises(ValueError, match=r"micro_batch_size=3 .* multiple of the number of ranks"):
         prepare_run_data(spec, micro_batch_size=3, rank=0, world_size=2, **{**kwargs, "batch_size": 3})
 
 
 def test_config_and_single_process_checks(tmp_path):
-    with pytest.raises(ValueError, match="runtime.expert_parallel=0 is invalid: must be a positive integer"):
+    with pytest.raises(ValueError, match=r"runtime.expert_parallel=0 is invalid: must be a positive integer"):
         RuntimeSpec(expert_parallel=0)
     with pytest.raises(ValueError, match=r"expert_parallel=2 must divide the number of ranks \(1\)"):
         train(tiny(tmp_path, "ep-alone", expert_parallel=2))

@@ -16,18 +16,26 @@ from coe.train.config import EvalSpec, ModelSpec, OptimSpec, TrainConfig
 from coe.train.metrics import read_metrics
 from coe.train.trainer import NonFiniteLossError, TrainingInterrupted, train
 
-
-TINY_RUN = dict(model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2}),
-                data=DataSpec(synthetic_train=300, synthetic_eval=30), steps=6, batch_size=4, seq_len=32, seed=3,
-                eval=dict(every=3, batches=1, accuracy_problems=2, max_new_tokens=4),
-                logging=dict(every=1, progress=False, tensorboard=True), checkpoint=dict(every=3, keep_last=2))
+TINY_RUN = dict(
+    model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2}),
+    data=DataSpec(synthetic_train=300, synthetic_eval=30),
+    steps=6,
+    batch_size=4,
+    seq_len=32,
+    seed=3,
+    eval=dict(every=3, batches=1, accuracy_problems=2, max_new_tokens=4),
+    logging=dict(every=1, progress=False, tensorboard=True),
+    checkpoint=dict(every=3, keep_last=2),
+)
 
 
 def merged(base: dict, overrides: dict) -> dict:
     """``base`` with ``overrides``, nested mappings merged key by key."""
     out = dict(base)
     for key, value in overrides.items():
-        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        out[key] = (
+            merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
     return out
 
 
@@ -47,8 +55,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     real_save = trainer_module.save_checkpoint
 
     def save_then_crash(*args, **kwargs):
-        path = real_save(*args, **kwargs)
+        real_save(*args, **kwargs)
         raise KeyboardInterrupt
+
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_run(tmp_path, "resumed"))
@@ -74,6 +83,7 @@ def test_signal_writes_a_checkpoint_and_stops(tmp_path, monkeypatch):
         if calls["n"] == 2:
             os.kill(os.getpid(), signal.SIGINT)
         return real_clip(*args, **kwargs)
+
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_and_signal)
     with pytest.raises(TrainingInterrupted, match="signal 2 at step 2"):
         train(cfg)
@@ -93,8 +103,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
             if calls["n"] >= 5 and out.lm_loss is not None:
                 out.lm_loss = out.lm_loss * float("nan")
         return out
+
     monkeypatch.setattr(CoEForCausalLM, "forward", forward)
-    with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 6.*step-00000004"):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss .* at step 6.*step-00000004"):
         train(cfg)
     assert [p.name for p in checkpoint_dirs(cfg.out_dir)] == ["step-00000002", "step-00000004"]
 
@@ -109,9 +120,17 @@ def test_outputs_logs_checkpoints_and_summary(tmp_path):
     assert model.config.inner_iter == 2 and (latest_checkpoint(run) / "tokenizer.json").is_file()
     train_records = [m for m in read_metrics(run) if m["split"] == "train"]
     keys = train_records[-1]
-    for key in ("loss", "aux_loss", "lr", "tokens_per_s", "grad_norm", "router/layer0/iter1/imbalance",
-                "router/layer1/iter2/entropy", "router/layer0/iter2/reselect",
-                "router/layer1/iter1/balance_loss_weighted"):
+    for key in (
+        "loss",
+        "aux_loss",
+        "lr",
+        "tokens_per_s",
+        "grad_norm",
+        "router/layer0/iter1/imbalance",
+        "router/layer1/iter2/entropy",
+        "router/layer0/iter2/reselect",
+        "router/layer1/iter1/balance_loss_weighted",
+    ):
         assert key in keys, key
     assert keys["router/layer0/iter1/imbalance"] >= 1.0
     assert 0.0 <= keys["router/layer0/iter2/reselect"] <= 1.0
@@ -125,16 +144,23 @@ def test_outputs_logs_checkpoints_and_summary(tmp_path):
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     whole = train(tiny_run(tmp_path, "whole", steps=3, eval={"every": 3, "accuracy_problems": 0}))
-    accumulated = train(tiny_run(tmp_path, "accumulated", steps=3, eval={"every": 3, "accuracy_problems": 0},
-                                 micro_batch_size=2))
+    accumulated = train(
+        tiny_run(
+            tmp_path, "accumulated", steps=3, eval={"every": 3, "accuracy_problems": 0}, micro_batch_size=2
+        )
+    )
     assert len(losses(whole.run_dir)) == len(losses(accumulated.run_dir)) == 3
-    for (s1, a), (s2, b) in zip(losses(whole.run_dir), losses(accumulated.run_dir)):
+    for (s1, a), (s2, b) in zip(losses(whole.run_dir), losses(accumulated.run_dir), strict=True):
         assert s1 == s2 and abs(a - b) < 1e-4 * abs(a)
 
 
 def test_bias_balancing_moves_biases(tmp_path):
-    cfg = tiny_run(tmp_path, steps=3, eval={"accuracy_problems": 0},
-                   model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 1, "router_bias_update_rate": 0.01}))
+    cfg = tiny_run(
+        tmp_path,
+        steps=3,
+        eval={"accuracy_problems": 0},
+        model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 1, "router_bias_update_rate": 0.01}),
+    )
     train(cfg)
     model = CoEForCausalLM.from_pretrained(latest_checkpoint(cfg.out_dir))
     bias = model.chains()[0].routers[0].expert_bias
@@ -142,8 +168,9 @@ def test_bias_balancing_moves_biases(tmp_path):
 
 
 def test_config_checks():
-    with pytest.raises(ValueError, match="micro_batch_size=4 is invalid: must be None or a positive divisor of "
-                                         "batch_size=10"):
+    with pytest.raises(
+        ValueError, match="micro_batch_size=4 is invalid: must be None or a positive divisor of batch_size=10"
+    ):
         TrainConfig(batch_size=10, micro_batch_size=4)
     with pytest.raises(ValueError, match="steps=0 is invalid: must be a positive integer"):
         TrainConfig(steps=0)
@@ -157,7 +184,7 @@ def test_config_checks():
         TrainConfig.from_dict({"steps_total": 3})
     with pytest.raises(ValueError, match=r"unknown option\(s\) evry for EvalSpec"):
         TrainConfig.from_dict({"eval": {"evry": 3}})
-    with pytest.raises(ValueError, match="model.preset='coe-7'"):
+    with pytest.raises(ValueError, match=r"model.preset='coe-7'"):
         ModelSpec("coe-7")
     cfg = TrainConfig()
     assert replace(cfg, micro_batch_size=16).accumulation == 4

@@ -90,9 +90,15 @@ def analyze_run(out: Path, run: FinishedRun, *, device: str = "auto") -> dict[st
     target = Path(out) / "routing" / name
     checkpoint = latest_checkpoint(run.run_dir)
     if checkpoint is not None:
-        analyze_checkpoint(checkpoint, target, data=run.data, tokens=ROUTING_TOKENS,
-                           seq_len=min(run.seq_len, ROUTING_TOKENS), device=resolve_device(device),
-                           figures=ROUTING_FIGURES)
+        analyze_checkpoint(
+            checkpoint,
+            target,
+            data=run.data,
+            tokens=ROUTING_TOKENS,
+            seq_len=min(run.seq_len, ROUTING_TOKENS),
+            device=resolve_device(device),
+            figures=ROUTING_FIGURES,
+        )
     elif (target / JSON_FILE).is_file():
         log.info("%s has no checkpoint in %s: the routing analysis in %s is kept", name, run.run_dir, target)
     else:
@@ -102,7 +108,8 @@ def analyze_run(out: Path, run: FinishedRun, *, device: str = "auto") -> dict[st
     iterations = [it for layer in summary["layers"] for it in layer["iterations"]]
     transitions = [tr for layer in summary["layers"] for tr in layer["transitions"]]
     return {
-        "dir": f"routing/{name}", "tokens": summary["tokens"],
+        "dir": f"routing/{name}",
+        "tokens": summary["tokens"],
         "figures": [figure for figure in ROUTING_FIGURES if (target / f"{figure}.png").is_file()],
         "load_max_over_mean": _mean([it["load"]["max_over_mean"] for it in iterations]),
         "unused_experts": sum(len(it["load"]["unused_experts"]) for it in iterations),
@@ -114,13 +121,17 @@ def analyze_run(out: Path, run: FinishedRun, *, device: str = "auto") -> dict[st
 
 def routing_sentence(r: dict[str, Any]) -> str:
     """One line of a run's headline routing numbers (see :func:`analyze_run`)."""
-    text = (f"Over {r['tokens']:,} validation tokens: load max/mean {r['load_max_over_mean']:.2f} (mean over "
-            f"layers and iterations), {r['unused_experts']} unused (layer, iteration, expert) triples, "
-            f"{r['distinct_paths']:,.0f} distinct routing paths per layer.")
+    text = (
+        f"Over {r['tokens']:,} validation tokens: load max/mean {r['load_max_over_mean']:.2f} (mean over "
+        f"layers and iterations), {r['unused_experts']} unused (layer, iteration, expert) triples, "
+        f"{r['distinct_paths']:,.0f} distinct routing paths per layer."
+    )
     if r["expert_reselection"] is None:
         return text + " C = 1: no next iteration, so no co-selection or re-selection."
-    return text + (f" Experts chosen again in the next iteration: {r['expert_reselection']:.3f} "
-                   f"({r['expert_reselection_expected']:.3f} if the iterations chose independently).")
+    return text + (
+        f" Experts chosen again in the next iteration: {r['expert_reselection']:.3f} "
+        f"({r['expert_reselection_expected']:.3f} if the iterations chose independently)."
+    )
 
 
 def mean_metrics(runs: list[list[dict]]) -> list[dict]:
@@ -129,10 +140,14 @@ def mean_metrics(runs: list[list[dict]]) -> list[dict]:
     points = [{(m["split"], m["step"]): m["loss"] for m in metrics if "loss" in m} for metrics in runs]
     common = sorted(set.intersection(*(set(p) for p in points)))  # by split, then step
     if any(len(p) != len(common) for p in points):
-        log.warning("the runs logged different steps: their mean curve keeps the %d points all of them have",
-                    len(common))
-    return [{"split": split, "step": step, "loss": sum(p[(split, step)] for p in points) / len(points)}
-            for split, step in common]
+        log.warning(
+            "the runs logged different steps: their mean curve keeps the %d points all of them have",
+            len(common),
+        )
+    return [
+        {"split": split, "step": step, "loss": sum(p[(split, step)] for p in points) / len(points)}
+        for split, step in common
+    ]
 
 
 def _by_preset(runs: list[FinishedRun]) -> dict[str, dict[int, FinishedRun]]:
@@ -140,14 +155,16 @@ def _by_preset(runs: list[FinishedRun]) -> dict[str, dict[int, FinishedRun]]:
     grouped: dict[str, dict[int, FinishedRun]] = {}
     for run in runs:
         if run.seed in grouped.get(run.preset, {}):
-            raise ValueError(f"runs holds {run_name(run.preset, run.seed)} twice: give each (preset, seed) "
-                             "once")
+            raise ValueError(
+                f"runs holds {run_name(run.preset, run.seed)} twice: give each (preset, seed) once"
+            )
         grouped.setdefault(run.preset, {})[run.seed] = run
     return {preset: dict(sorted(by_seed.items())) for preset, by_seed in grouped.items()}
 
 
-def _row(by_seed: dict[int, FinishedRun], routing: dict[str, Any] | None,
-         reference: ReferenceResults | None) -> dict[str, Any]:
+def _row(
+    by_seed: dict[int, FinishedRun], routing: dict[str, Any] | None, reference: ReferenceResults | None
+) -> dict[str, Any]:
     """results.json's entry of one preset: means over its seeds (peak memory: the largest), the lowest seed's
     sizes, C, K and N."""
     from coe.config import CoEConfig
@@ -157,17 +174,25 @@ def _row(by_seed: dict[int, FinishedRun], routing: dict[str, Any] | None,
     s, values = first.summary, list(summaries.values())
     config = CoEConfig.from_preset(first.preset, size=first.model_size)
     return {
-        "preset": first.preset, "description": list_presets()[first.preset], "seeds": list(summaries),
-        "val_loss": _mean_of(values, "val_loss"), "accuracy": _mean_of(values, "accuracy"),
+        "preset": first.preset,
+        "description": list_presets()[first.preset],
+        "seeds": list(summaries),
+        "val_loss": _mean_of(values, "val_loss"),
+        "accuracy": _mean_of(values, "accuracy"),
         "val_loss_by_seed": {str(seed): x["val_loss"] for seed, x in summaries.items()},
         "revisions": sorted({run_revision(x) for x in values}),
         "reference_val_loss": None if reference is None else reference.val_loss.get(first.preset),
-        "total_params_M": s["total_params"] / 1e6, "active_params_M": s["active_params"] / 1e6,
-        "expert_combinations": s["expert_combinations"], "C": config.inner_iter,
-        "K": config.num_experts_per_tok, "N": config.n_routed_experts,
+        "total_params_M": s["total_params"] / 1e6,
+        "active_params_M": s["active_params"] / 1e6,
+        "expert_combinations": s["expert_combinations"],
+        "C": config.inner_iter,
+        "K": config.num_experts_per_tok,
+        "N": config.n_routed_experts,
         "tokens_per_s": _mean_of(values, "tokens_per_s"),
         "peak_memory_gib": max(x["peak_memory_gib"] for x in values),
-        "train_time_s": _mean_of(values, "train_time_s"), "tokens": s["tokens"], "device": s["device"],
+        "train_time_s": _mean_of(values, "train_time_s"),
+        "tokens": s["tokens"],
+        "device": s["device"],
         "routing": routing,
     }
 
@@ -177,11 +202,25 @@ def _cells(r: dict[str, Any], reference: ReferenceResults | None) -> list[str]:
     acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
     losses = r["val_loss_by_seed"].values()
     seeds = str(len(losses)) + (f" ({min(losses):.4f}-{max(losses):.4f})" if len(losses) > 1 else "")
-    published = [] if reference is None else [
-        "-" if r["reference_val_loss"] is None else f"{r['reference_val_loss']:.3f}"]
-    return [r["preset"], f"{r['val_loss']:.4f}", seeds, *published, acc, f"{r['total_params_M']:.2f}",
-            f"{r['active_params_M']:.2f}", f"{r['expert_combinations']:.3g}", f"{r['tokens_per_s']:,.0f}",
-            f"{r['peak_memory_gib']:.2f}", f"{r['train_time_s']:.0f}", ", ".join(map(str, r["revisions"]))]
+    published = (
+        []
+        if reference is None
+        else ["-" if r["reference_val_loss"] is None else f"{r['reference_val_loss']:.3f}"]
+    )
+    return [
+        r["preset"],
+        f"{r['val_loss']:.4f}",
+        seeds,
+        *published,
+        acc,
+        f"{r['total_params_M']:.2f}",
+        f"{r['active_params_M']:.2f}",
+        f"{r['expert_combinations']:.3g}",
+        f"{r['tokens_per_s']:,.0f}",
+        f"{r['peak_memory_gib']:.2f}",
+        f"{r['train_time_s']:.0f}",
+        ", ".join(map(str, r["revisions"])),
+    ]
 
 
 def _intro(rows: list[dict[str, Any]], description: str, reference: ReferenceResults | None) -> str:
@@ -190,32 +229,49 @@ def _intro(rows: list[dict[str, Any]], description: str, reference: ReferenceRes
     revisions = sorted({v for r in rows for v in r["revisions"]})
     sentences = [
         description,
-        (f"Every run: the same data and token budget ({', '.join(f'{t:,}' for t in tokens)} training "
-         "tokens); under one seed every preset has the same initialisation stream and data order."),
+        (
+            f"Every run: the same data and token budget ({', '.join(f'{t:,}' for t in tokens)} training "
+            "tokens); under one seed every preset has the same initialisation stream and data order."
+        ),
         "Numbers are means over a preset's seeds (peak memory: the largest).",
     ]
     if revisions != [TRAINING_REVISION]:
-        sentences.append("Training revisions (the last column): "
-                         + "; ".join(f"{v}: {TRAINING_REVISIONS[v]}" for v in revisions)
-                         + ". Runs of different revisions computed different things: compare them with care.")
+        sentences.append(
+            "Training revisions (the last column): "
+            + "; ".join(f"{v}: {TRAINING_REVISIONS[v]}" for v in revisions)
+            + ". Runs of different revisions computed different things: compare them with care."
+        )
     if len({tuple(r["seeds"]) for r in rows}) > 1:
-        sentences.append("The presets have finished different seeds (the 'seeds' column), so their means are "
-                         "not over the same seeds: compare them with care.")
-    sentences.append("Validation loss is the language-model loss on the validation split; accuracy is exact "
-                     "match of the number after `####` under greedy decoding on held-out problems.")
+        sentences.append(
+            "The presets have finished different seeds (the 'seeds' column), so their means are "
+            "not over the same seeds: compare them with care."
+        )
+    sentences.append(
+        "Validation loss is the language-model loss on the validation split; accuracy is exact "
+        "match of the number after `####` under greedy decoding on held-out problems."
+    )
     if reference is not None:
         sentences.append(reference.note)
     return " ".join(s for s in sentences if s)
 
 
-ROUTING_INTRO = ("Each preset's final checkpoint (of its lowest finished seed) on validation tokens: expert "
-                 "load per (layer, iteration) and, for CoE, the iteration 1 -> 2 co-selection heatmaps (the "
-                 "probability that a token which chose expert i then chooses expert j, and its ratio to "
-                 "independent choices). The full analysis of a checkpoint: `coe analyze RUN_DIR`.")
+ROUTING_INTRO = (
+    "Each preset's final checkpoint (of its lowest finished seed) on validation tokens: expert "
+    "load per (layer, iteration) and, for CoE, the iteration 1 -> 2 co-selection heatmaps (the "
+    "probability that a token which chose expert i then chooses expert j, and its ratio to "
+    "independent choices). The full analysis of a checkpoint: `coe analyze RUN_DIR`."
+)
 
 
-def write_report(out: Path, runs: list[FinishedRun], *, title: str, description: str,
-                 reference: ReferenceResults | None = None, device: str = "auto") -> Path:
+def write_report(
+    out: Path,
+    runs: list[FinishedRun],
+    *,
+    title: str,
+    description: str,
+    reference: ReferenceResults | None = None,
+    device: str = "auto",
+) -> Path:
     """The report of ``runs`` in ``out``: report.md, report.html, loss_curves.png, results.json and
     routing/<run name>/ (the final checkpoint of each preset's lowest finished seed analysed on ``device``).
 
@@ -236,23 +292,58 @@ def write_report(out: Path, runs: list[FinishedRun], *, title: str, description:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     presets = _by_preset(runs)
-    loss_curves(out / "loss_curves.png", {preset: mean_metrics([run.metrics for run in by_seed.values()])
-                                          for preset, by_seed in presets.items()})
-    routing = {preset: analyze_run(out, next(iter(by_seed.values())), device=device)
-               for preset, by_seed in presets.items()}
+    loss_curves(
+        out / "loss_curves.png",
+        {
+            preset: mean_metrics([run.metrics for run in by_seed.values()])
+            for preset, by_seed in presets.items()
+        },
+    )
+    routing = {
+        preset: analyze_run(out, next(iter(by_seed.values())), device=device)
+        for preset, by_seed in presets.items()
+    }
     rows = [_row(by_seed, routing[preset], reference) for preset, by_seed in presets.items()]
-    (out / "results.json").write_text(json.dumps({
-        "title": title, "description": description,
-        "reference": None if reference is None else {"label": reference.label, "note": reference.note},
-        "runs": rows}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "title": title,
+                "description": description,
+                "reference": None
+                if reference is None
+                else {"label": reference.label, "note": reference.note},
+                "runs": rows,
+            },
+            indent=2,
+        )
+    )
 
-    header = ["preset", "val loss", "seeds (range)", *([] if reference is None else [reference.label]),
-              "accuracy", "params (M)", "active (M)", "expert paths C(N,K)^C", "tokens/s", "peak mem (GiB)",
-              "train time (s)", "revision"]
+    header = [
+        "preset",
+        "val loss",
+        "seeds (range)",
+        *([] if reference is None else [reference.label]),
+        "accuracy",
+        "params (M)",
+        "active (M)",
+        "expert paths C(N,K)^C",
+        "tokens/s",
+        "peak mem (GiB)",
+        "train time (s)",
+        "revision",
+    ]
     cells = [_cells(r, reference) for r in rows]
     intro = _intro(rows, description, reference)
-    md = [f"# {title}", "", intro, "", "![validation loss](loss_curves.png)", "",
-          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md = [
+        f"# {title}",
+        "",
+        intro,
+        "",
+        "![validation loss](loss_curves.png)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     md += ["| " + " | ".join(row) + " |" for row in cells]
     md += ["", "Presets:", ""] + [f"- `{r['preset']}`: {r['description']}" for r in rows]
     md += ["", "## Routing", "", ROUTING_INTRO]
@@ -266,10 +357,19 @@ def write_report(out: Path, runs: list[FinishedRun], *, title: str, description:
         routing_html.append(
             f"<h3>{escape(preset)}</h3><p>{escape(routing_sentence(r))} "
             f"<a href='{escape(r['dir'])}/report.html'>Report</a>.</p>"
-            + "".join(f"<img src='{escape(image)}' alt='{escape(f'{preset} {Path(image).stem}')}'>"
-                      for image in images))
+            + "".join(
+                f"<img src='{escape(image)}' alt='{escape(f'{preset} {Path(image).stem}')}'>"
+                for image in images
+            )
+        )
     (out / "report.md").write_text("\n".join(md) + "\n")
-    (out / "report.html").write_text(page(
-        title, f"<p>{escape(intro)}</p><img src='loss_curves.png' alt='validation loss' width='900'>"
-        + table(header, cells) + f"<h2>Routing</h2><p>{escape(ROUTING_INTRO)}</p>" + "".join(routing_html)))
+    (out / "report.html").write_text(
+        page(
+            title,
+            f"<p>{escape(intro)}</p><img src='loss_curves.png' alt='validation loss' width='900'>"
+            + table(header, cells)
+            + f"<h2>Routing</h2><p>{escape(ROUTING_INTRO)}</p>"
+            + "".join(routing_html),
+        )
+    )
     return out / "report.md"

@@ -48,10 +48,19 @@ def token_routes(record: RoutingRecord, tokenizer) -> list[TokenRoute]:
     experts = record.experts.gather(-1, order).permute(2, 0, 1, 3).tolist()  # (T, L, C, K)
     weights = record.weights.gather(-1, order).permute(2, 0, 1, 3).tolist()
     texts = tokenizer.batch_decode([[max(int(i), 0)] for i in record.token_ids])
-    return [TokenRoute(position=int(record.positions[n]), token_id=int(record.token_ids[n]), token=texts[n],
-                       steps=[Step(layer, t + 1, experts[n][i][t], weights[n][i][t])
-                              for i, layer in enumerate(record.layers) for t in range(C)])
-            for n in range(T)]
+    return [
+        TokenRoute(
+            position=int(record.positions[n]),
+            token_id=int(record.token_ids[n]),
+            token=texts[n],
+            steps=[
+                Step(layer, t + 1, experts[n][i][t], weights[n][i][t])
+                for i, layer in enumerate(record.layers)
+                for t in range(C)
+            ],
+        )
+        for n in range(T)
+    ]
 
 
 @torch.no_grad()
@@ -99,9 +108,12 @@ def routes_table(routes: list[TokenRoute], *, digits: int = 3):
     for layer, t in _columns(routes):
         table.add_column(f"L{layer}\nit{t}", overflow="fold")
     width = max((len(str(e)) for r in routes for s in r.steps for e in s.experts), default=1)
+
     def cell(step: Step) -> str:
-        return "\n".join(f"{e:>{width}} {f'{w:.{digits}f}'.removeprefix('0')}"
-                         for e, w in zip(step.experts, step.weights))
+        return "\n".join(
+            f"{e:>{width}} {f'{w:.{digits}f}'.removeprefix('0')}"
+            for e, w in zip(step.experts, step.weights, strict=True)
+        )
 
     for r in routes:
         cells = [cell(s) for s in r.steps]
@@ -112,8 +124,10 @@ def routes_table(routes: list[TokenRoute], *, digits: int = 3):
 def _chip(expert: int, weight: float, top: float) -> str:
     hue = (expert * GOLDEN_ANGLE) % 360
     alpha = 0.25 + 0.75 * weight / top if top > 0 else 1.0  # stronger colour for a larger gate weight
-    return (f"<span class='e' style='background:hsla({hue:.0f},70%,60%,{alpha:.2f})' "
-            f"title='expert {expert}, weight {weight:.4f}'>{expert}<small>{weight:.2f}</small></span>")
+    return (
+        f"<span class='e' style='background:hsla({hue:.0f},70%,60%,{alpha:.2f})' "
+        f"title='expert {expert}, weight {weight:.4f}'>{expert}<small>{weight:.2f}</small></span>"
+    )
 
 
 def render_html(routes: list[TokenRoute], *, title: str = "Routing paths") -> str:
@@ -123,18 +137,28 @@ def render_html(routes: list[TokenRoute], *, title: str = "Routing paths") -> st
     head = "".join(f"<th>layer {layer}<br>iteration {t}</th>" for layer, t in columns)
     rows = []
     for r in routes:
-        cells = "".join("<td>" + "".join(_chip(e, w, max(s.weights)) for e, w in zip(s.experts, s.weights))
-                        + "</td>" for s in r.steps)
-        rows.append(f"<tr><td>{r.position}</td><td class='t'>{escape(visible(r.token))}</td>"
-                    f"<td>{r.token_id}</td>{cells}</tr>")
-    text = "".join(f"<span class='tok' title='position {r.position}'>{escape(r.token)}</span>"
-                   for r in routes)
-    return page(title, f"<p>{len(routes)} tokens. Each cell lists the experts chosen at that layer and "
-                "iteration, largest gate weight first, as <i>expert</i><small> weight</small>; a colour is "
-                "an expert (the same in every column), its strength the weight.</p>"
-                f"<div class='text'>{text}</div><h2>Routing grid</h2>"
-                f"<table class='grid'><tr><th>pos</th><th>token</th><th>id</th>{head}</tr>{''.join(rows)}"
-                "</table>")
+        cells = "".join(
+            "<td>"
+            + "".join(_chip(e, w, max(s.weights)) for e, w in zip(s.experts, s.weights, strict=True))
+            + "</td>"
+            for s in r.steps
+        )
+        rows.append(
+            f"<tr><td>{r.position}</td><td class='t'>{escape(visible(r.token))}</td>"
+            f"<td>{r.token_id}</td>{cells}</tr>"
+        )
+    text = "".join(
+        f"<span class='tok' title='position {r.position}'>{escape(r.token)}</span>" for r in routes
+    )
+    return page(
+        title,
+        f"<p>{len(routes)} tokens. Each cell lists the experts chosen at that layer and "
+        "iteration, largest gate weight first, as <i>expert</i><small> weight</small>; a colour is "
+        "an expert (the same in every column), its strength the weight.</p>"
+        f"<div class='text'>{text}</div><h2>Routing grid</h2>"
+        f"<table class='grid'><tr><th>pos</th><th>token</th><th>id</th>{head}</tr>{''.join(rows)}"
+        "</table>",
+    )
 
 
 def write_html(routes: list[TokenRoute], path: str | Path, *, title: str = "Routing paths") -> Path:

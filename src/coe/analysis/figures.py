@@ -60,16 +60,17 @@ def plot_load(summary: dict[str, Any], path: Path) -> Path:
     C = summary["model"]["iterations"]
     fig = Figure(figsize=(max(8.0, 5.5 * C), 2.6 * len(layers)), layout="constrained")
     axes = fig.subplots(len(layers), C, squeeze=False)
-    for row, layer in zip(axes, layers):
-        for ax, it in zip(row, layer["iterations"]):
+    for row, layer in zip(axes, layers, strict=True):
+        for ax, it in zip(row, layer["iterations"], strict=True):
             load = np.array(it["load"]["tokens_per_expert"])
             unused = it["load"]["unused_experts"]
             # One filled step artist, not N bar patches: the same picture, drawn several times faster.
             ax.stairs(load, np.arange(len(load) + 1) - 0.5, fill=True, color="tab:blue")
             ax.axhline(load.mean(), color="tab:red", lw=1, label="mean")
             balance = f"max/mean {it['load']['max_over_mean']:.2f}, CV {it['load']['cv']:.2f}"
-            ax.set_title(f"{_iter_label(layer, it['iteration'])}: {balance}, unused {len(unused)}",
-                         fontsize=9)
+            ax.set_title(
+                f"{_iter_label(layer, it['iteration'])}: {balance}, unused {len(unused)}", fontsize=9
+            )
             ax.set_xlabel("expert", fontsize=8)
             ax.set_ylabel("tokens", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -88,19 +89,25 @@ def plot_coselection(summary: dict[str, Any], path: Path) -> Path | None:
     K = summary["model"]["top_k"]
     fig = Figure(figsize=(11, 5.2 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 2, squeeze=False)
-    for (ax_p, ax_l), (layer, t, tr) in zip(axes, panels):
+    for (ax_p, ax_l), (layer, t, tr) in zip(axes, panels, strict=True):
         counts = np.array(tr["coselection"], dtype=float)  # (N, N)
         rows, cols = tr["row_order"], tr["col_order"]
         load = counts.sum(1) / K  # tokens that chose i at t
         conditional = np.where(load[:, None] > 0, counts / np.maximum(load, 1)[:, None], np.nan)
         lift = coselection_lift(torch.from_numpy(counts), prior=LIFT_PRIOR).numpy()
         a, b = t + 1, t + 2
-        im = ax_p.imshow(conditional[np.ix_(rows, cols)], cmap=PROBABILITY_CMAP, aspect="auto",
-                         interpolation="nearest")
+        im = ax_p.imshow(
+            conditional[np.ix_(rows, cols)], cmap=PROBABILITY_CMAP, aspect="auto", interpolation="nearest"
+        )
         fig.colorbar(im, ax=ax_p, shrink=0.8, label=f"P(j at {b} | i at {a})")
         ax_p.set_title(f"layer {layer['layer']}: iteration {a} -> {b}, P(j | i)", fontsize=10)
-        im = ax_l.imshow(_log2_lift(lift[np.ix_(rows, cols)]), cmap=LIFT_CMAP, norm=LIFT_NORM, aspect="auto",
-                         interpolation="nearest")
+        im = ax_l.imshow(
+            _log2_lift(lift[np.ix_(rows, cols)]),
+            cmap=LIFT_CMAP,
+            norm=LIFT_NORM,
+            aspect="auto",
+            interpolation="nearest",
+        )
         fig.colorbar(im, ax=ax_l, shrink=0.8, label="log2(observed / independent)")
         again = f"re-selection {tr['expert_reselection']:.3f} vs {tr['expert_reselection_expected']:.3f}"
         ax_l.set_title(f"layer {layer['layer']}: lift over independence ({again})", fontsize=10)
@@ -122,11 +129,14 @@ def plot_reselection(summary: dict[str, Any], path: Path) -> Path | None:
     x = np.arange(len(rows))
     fig = Figure(figsize=(max(6.0, 1.4 * len(rows) + 3), 3.8), layout="constrained")
     ax_e, ax_t = fig.subplots(1, 2)
-    for ax, key, title in ((ax_e, "expert_reselection", "chosen experts chosen again"),
-                           (ax_t, "token_reselection", "tokens re-choosing any expert")):
+    for ax, key, title in (
+        (ax_e, "expert_reselection", "chosen experts chosen again"),
+        (ax_t, "token_reselection", "tokens re-choosing any expert"),
+    ):
         ax.bar(x - 0.2, [tr[key] for *_, tr in rows], 0.4, label="observed", color="tab:blue")
-        ax.bar(x + 0.2, [tr[f"{key}_expected"] for *_, tr in rows], 0.4, label="independent",
-               color="tab:gray")
+        ax.bar(
+            x + 0.2, [tr[f"{key}_expected"] for *_, tr in rows], 0.4, label="independent", color="tab:gray"
+        )
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_ylabel("rate", fontsize=8)
         ax.set_title(title, fontsize=10)
@@ -141,15 +151,20 @@ def plot_entropy_and_gates(summary: dict[str, Any], path: Path) -> Path:
     layers = summary["layers"]
     fig = Figure(figsize=(11, 2.8 * len(layers)), layout="constrained")
     axes = fig.subplots(len(layers), 2, squeeze=False)
-    for (ax_h, ax_g), layer in zip(axes, layers):
+    for (ax_h, ax_g), layer in zip(axes, layers, strict=True):
         for it in layer["iterations"]:
             for ax, key in ((ax_h, "router_entropy"), (ax_g, "gate_weights")):
                 hist = it[key]["histogram"]
                 counts = np.array(hist["counts"], dtype=float)
-                ax.stairs(counts / max(counts.sum(), 1), hist["edges"],
-                          label=f"iteration {it['iteration']} (mean {it[key]['mean']:.3f})")
-        for ax, key, label in ((ax_h, "router_entropy", "entropy of the router scores (nats)"),
-                               (ax_g, "gate_weights", "gate weight")):
+                ax.stairs(
+                    counts / max(counts.sum(), 1),
+                    hist["edges"],
+                    label=f"iteration {it['iteration']} (mean {it[key]['mean']:.3f})",
+                )
+        for ax, key, label in (
+            (ax_h, "router_entropy", "entropy of the router scores (nats)"),
+            (ax_g, "gate_weights", "gate weight"),
+        ):
             lows = [it[key]["min"] for it in layer["iterations"]]
             highs = [it[key]["max"] for it in layer["iterations"]]
             pad = 0.05 * max(max(highs) - min(lows), 1e-3)
@@ -158,8 +173,11 @@ def plot_entropy_and_gates(summary: dict[str, Any], path: Path) -> Path:
             ax.set_ylabel("fraction", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.legend(fontsize=7)
-        ax_h.set_title(f"layer {layer['layer']}: router entropy (max log N = "
-                       f"{layer['iterations'][0]['router_entropy']['max_possible']:.2f})", fontsize=10)
+        ax_h.set_title(
+            f"layer {layer['layer']}: router entropy (max log N = "
+            f"{layer['iterations'][0]['router_entropy']['max_possible']:.2f})",
+            fontsize=10,
+        )
         ax_g.set_title(f"layer {layer['layer']}: gate weights", fontsize=10)
     fig.suptitle("Router entropy and gate weights")
     return _save(fig, path)
@@ -174,16 +192,18 @@ def plot_specialisation(summary: dict[str, Any], path: Path) -> Path | None:
     C = summary["model"]["iterations"]
     fig = Figure(figsize=(6.5 * C, 2.4 * len(layers) + 0.6), layout="constrained")
     axes = fig.subplots(len(layers), C, squeeze=False)
-    for row, layer in zip(axes, layers):
-        for ax, it in zip(row, layer["iterations"]):
+    for row, layer in zip(axes, layers, strict=True):
+        for ax, it in zip(row, layer["iterations"], strict=True):
             spec = it["specialisation"]
             kinds = list(spec["tokens_per_kind"])
             counts = torch.tensor([spec["tokens_per_expert"][k] for k in kinds], dtype=torch.float64)
             lift = coselection_lift(counts, prior=LIFT_PRIOR).numpy()  # (kinds, N)
-            im = ax.imshow(_log2_lift(lift), cmap=LIFT_CMAP, norm=LIFT_NORM, aspect="auto",
-                           interpolation="nearest")
-            ax.set_yticks(range(len(kinds)), [f"{k} ({spec['tokens_per_kind'][k]})" for k in kinds],
-                          fontsize=7)
+            im = ax.imshow(
+                _log2_lift(lift), cmap=LIFT_CMAP, norm=LIFT_NORM, aspect="auto", interpolation="nearest"
+            )
+            ax.set_yticks(
+                range(len(kinds)), [f"{k} ({spec['tokens_per_kind'][k]})" for k in kinds], fontsize=7
+            )
             ax.set_xlabel("expert", fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
             ax.set_title(_iter_label(layer, it["iteration"]), fontsize=10)
@@ -201,8 +221,12 @@ def plot_paths(summary: dict[str, Any], path: Path) -> Path:
     ax = fig.subplots()
     ax.bar(x - 0.27, [layer["paths"]["distinct"] for layer in layers], 0.27, label="distinct paths")
     ax.bar(x, [layer["paths"]["effective"] for layer in layers], 0.27, label="effective paths (exp entropy)")
-    ax.bar(x + 0.27, [layer["paths"]["distinct_expert_sets"] for layer in layers], 0.27,
-           label="distinct expert sets (order dropped)")
+    ax.bar(
+        x + 0.27,
+        [layer["paths"]["distinct_expert_sets"] for layer in layers],
+        0.27,
+        label="distinct expert sets (order dropped)",
+    )
     ax.axhline(summary["tokens"], color="black", ls="--", lw=1, label=f"tokens ({summary['tokens']:,})")
     ax.set_yscale("log")
     ax.set_ylim(1, 3 * summary["tokens"])  # bars from 1: a log axis cut at the data would exaggerate gaps
@@ -210,8 +234,11 @@ def plot_paths(summary: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("count")
     fig.legend(fontsize=7, loc="outside right upper")
     possible = summary["expert_paths"]
-    ax.set_title(f"Routing paths used; possible: C(N,K)^C = {possible['possible']:.3g}, "
-                 f"matched MoE C(N,KC) = {possible['possible_moe_matched']:.3g}", fontsize=10)
+    ax.set_title(
+        f"Routing paths used; possible: C(N,K)^C = {possible['possible']:.3g}, "
+        f"matched MoE C(N,KC) = {possible['possible_moe_matched']:.3g}",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
@@ -238,7 +265,12 @@ def loss_curves(path: Path, curves: dict[str, list[dict[str, Any]]]) -> Path:
     return path
 
 
-FIGURES = {"load": plot_load, "coselection": plot_coselection, "reselection": plot_reselection,
-           "entropy_gates": plot_entropy_and_gates, "specialisation": plot_specialisation,
-           "paths": plot_paths}
+FIGURES = {
+    "load": plot_load,
+    "coselection": plot_coselection,
+    "reselection": plot_reselection,
+    "entropy_gates": plot_entropy_and_gates,
+    "specialisation": plot_specialisation,
+    "paths": plot_paths,
+}
 """Figure name -> function(summary, path) -> the path written, or None when it does not apply."""

@@ -124,8 +124,13 @@ class RoutingRecorder:
         positions = positions.expand(B, S)
         token_ids = ids if ids is not None else torch.full((B, S), -1, device=device)
         rows = torch.arange(B, device=device)[:, None].expand(B, S)
-        self._open = {"token_ids": token_ids.reshape(-1)[:take], "positions": positions.reshape(-1)[:take],
-                      "batch_index": rows.reshape(-1)[:take], "take": take, "chains": []}
+        self._open = {
+            "token_ids": token_ids.reshape(-1)[:take],
+            "positions": positions.reshape(-1)[:take],
+            "batch_index": rows.reshape(-1)[:take],
+            "take": take,
+            "chains": [],
+        }
 
     def _record_chain(self, module, args, out) -> None:
         if self._open is None:
@@ -135,13 +140,15 @@ class RoutingRecorder:
         for routing in out.routings:
             # Copies, not views: a view of the first tokens would keep the whole batch's tensor alive.
             logits = routing.logits.detach()[:take].float().clone()  # (T, N)
-            iterations.append({
-                "experts": routing.topk_idx.detach()[:take].clone(),
-                "weights": routing.topk_weight.detach()[:take].float().clone(),
-                "entropy": token_entropy(routing.scores.detach()[:take]),
-                "logsumexp": logits.logsumexp(-1),
-                "logits": logits if self.keep_logits else None,
-            })
+            iterations.append(
+                {
+                    "experts": routing.topk_idx.detach()[:take].clone(),
+                    "weights": routing.topk_weight.detach()[:take].float().clone(),
+                    "entropy": token_entropy(routing.scores.detach()[:take]),
+                    "logsumexp": logits.logsumexp(-1),
+                    "logits": logits if self.keep_logits else None,
+                }
+            )
         self._open["chains"].append(iterations)
 
     def _close_forward(self, module, args, out) -> None:
@@ -149,8 +156,10 @@ class RoutingRecorder:
             return
         if len(self._open["chains"]) != len(self.chains):
             seen = len(self._open["chains"])
-            raise RuntimeError(f"recorded {seen} of {len(self.chains)} MoE layers in one forward: a block "
-                               "ran outside the decoder stack's forward")
+            raise RuntimeError(
+                f"recorded {seen} of {len(self.chains)} MoE layers in one forward: a block "
+                "ran outside the decoder stack's forward"
+            )
         self._open["forward_index"] = len(self._forwards)
         self._forwards.append(self._open)
         self.tokens += self._open["take"]
@@ -166,23 +175,38 @@ class RoutingRecorder:
             return torch.cat([x[key] for x in f]).long().cpu()
 
         def stacked(key: str) -> torch.Tensor:  # -> (L, C, T, ...)
-            layers = [torch.stack([torch.cat([x["chains"][i][t][key] for x in f])
-                                   for t in range(len(f[0]["chains"][i]))])
-                      for i in range(len(self.chains))]
+            layers = [
+                torch.stack(
+                    [torch.cat([x["chains"][i][t][key] for x in f]) for t in range(len(f[0]["chains"][i]))]
+                )
+                for i in range(len(self.chains))
+            ]
             return torch.stack(layers).cpu()
 
         forward_index = torch.cat([torch.full((x["take"],), x["forward_index"]) for x in f])
         return RoutingRecord(
-            token_ids=per_token("token_ids"), positions=per_token("positions"),
-            batch_index=per_token("batch_index"), forward_index=forward_index, experts=stacked("experts"),
-            weights=stacked("weights"), entropy=stacked("entropy"), logsumexp=stacked("logsumexp"),
-            logits=stacked("logits") if self.keep_logits else None, layers=list(self.layers),
-            num_experts=self.num_experts)
+            token_ids=per_token("token_ids"),
+            positions=per_token("positions"),
+            batch_index=per_token("batch_index"),
+            forward_index=forward_index,
+            experts=stacked("experts"),
+            weights=stacked("weights"),
+            entropy=stacked("entropy"),
+            logsumexp=stacked("logsumexp"),
+            logits=stacked("logits") if self.keep_logits else None,
+            layers=list(self.layers),
+            num_experts=self.num_experts,
+        )
 
 
 @torch.no_grad()
-def collect_routing(model, batches: Iterable[dict[str, torch.Tensor] | torch.Tensor], *,
-                    max_tokens: int | None = 65_536, keep_logits: bool = False) -> RoutingRecord:
+def collect_routing(
+    model,
+    batches: Iterable[dict[str, torch.Tensor] | torch.Tensor],
+    *,
+    max_tokens: int | None = 65_536,
+    keep_logits: bool = False,
+) -> RoutingRecord:
     """Run ``model`` (in eval mode, restored after) over ``batches`` (input_ids (B, S), or dicts holding
     ``input_ids``) until ``max_tokens`` tokens are recorded, and return their routing."""
     device = next(model.parameters()).device

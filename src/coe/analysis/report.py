@@ -25,25 +25,26 @@ REPORT_FILE, JSON_FILE = "report.html", "analysis.json"
 
 CAPTIONS = {
     "load": "Tokens per expert for each (layer, iteration): max/mean (1 = balanced), coefficient of "
-            "variation and experts no token chose.",
+    "variation and experts no token chose.",
     "coselection": "Iteration t -> t+1: left, the probability that a token which chose expert i in "
-                   "iteration t chooses expert j in iteration t+1 (each row sums to K); right, the same as "
-                   "the ratio to what independent choices with the same loads would give, with a "
-                   "pseudo-count of 1 token so that sparse cells do not dominate (red: chosen together more "
-                   "often). Columns are ordered by hierarchical clustering of who chooses them, rows by "
-                   "where their most frequent successor sits: a diagonal means experts hand their tokens on "
-                   "to preferred successors.",
+    "iteration t chooses expert j in iteration t+1 (each row sums to K); right, the same as "
+    "the ratio to what independent choices with the same loads would give, with a "
+    "pseudo-count of 1 token so that sparse cells do not dominate (red: chosen together more "
+    "often). Columns are ordered by hierarchical clustering of who chooses them, rows by "
+    "where their most frequent successor sits: a diagonal means experts hand their tokens on "
+    "to preferred successors.",
     "reselection": "Left: the share of chosen experts that are chosen again in the next iteration; right: "
-                   "the share of tokens that choose again at least one of their experts. Grey: the rate "
-                   "expected if the two iterations chose independently with their observed loads.",
+    "the share of tokens that choose again at least one of their experts. Grey: the rate "
+    "expected if the two iterations chose independently with their observed loads.",
     "entropy_gates": "Left: entropy of each token's router scores (log N is uniform, 0 is one expert); "
-                     "right: the gate weights of the chosen experts.",
+    "right: the gate weights of the chosen experts.",
     "specialisation": "Which experts each kind of token goes to, as the ratio of (kind, expert) pairs to "
-                      "what independence would give (red: the expert gets more of this kind than its share).",
+    "what independence would give (red: the expert gets more of this kind than its share).",
     "paths": "Distinct routing paths (the ordered sequence of expert sets over the iterations) actually "
-             "used, their effective number (exp of the path entropy) and the distinct expert sets with order "
-             "dropped, against the tokens analysed.",
+    "used, their effective number (exp of the path entropy) and the distinct expert sets with order "
+    "dropped, against the tokens analysed.",
 }
+
 
 def _fmt(value: Any) -> str:
     """A table cell's text: numbers to a few significant digits, None as "-"."""
@@ -66,44 +67,112 @@ def render_html(summary: dict[str, Any], figures: dict[str, str], *, title: str)
     """The report page: the model and data, notes, headline tables, then each figure with its caption.
     figures: figure name -> file name relative to the page."""
     m, paths = summary["model"], summary["expert_paths"]
-    intro = (f"<p>{summary['tokens']:,} tokens; MoE layers {m['layers']}; C = {m['iterations']} "
-             f"iteration(s), N = {m['experts']} routed experts, K = {m['top_k']} chosen per iteration. "
-             f"Possible paths through a layer: C(N,K)^C = {escape(_fmt(paths['possible']))}; matched MoE "
-             f"choosing K&middot;C at once: C(N,KC) = {escape(_fmt(paths['possible_moe_matched']))}. Every "
-             f"number is in <a href='{JSON_FILE}'>{JSON_FILE}</a>.</p>")
+    intro = (
+        f"<p>{summary['tokens']:,} tokens; MoE layers {m['layers']}; C = {m['iterations']} "
+        f"iteration(s), N = {m['experts']} routed experts, K = {m['top_k']} chosen per iteration. "
+        f"Possible paths through a layer: C(N,K)^C = {escape(_fmt(paths['possible']))}; matched MoE "
+        f"choosing K&middot;C at once: C(N,KC) = {escape(_fmt(paths['possible_moe_matched']))}. Every "
+        f"number is in <a href='{JSON_FILE}'>{JSON_FILE}</a>.</p>"
+    )
     parts = [intro]
     parts += [f"<p class='note'>{escape(note)}</p>" for note in summary["notes"]]
     parts.append("<h2>Per layer and iteration</h2>")
-    parts.append(_table(
-        ["layer", "iteration", "max/mean load", "load CV", "unused experts", "router entropy (nats)",
-         "mean gate weight", "top-1 gate share"],
-        [[layer["layer"], it["iteration"], it["load"]["max_over_mean"], it["load"]["cv"],
-          len(it["load"]["unused_experts"]), it["router_entropy"]["mean"], it["gate_weights"]["mean"],
-          it["gate_weights"]["top1_share"]] for layer in summary["layers"] for it in layer["iterations"]]))
-    transitions = [[layer["layer"], f"{t + 1} -> {t + 2}", tr["expert_reselection"],
-                    tr["expert_reselection_expected"], tr["token_reselection"],
-                    tr["token_reselection_expected"]]
-                   for layer in summary["layers"] for t, tr in enumerate(layer["transitions"])]
+    parts.append(
+        _table(
+            [
+                "layer",
+                "iteration",
+                "max/mean load",
+                "load CV",
+                "unused experts",
+                "router entropy (nats)",
+                "mean gate weight",
+                "top-1 gate share",
+            ],
+            [
+                [
+                    layer["layer"],
+                    it["iteration"],
+                    it["load"]["max_over_mean"],
+                    it["load"]["cv"],
+                    len(it["load"]["unused_experts"]),
+                    it["router_entropy"]["mean"],
+                    it["gate_weights"]["mean"],
+                    it["gate_weights"]["top1_share"],
+                ]
+                for layer in summary["layers"]
+                for it in layer["iterations"]
+            ],
+        )
+    )
+    transitions = [
+        [
+            layer["layer"],
+            f"{t + 1} -> {t + 2}",
+            tr["expert_reselection"],
+            tr["expert_reselection_expected"],
+            tr["token_reselection"],
+            tr["token_reselection_expected"],
+        ]
+        for layer in summary["layers"]
+        for t, tr in enumerate(layer["transitions"])
+    ]
     if transitions:
         parts.append("<h2>Re-selection between iterations</h2>")
-        parts.append(_table(["layer", "iterations", "experts chosen again", "expected if independent",
-                             "tokens re-choosing any", "expected if independent"], transitions))
+        parts.append(
+            _table(
+                [
+                    "layer",
+                    "iterations",
+                    "experts chosen again",
+                    "expected if independent",
+                    "tokens re-choosing any",
+                    "expected if independent",
+                ],
+                transitions,
+            )
+        )
     parts.append("<h2>Routing paths</h2>")
-    parts.append(_table(
-        ["layer", "distinct paths", "effective paths", "distinct expert sets", "observable at most",
-         "possible"],
-        [[layer["layer"], layer["paths"]["distinct"], layer["paths"]["effective"],
-          layer["paths"]["distinct_expert_sets"], layer["paths"]["observable_at_most"],
-          layer["paths"]["possible"]] for layer in summary["layers"]]))
+    parts.append(
+        _table(
+            [
+                "layer",
+                "distinct paths",
+                "effective paths",
+                "distinct expert sets",
+                "observable at most",
+                "possible",
+            ],
+            [
+                [
+                    layer["layer"],
+                    layer["paths"]["distinct"],
+                    layer["paths"]["effective"],
+                    layer["paths"]["distinct_expert_sets"],
+                    layer["paths"]["observable_at_most"],
+                    layer["paths"]["possible"],
+                ]
+                for layer in summary["layers"]
+            ],
+        )
+    )
     parts.append("<h2>Figures</h2>")
     for name, file in figures.items():
-        parts.append(f"<figure><img src='{escape(file)}' alt='{escape(name)}'>"
-                     f"<figcaption>{escape(CAPTIONS[name])}</figcaption></figure>")
+        parts.append(
+            f"<figure><img src='{escape(file)}' alt='{escape(name)}'>"
+            f"<figcaption>{escape(CAPTIONS[name])}</figcaption></figure>"
+        )
     return page(title, "\n".join(parts))
 
 
-def write_report(out_dir: str | Path, summary: dict[str, Any], *, title: str = "Routing analysis",
-                 figures: Sequence[str] | None = None, source: dict[str, Any] | None = None) -> Path:
+def write_report(
+    out_dir: str | Path,
+    summary: dict[str, Any],
+    *,
+    title: str = "Routing analysis",
+    figures: Sequence[str] | None = None,
+    source: dict[str, Any] | None = None,
+) -> Path:
     """Write analysis.json, the figures (all of :data:`coe.analysis.figures.FIGURES`, or those named) and
     report.html into ``out_dir``. ``source`` (checkpoint, data, ...) is saved beside the summary.
     Returns the path of report.html."""
@@ -135,9 +204,17 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def analyze_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, data=None, tokens: int = 4096,
-                       seq_len: int = 256, batch_size: int = 8, device: str = "cpu",
-                       figures: Sequence[str] | None = None) -> Path:
+def analyze_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    data=None,
+    tokens: int = 4096,
+    seq_len: int = 256,
+    batch_size: int = 8,
+    device: str = "cpu",
+    figures: Sequence[str] | None = None,
+) -> Path:
     """Run a checkpoint over ``tokens`` validation tokens, record its routing and write the report.
 
     Args:
@@ -168,11 +245,17 @@ def analyze_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, data=None
         raise ValueError(f"the validation split of {data.source!r} is empty: there is nothing to analyse")
     dataset = pack_documents(tokenizer, validation, min(seq_len, tokens))
     sequences = min(len(dataset), -(-tokens // dataset.seq_len))
-    batches = (dataset.batch(range(s, min(s + batch_size, sequences)))
-               for s in range(0, sequences, batch_size))
+    batches = (
+        dataset.batch(range(s, min(s + batch_size, sequences))) for s in range(0, sequences, batch_size)
+    )
     record = collect_routing(model, batches, max_tokens=tokens)
     summary = summarize(record, token_kinds(record.token_ids, tokenizer))
-    source = {"checkpoint": str(checkpoint), "data": str(data.val_source or data.source),
-              "split": "validation", "seq_len": dataset.seq_len}
-    return write_report(out_dir, summary, title=f"Routing analysis: {checkpoint}",
-                        figures=figures, source=source)
+    source = {
+        "checkpoint": str(checkpoint),
+        "data": str(data.val_source or data.source),
+        "split": "validation",
+        "seq_len": dataset.seq_len,
+    }
+    return write_report(
+        out_dir, summary, title=f"Routing analysis: {checkpoint}", figures=figures, source=source
+    )

@@ -83,8 +83,9 @@ def reselection_rate(previous: torch.Tensor, current: torch.Tensor) -> torch.Ten
     return shared.float().mean()
 
 
-def expected_reselection_rate(previous: torch.Tensor, current: torch.Tensor,
-                              num_experts: int) -> torch.Tensor:
+def expected_reselection_rate(
+    previous: torch.Tensor, current: torch.Tensor, num_experts: int
+) -> torch.Tensor:
     """:func:`reselection_rate` if the two iterations chose independently: the mean over all T^2 pairs
     (a, b) of tokens of whether token a's ``previous`` set meets token b's ``current`` set.
 
@@ -99,7 +100,7 @@ def expected_reselection_rate(previous: torch.Tensor, current: torch.Tensor,
     rows = max(1, _PAIR_CHUNK // max(1, b.shape[0]))
     misses = torch.zeros((), dtype=torch.long, device=a.device)  # integer: exact beyond 2^24 pairs
     for start in range(0, T, rows):
-        misses += ((a[start:start + rows] @ b.T) == 0).sum()  # pairs with no common expert
+        misses += ((a[start : start + rows] @ b.T) == 0).sum()  # pairs with no common expert
     return 1 - misses / (T * b.shape[0])
 
 
@@ -110,8 +111,9 @@ def expert_reselection_rate(previous: torch.Tensor, current: torch.Tensor) -> to
     return shared.float().mean()
 
 
-def expected_expert_reselection_rate(previous: torch.Tensor, current: torch.Tensor,
-                                     num_experts: int) -> torch.Tensor:
+def expected_expert_reselection_rate(
+    previous: torch.Tensor, current: torch.Tensor, num_experts: int
+) -> torch.Tensor:
     """:func:`expert_reselection_rate` if the two iterations chose independently, exactly:
     ``sum_e p(e) q(e) / K`` with p(e), q(e) the fractions of tokens that chose e in each iteration
     (linearity of expectation over experts: E|S & S'| = sum_e P(e in S) P(e in S'))."""
@@ -176,8 +178,9 @@ def count_entropy(counts: torch.Tensor) -> torch.Tensor:
     return -(p * p.clamp_min(1e-30).log()).sum(-1)
 
 
-def group_expert_counts(groups: torch.Tensor, experts: torch.Tensor, num_groups: int,
-                        num_experts: int) -> torch.Tensor:
+def group_expert_counts(
+    groups: torch.Tensor, experts: torch.Tensor, num_groups: int, num_experts: int
+) -> torch.Tensor:
     """``counts[g, e]`` = tokens of group g that chose expert e: groups (T,) in [0, G), experts (T, K) ->
     (G, N) float32. Each token adds K entries to its group's row."""
     flat = (groups.unsqueeze(-1) * num_experts + experts).flatten()  # (T*K,)

@@ -24,14 +24,23 @@ KINDS = list(TokenKind)
 # calculator markup, not as comparisons.
 OPERATOR_CHARS = frozenset("+-*/=×÷^%")
 
-_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-          "sixteen seventeen eighteen nineteen").split()
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split()
-_OTHERS = ("hundred thousand million billion half halves twice double triple dozen dozens quarter "
-           "quarters").split()
-NUMBER_WORDS = frozenset(_UNITS + _TENS + _ORDINALS + _OTHERS + [w + "s" for w in _UNITS + _TENS]
-                         + [w + "s" for w in ("hundred", "thousand", "million", "billion")])
+_OTHERS = (
+    "hundred thousand million billion half halves twice double triple dozen dozens quarter quarters"
+).split()
+NUMBER_WORDS = frozenset(
+    _UNITS
+    + _TENS
+    + _ORDINALS
+    + _OTHERS
+    + [w + "s" for w in _UNITS + _TENS]
+    + [w + "s" for w in ("hundred", "thousand", "million", "billion")]
+)
 
 
 def classify_token(text: str) -> TokenKind:
@@ -55,6 +64,11 @@ def token_kinds(token_ids: torch.Tensor, tokenizer) -> torch.Tensor:
     ids = token_ids.flatten().cpu()
     unique, inverse = ids.unique(return_inverse=True)
     texts = tokenizer.batch_decode([[int(i)] for i in unique.clamp_min(0)])
-    kinds = torch.tensor([KINDS.index(classify_token(t)) if i >= 0 else KINDS.index(TokenKind.OTHER)
-                          for i, t in zip(unique.tolist(), texts)], dtype=torch.long)
+    kinds = torch.tensor(
+        [
+            KINDS.index(classify_token(t)) if i >= 0 else KINDS.index(TokenKind.OTHER)
+            for i, t in zip(unique.tolist(), texts, strict=True)
+        ],
+        dtype=torch.long,
+    )
     return kinds[inverse].view(token_ids.shape)

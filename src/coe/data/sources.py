@@ -93,8 +93,11 @@ class TokenizerSpec:
         if self.path is not None and not self.path.strip():
             raise invalid("data.tokenizer.path", self.path, "must be None or a tokenizer path")
         if self.vocab_size is not None and self.vocab_size < MIN_VOCAB_SIZE:
-            raise invalid("data.tokenizer.vocab_size", self.vocab_size,
-                          f"must be None or >= {MIN_VOCAB_SIZE} (256 bytes + end of text)")
+            raise invalid(
+                "data.tokenizer.vocab_size",
+                self.vocab_size,
+                f"must be None or >= {MIN_VOCAB_SIZE} (256 bytes + end of text)",
+            )
         if self.min_frequency < 1:
             raise invalid("data.tokenizer.min_frequency", self.min_frequency, "must be >= 1")
         if self.max_train_chars < 1:
@@ -160,12 +163,16 @@ class DataSpec:
         if isinstance(self.tokenizer, Mapping):  # a mapping from a config file
             keys = [f.name for f in dataclass_fields(TokenizerSpec)]
             if unknown := sorted(map(str, set(self.tokenizer) - set(keys))):
-                raise invalid("data.tokenizer", dict(self.tokenizer),
-                              f"unknown keys {', '.join(unknown)}; the keys are: {', '.join(keys)}")
+                raise invalid(
+                    "data.tokenizer",
+                    dict(self.tokenizer),
+                    f"unknown keys {', '.join(unknown)}; the keys are: {', '.join(keys)}",
+                )
             object.__setattr__(self, "tokenizer", TokenizerSpec(**self.tokenizer))
         if not isinstance(self.tokenizer, TokenizerSpec):
-            raise invalid("data.tokenizer", self.tokenizer,
-                          "must be a TokenizerSpec or a mapping of its fields")
+            raise invalid(
+                "data.tokenizer", self.tokenizer, "must be a TokenizerSpec or a mapping of its fields"
+            )
         if not self.sources or any(not isinstance(s, str) or not s.strip() for s in self.sources):
             raise invalid("data.source", self.source, "must be a non-empty string or a list of them")
         for source in self.sources:
@@ -182,16 +189,21 @@ class DataSpec:
             if not 0.0 <= value < 1.0:
                 raise invalid(f"data.{name}", value, "must be in [0, 1)")
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise invalid("data.val_fraction + data.test_fraction", self.val_fraction + self.test_fraction,
-                          "must be < 1")
+            raise invalid(
+                "data.val_fraction + data.test_fraction",
+                self.val_fraction + self.test_fraction,
+                "must be < 1",
+            )
         if self.synthetic_train < 1:
             raise invalid("data.synthetic_train", self.synthetic_train, "must be >= 1")
         if self.synthetic_eval < 0:
             raise invalid("data.synthetic_eval", self.synthetic_eval, "must be >= 0")
         if not 1 <= self.synthetic_min_steps <= self.synthetic_max_steps <= synthetic_math.MAX_STEPS:
-            raise invalid("data.synthetic_min_steps, data.synthetic_max_steps",
-                          (self.synthetic_min_steps, self.synthetic_max_steps),
-                          f"need 1 <= min <= max <= {synthetic_math.MAX_STEPS}")
+            raise invalid(
+                "data.synthetic_min_steps, data.synthetic_max_steps",
+                (self.synthetic_min_steps, self.synthetic_max_steps),
+                f"need 1 <= min <= max <= {synthetic_math.MAX_STEPS}",
+            )
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -242,7 +254,8 @@ def resolve_template(template: str, text_field: str = "text") -> str:
         return TEMPLATES[template]
     if "{" not in template:
         raise invalid(
-            "data.template", template,
+            "data.template",
+            template,
             f"unknown template: use one of {', '.join([*TEMPLATES, 'text'])} "
             'or a format string with {column} fields, e.g. "Question: {question}\\nAnswer: {answer}"',
         )
@@ -261,8 +274,9 @@ def template_fields(fmt: str) -> list[str]:
         if name is None:
             continue
         if not name.isidentifier() or spec or conversion:
-            raise invalid("data.template", fmt,
-                          f"fields must be plain column names like {{answer}}, not {{{name}}}")
+            raise invalid(
+                "data.template", fmt, f"fields must be plain column names like {{answer}}, not {{{name}}}"
+            )
         if name not in fields:
             fields.append(name)
     if not fields:
@@ -534,8 +548,10 @@ def _missing_split(source: str, split: str, by_split: dict[str, list[str]]) -> s
     """The error for a directory or dataset without ``split``, naming what it does hold."""
     if Path(source).is_dir():
         files = ", ".join(p.name for p in sorted(Path(source).iterdir())) or "nothing"
-        return (f"no {split} file ({split}.parquet, {split}.jsonl, ...) in data directory {source}; "
-                f"it holds: {files}")
+        return (
+            f"no {split} file ({split}.parquet, {split}.jsonl, ...) in data directory {source}; "
+            f"it holds: {files}"
+        )
     return f"dataset {source!r} has no {split} split; its splits are: {', '.join(by_split) or 'none we know'}"
 
 

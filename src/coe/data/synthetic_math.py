@@ -144,7 +144,7 @@ class _Person:
     him: str  # object pronoun
 
     @property
-    def He(self) -> str:  # noqa: N802 - reads like the sentence it starts
+    def He(self) -> str:
         return self.he.capitalize()
 
 

@@ -124,9 +124,12 @@ def build_tokenizer(
     if spec.path is not None:
         return load_tokenizer(spec.path)
     if spec.vocab_size is None:
-        raise invalid("data.tokenizer.vocab_size", None,
-                      "must be set to train a BPE (None stands for the model's vocabulary size, which the "
-                      "caller fills in)")
+        raise invalid(
+            "data.tokenizer.vocab_size",
+            None,
+            "must be set to train a BPE (None stands for the model's vocabulary size, which the "
+            "caller fills in)",
+        )
     record = {
         "vocab_size": spec.vocab_size,
         "min_frequency": spec.min_frequency,

@@ -1,5 +1,5 @@
-"""Experiments as files: YAML files of :class:`coe.compare.CompareConfig` (which presets, which seeds, one base
-TrainConfig every run shares, published numbers to put beside ours).
+"""Experiments as files: YAML files of :class:`coe.compare.CompareConfig` (which presets, which seeds, one
+base TrainConfig every run shares, published numbers to put beside ours).
 
 Shipped here: ``cpu.yaml`` (the main job's default, minutes on a laptop CPU) and ``paper.yaml`` (the paper's
 presets and recipe, on a GPU). ``coe compare --experiment NAME_OR_FILE`` runs one; options given after it
@@ -24,9 +24,14 @@ EXPERIMENTS_DIR = Path(__file__).parent
 
 # Options of `coe compare` before experiments were files -> where they live now.
 LEGACY_COMPARE_NAMES = {
-    "steps": "train.steps", "batch_size": "train.batch_size",
-    "micro_batch_size": "train.micro_batch_size", "seq_len": "train.seq_len", "lr": "train.optim.lr",
-    "save_every": "train.checkpoint.every", "data": "train.data", "device": "train.runtime.device",
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "micro_batch_size": "train.micro_batch_size",
+    "seq_len": "train.seq_len",
+    "lr": "train.optim.lr",
+    "save_every": "train.checkpoint.every",
+    "data": "train.data",
+    "device": "train.runtime.device",
     "progress": "train.logging.progress",
 }
 
@@ -69,7 +74,9 @@ def upgrade_experiment(mapping: dict, *, where: str) -> dict:
     if isinstance(mapping.get("train"), dict):
         mapping["train"] = upgrade_legacy(mapping["train"], where=f"{where}: train")
     if scale is not None:
-        log.warning("%s: option 'scale' is deprecated, use 'experiment' (coe compare --experiment NAME)", where)
+        log.warning(
+            "%s: option 'scale' is deprecated, use 'experiment' (coe compare --experiment NAME)", where
+        )
         mapping = merged(read_experiment(scale), mapping)
     return mapping
 

@@ -83,13 +83,22 @@ def rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     return torch.cat((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).to(x.dtype)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Tensor | None, scale: float,
-           dropout: float, gqa: bool = False) -> torch.Tensor:
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    mask: torch.Tensor | None,
+    scale: float,
+    dropout: float,
+    gqa: bool = False,
+) -> torch.Tensor:
     """SDPA, causal when no mask is given. q: (B, H, S, E); k: (B, G, P, E); v: (B, G, P, Ev) ->
     (B, S, H*Ev)."""
     kwargs = {"enable_gqa": True} if gqa and k.shape[1] != q.shape[1] else {}
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale,
-                                         dropout_p=dropout, **kwargs)
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale, dropout_p=dropout, **kwargs
+    )
     return out.transpose(1, 2).flatten(2)
 
 
@@ -119,8 +128,9 @@ class MultiHeadLatentAttention(nn.Module):
         self.o_proj = nn.Linear(self.num_heads * self.v_dim, D, bias=bias)
         self.scale = softmax_scale(config, self.nope_dim + self.rope_dim)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None,
-                cache=None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None, cache=None
+    ) -> torch.Tensor:
         B, S, _ = x.shape
         H = self.num_heads
         if self.q_lora_rank is None:
@@ -161,8 +171,9 @@ class GroupedQueryAttention(nn.Module):
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, D, bias=bias)
         self.scale = softmax_scale(config, self.head_dim)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None,
-                cache=None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None, cache=None
+    ) -> torch.Tensor:
         B, S, _ = x.shape
         q = self.q_proj(x).view(B, S, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, S, E)
         k = self.k_proj(x).view(B, S, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, G, S, E)
@@ -171,8 +182,9 @@ class GroupedQueryAttention(nn.Module):
         q, k = rotate_half(q, cos, sin), rotate_half(k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)
-        out = attend(q, k, v, mask=mask, scale=self.scale, dropout=self.dropout if self.training else 0.0,
-                     gqa=True)
+        out = attend(
+            q, k, v, mask=mask, scale=self.scale, dropout=self.dropout if self.training else 0.0, gqa=True
+        )
         return self.o_proj(out)
 
 
@@ -182,8 +194,9 @@ def build_attention(config: CoEConfig, layer_idx: int) -> nn.Module:
     return GroupedQueryAttention(config, layer_idx)
 
 
-def causal_mask(padding_mask: torch.Tensor | None, num_queries: int, num_keys: int,
-                   device: torch.device) -> torch.Tensor | None:
+def causal_mask(
+    padding_mask: torch.Tensor | None, num_queries: int, num_keys: int, device: torch.device
+) -> torch.Tensor | None:
     """Boolean (B, 1, S, P) mask, True where attention is allowed; None for the plain causal case.
 
     The S queries are the last S of the P cached positions. padding_mask: (B, P), 1 for real tokens.

@@ -49,12 +49,14 @@ class ChainOfExperts(nn.Module):
         self.balance_loss = config.balance_loss
         self.compute_z_loss = config.router_z_loss_coef > 0
         self.routers = nn.ModuleList(Router(config) for _ in range(config.num_routers))
-        self.experts = Experts(config.n_routed_experts, config.hidden_size, config.moe_intermediate_size,
-                               config.expert_backend)
+        self.experts = Experts(
+            config.n_routed_experts, config.hidden_size, config.moe_intermediate_size, config.expert_backend
+        )
         shared_size = config.moe_intermediate_size * config.n_shared_experts
         self.shared_experts = SwiGLU(config.hidden_size, shared_size) if config.n_shared_experts else None
-        self.register_buffer("tokens_per_expert", torch.zeros(config.inner_iter, config.n_routed_experts),
-                             persistent=False)
+        self.register_buffer(
+            "tokens_per_expert", torch.zeros(config.inner_iter, config.n_routed_experts), persistent=False
+        )
         self.batch_group: dist.ProcessGroup | None = None
 
     def router(self, iteration: int) -> Router:
@@ -80,13 +82,18 @@ class ChainOfExperts(nn.Module):
 
     def _add_losses(self, out: ChainOutput, routing: Routing, batch_size: int) -> None:
         if self.balance_loss == BalanceLoss.SEQ:
-            out.balance_losses.append(sequence_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx,
-                                                            batch_size=batch_size))
+            out.balance_losses.append(
+                sequence_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx, batch_size=batch_size)
+            )
         elif self.balance_loss == BalanceLoss.BATCH:
-            counts = (None if self.batch_group is None
-                      else _batch_counts(routing.topk_idx, self.num_experts, self.batch_group))
-            out.balance_losses.append(batch_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx,
-                                                         counts=counts))
+            counts = (
+                None
+                if self.batch_group is None
+                else _batch_counts(routing.topk_idx, self.num_experts, self.batch_group)
+            )
+            out.balance_losses.append(
+                batch_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx, counts=counts)
+            )
         if self.compute_z_loss:
             out.z_losses.append(router_z_loss(logits=routing.logits))
 

@@ -52,8 +52,10 @@ def expert_split(num_experts: int, ranks: int) -> tuple[int, ...]:
     """Experts per rank as ``torch.chunk`` (and DTensor's ``Shard(0)``) split them; each rank must get one."""
     sizes = tuple(len(c) for c in torch.arange(num_experts).chunk(ranks))
     if len(sizes) != ranks:
-        raise ValueError(f"{num_experts} experts cannot be split over {ranks} expert-parallel ranks without "
-                         f"leaving a rank empty: lower expert_parallel")
+        raise ValueError(
+            f"{num_experts} experts cannot be split over {ranks} expert-parallel ranks without "
+            f"leaving a rank empty: lower expert_parallel"
+        )
     return sizes
 
 
@@ -87,8 +89,9 @@ class Exchange:
 
 
 @torch.compiler.disable  # data-dependent split sizes: kept eager under torch.compile
-def send_to_experts(xs: torch.Tensor, offsets: torch.Tensor,
-                    shard: ExpertShard) -> tuple[torch.Tensor, Exchange]:
+def send_to_experts(
+    xs: torch.Tensor, offsets: torch.Tensor, shard: ExpertShard
+) -> tuple[torch.Tensor, Exchange]:
     """Send token copies to the ranks owning their experts.
 
     xs: (M, D) copies sorted by global expert; offsets: (N,) int32 cumulative copies per expert (from
@@ -103,8 +106,8 @@ def send_to_experts(xs: torch.Tensor, offsets: torch.Tensor,
     host = torch.cat([offsets.long(), recv_counts]).tolist()
     sent_cum = [host[end - 1] for end in accumulate(shard.sizes)]  # (P,) copies up to each rank's last expert
     received = host[N:]
-    send_splits = [b - a for a, b in zip([0] + sent_cum[:-1], sent_cum)]
-    recv_splits = [sum(received[q * n:(q + 1) * n]) for q in range(P)]
+    send_splits = [b - a for a, b in zip([0, *sent_cum[:-1]], sent_cum, strict=True)]
+    recv_splits = [sum(received[q * n : (q + 1) * n]) for q in range(P)]
     R = sum(recv_splits)
     xr = _AllToAll.apply(xs, recv_splits, send_splits, shard.group)  # (R, D) by sender, then expert
     expert = torch.arange(n, device=xs.device).repeat(P).repeat_interleave(recv_counts, output_size=R)  # (R,)
@@ -138,7 +141,8 @@ def shard_experts(experts: torch.nn.Module, mesh: DeviceMesh) -> None:
     for name in ("gate_up_proj", "down_proj"):
         full = getattr(experts, name)
         local = full.detach().chunk(P)[rank].clone()
-        dt = DTensor.from_local(local, mesh, [Replicate(), Shard(0)], run_check=False, shape=full.shape,
-                                stride=full.stride())
+        dt = DTensor.from_local(
+            local, mesh, [Replicate(), Shard(0)], run_check=False, shape=full.shape, stride=full.stride()
+        )
         setattr(experts, name, torch.nn.Parameter(dt, requires_grad=full.requires_grad))
     experts.shard = ExpertShard(group, rank, sizes)

@@ -53,8 +53,9 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
-def swiglu(xs: torch.Tensor, w_gate_up: torch.Tensor, w_down: torch.Tensor,
-           offsets: torch.Tensor) -> torch.Tensor:
+def swiglu(
+    xs: torch.Tensor, w_gate_up: torch.Tensor, w_down: torch.Tensor, offsets: torch.Tensor
+) -> torch.Tensor:
     """Each row block of xs through its expert: xs (M, D) grouped by ``offsets`` (N,); w_gate_up (N, D, 2F),
     w_down (N, F, D) -> (M, D)."""
     gate, up = grouped_mm(xs, w_gate_up, offsets).chunk(2, dim=-1)  # (M, F) each
@@ -82,16 +83,26 @@ class Experts(nn.Module):
         gate_up, down = local_tensor(self.gate_up_proj), local_tensor(self.down_proj)
         return gate_up.to(dtype).transpose(1, 2), down.to(dtype).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor,
-                weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        topk_idx: torch.Tensor,
+        topk_weight: torch.Tensor,
+        weights: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """x: (T, D); topk_idx, topk_weight: (T, K) -> (T, D) in x's dtype. ``weights``: from
         compute_weights."""
         if self.backend == ExpertBackend.LOOP:
             return self._loop(x, topk_idx, topk_weight)
         return self._grouped(x, topk_idx, topk_weight, weights)
 
-    def _grouped(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor,
-                 weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def _grouped(
+        self,
+        x: torch.Tensor,
+        topk_idx: torch.Tensor,
+        topk_weight: torch.Tensor,
+        weights: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         dtype = compute_dtype(x)
         w_gate_up, w_down = weights if weights is not None else self.compute_weights(dtype)
         dispatch = sort_by_expert(topk_idx, self.num_experts)

@@ -15,8 +15,11 @@ import torch
 IGNORE_INDEX = -100
 
 
-def _chunk_loss_and_grad(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor,
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+def _chunk_loss_and_grad(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    scale: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of one chunk and d(mean CE)/d(logits) = (softmax - onehot) * scale.
 
     logits: (c, V); targets: (c,) with IGNORE_INDEX rows contributing nothing; scale: 1 / valid tokens.
@@ -51,8 +54,14 @@ def _chunk_fn(device: torch.device):
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_size: int,
-                compute_dtype: torch.dtype) -> torch.Tensor:
+    def forward(
+        ctx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        chunk_size: int,
+        compute_dtype: torch.dtype,
+    ) -> torch.Tensor:
         T = hidden.shape[0]
         acc = torch.promote_types(compute_dtype, torch.float32)
         scale = 1.0 / (targets != IGNORE_INDEX).sum().clamp_min(1).to(acc)
@@ -60,14 +69,15 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         chunk = _chunk_fn(hidden.device)
         loss = torch.zeros((), device=hidden.device, dtype=acc)
         grad_hidden = torch.empty_like(hidden) if hidden.requires_grad else None
-        grad_weight = (torch.zeros(weight.shape, device=weight.device, dtype=acc) if weight.requires_grad
-                       else None)
+        grad_weight = (
+            torch.zeros(weight.shape, device=weight.device, dtype=acc) if weight.requires_grad else None
+        )
         for start in range(0, T, chunk_size):
-            h = hidden[start:start + chunk_size].to(compute_dtype)
-            chunk_loss, grad = chunk(h @ w.T, targets[start:start + chunk_size], scale)  # logits (c, V)
+            h = hidden[start : start + chunk_size].to(compute_dtype)
+            chunk_loss, grad = chunk(h @ w.T, targets[start : start + chunk_size], scale)  # logits (c, V)
             loss += chunk_loss
             if grad_hidden is not None:
-                grad_hidden[start:start + chunk_size] = (grad @ w).to(hidden.dtype)
+                grad_hidden[start : start + chunk_size] = (grad @ w).to(hidden.dtype)
             if grad_weight is not None:
                 grad_weight += (grad.T @ h).to(acc)
         ctx.save_for_backward(grad_hidden, grad_weight)
@@ -82,8 +92,9 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         return gh, gw, None, None, None
 
 
-def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
-                         chunk_size: int = 2048) -> torch.Tensor:
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *, chunk_size: int = 2048
+) -> torch.Tensor:
     """Mean cross-entropy of ``hidden @ weight.T`` against ``targets``, ignoring IGNORE_INDEX.
 
     hidden: (T, D); weight: (V, D); targets: (T,). Logits are computed in the autocast dtype when autocast is

@@ -29,8 +29,9 @@ def sequence_balance_loss(*, scores: torch.Tensor, topk_idx: torch.Tensor, batch
     return (f * P).sum(dim=1).mean()
 
 
-def batch_balance_loss(*, scores: torch.Tensor, topk_idx: torch.Tensor,
-                       counts: torch.Tensor | None = None) -> torch.Tensor:
+def batch_balance_loss(
+    *, scores: torch.Tensor, topk_idx: torch.Tensor, counts: torch.Tensor | None = None
+) -> torch.Tensor:
     """The Switch Transformer balance loss over all tokens, ``N * sum_i f_i * P_i``, unweighted.
 
     ``f_i`` is the fraction of the T * K choices that went to expert i, ``P_i`` the mean score of expert i.

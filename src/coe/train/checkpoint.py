@@ -1,4 +1,5 @@
-"""Checkpoints: a from_pretrained-loadable model directory plus everything needed to resume, written atomically.
+"""Checkpoints: a from_pretrained-loadable model directory plus everything needed to resume, written
+atomically.
 
 Layout of a run directory::
 
@@ -74,13 +75,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available():
         if isinstance(cuda, list):  # checkpoints that saved every device
-            torch.cuda.set_rng_state_all(cuda[:torch.cuda.device_count()])
+            torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
         else:
             torch.cuda.set_rng_state(cuda)
 
 
-def save_checkpoint(run_dir: str | os.PathLike, step: int, *, model, tokenizer, optimizer, scheduler,
-                    trainer_state: dict[str, Any], keep_last: int, par: Parallel | None = None) -> Path:
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    *,
+    model,
+    tokenizer,
+    optimizer,
+    scheduler,
+    trainer_state: dict[str, Any],
+    keep_last: int,
+    par: Parallel | None = None,
+) -> Path:
     """Write checkpoint ``step`` atomically and prune all but the newest ``keep_last``. Returns its path.
 
     With several ranks every rank must call this; ``trainer_state`` is rank 0's.
@@ -96,8 +107,9 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, *, model, tokenizer, 
     par.barrier()
     model_state, optim_state = get_state_dict(model, optimizer)
     with _single_process(par):
-        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp / DCP_DIR,
-                 no_dist=not par.enabled)
+        dcp.save(
+            {"model": model_state, "optim": optim_state}, checkpoint_id=tmp / DCP_DIR, no_dist=not par.enabled
+        )
     full = _full_state_dict(model, par)
     if par.is_main:
         if full is None:
@@ -106,8 +118,15 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, *, model, tokenizer, 
             _save_pretrained(model.config, full, tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        torch.save({"scheduler": scheduler.state_dict(), "rng": rng_state(), "world_size": par.world_size,
-                    **trainer_state}, tmp / STATE_FILE)
+        torch.save(
+            {
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_state(),
+                "world_size": par.world_size,
+                **trainer_state,
+            },
+            tmp / STATE_FILE,
+        )
         if final.exists():  # re-saving the same step (e.g. a signal right after a periodic save)
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -149,8 +168,13 @@ def load_trainer_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
     return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
 
 
-def load_checkpoint(checkpoint: str | os.PathLike, *, model, optimizer, par: Parallel | None = None,
-                    ) -> dict[str, Any]:
+def load_checkpoint(
+    checkpoint: str | os.PathLike,
+    *,
+    model,
+    optimizer,
+    par: Parallel | None = None,
+) -> dict[str, Any]:
     """Load model and optimizer state from ``checkpoint`` into this run's (sharded or not) ``model`` and
     ``optimizer``, whatever number of ranks wrote it; returns the trainer state (:func:`load_trainer_state`).
 
@@ -163,13 +187,18 @@ def load_checkpoint(checkpoint: str | os.PathLike, *, model, optimizer, par: Par
     if (path / DCP_DIR).is_dir():
         model_state, optim_state = get_state_dict(model, optimizer)
         with _single_process(par):
-            dcp.load({"model": model_state, "optim": optim_state}, checkpoint_id=path / DCP_DIR,
-                     no_dist=not par.enabled)
+            dcp.load(
+                {"model": model_state, "optim": optim_state},
+                checkpoint_id=path / DCP_DIR,
+                no_dist=not par.enabled,
+            )
         set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
     elif not par.enabled:
         model.load_state_dict(CoEForCausalLM.from_pretrained(path, dtype=torch.float32).state_dict())
         optimizer.load_state_dict(state["optimizer"])
     else:
-        raise ValueError(f"{path} has no {DCP_DIR}/ directory (written before distributed checkpoints): "
-                         "resume it in a single process first")
+        raise ValueError(
+            f"{path} has no {DCP_DIR}/ directory (written before distributed checkpoints): "
+            "resume it in a single process first"
+        )
     return state

@@ -13,8 +13,8 @@
 Loadable from YAML and overridable from the command line (``coe train --config run.yaml --optim.lr 1e-3``);
 every run writes its resolved configuration to ``run_dir/config.yaml``. A bad value raises ``ValueError`` when
 the section is built, naming the option, the value and what is allowed (:func:`coe.checks.invalid`). The flat
-spellings of the options before this tree (``eval_every``, ``device``, ``tokenizer_vocab_size``, ...) are still
-read from YAML files and the command line, with a deprecation message (:func:`upgrade_legacy`).
+spellings of the options before this tree (``eval_every``, ``device``, ``tokenizer_vocab_size``, ...) are
+still read from YAML files and the command line, with a deprecation message (:func:`upgrade_legacy`).
 """
 
 from __future__ import annotations
@@ -163,7 +163,9 @@ class RuntimeSpec:
         if self.precision not in ("auto", "bf16", "fp32"):
             raise invalid("runtime.precision", self.precision, "choose 'auto', 'bf16' or 'fp32'")
         if not 0 < self.activation_memory_budget <= 1:
-            raise invalid("runtime.activation_memory_budget", self.activation_memory_budget, "must be in (0, 1]")
+            raise invalid(
+                "runtime.activation_memory_budget", self.activation_memory_budget, "must be in (0, 1]"
+            )
         _positive("runtime", self, "expert_parallel")
 
 
@@ -172,8 +174,8 @@ class RuntimeSpec:
 # (`coe compare` will not count an older revision's run as a finished one of this revision). Bump it with any
 # such change and say here what changed.
 TRAINING_REVISIONS = {
-    1: "until 2026-12-01: the EOS (pad) embedding row frozen at zero; 5% of a training file held out and unused "
-       "beside val_source",
+    1: "until 2026-12-01: the EOS (pad) embedding row frozen at zero; 5% of a training file held out and "
+    "unused beside val_source",
     2: "2026-12-01: every embedding row trained; still 5% of a training file held out beside val_source",
     3: "2026-12-01: nothing held out of training files for a split that val_source / test_source give",
 }
@@ -214,10 +216,14 @@ class TrainConfig:
         _positive("", self, "steps", "batch_size", "seq_len")
         if self.seed < 0:
             raise invalid("seed", self.seed, "must be >= 0")
-        if self.micro_batch_size is not None and (self.micro_batch_size <= 0
-                                                  or self.batch_size % self.micro_batch_size):
-            raise invalid("micro_batch_size", self.micro_batch_size,
-                          f"must be None or a positive divisor of batch_size={self.batch_size}")
+        if self.micro_batch_size is not None and (
+            self.micro_batch_size <= 0 or self.batch_size % self.micro_batch_size
+        ):
+            raise invalid(
+                "micro_batch_size",
+                self.micro_batch_size,
+                f"must be None or a positive divisor of batch_size={self.batch_size}",
+            )
 
     @property
     def accumulation(self) -> int:
@@ -249,8 +255,10 @@ def from_dict(cls: type, mapping: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(mapping) - names)
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}: allowed are "
-                         f"{', '.join(sorted(names))}")
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for {cls.__name__}: allowed are "
+            f"{', '.join(sorted(names))}"
+        )
     kwargs = {}
     for key, value in mapping.items():
         kind = _dataclass_of(hints[key])
@@ -288,8 +296,10 @@ LEGACY_NAMES = {
     "expert_parallel": "runtime.expert_parallel",
 }
 
-def upgrade_legacy(mapping: dict[str, Any], *, where: str, warn: bool = True,
-                   names: dict[str, str] = LEGACY_NAMES) -> dict[str, Any]:
+
+def upgrade_legacy(
+    mapping: dict[str, Any], *, where: str, warn: bool = True, names: dict[str, str] = LEGACY_NAMES
+) -> dict[str, Any]:
     """A copy of a TrainConfig mapping with the flat legacy names (``LEGACY_NAMES``) moved to their sections;
     a deprecation warning names each one unless ``warn`` is False. A value given both ways is an error."""
     out = _deep_copy(mapping)
@@ -302,8 +312,9 @@ def upgrade_legacy(mapping: dict[str, Any], *, where: str, warn: bool = True,
         for part in parents:
             node = node.setdefault(part, {})
         if leaf in node and node[leaf] != value:
-            raise ValueError(f"{where} sets both {old}={value!r} (the old name) and {new}={node[leaf]!r}: "
-                             f"keep {new}")
+            raise ValueError(
+                f"{where} sets both {old}={value!r} (the old name) and {new}={node[leaf]!r}: keep {new}"
+            )
         node[leaf] = value
         if warn:
             log.warning("%s: option %r is deprecated, use %r", where, old, new)
@@ -334,8 +345,9 @@ def merged(base: dict, overrides: dict) -> dict:
     """``base`` with ``overrides`` on top, nested mappings merged key by key."""
     out = dict(base)
     for key, value in overrides.items():
-        out[key] = (merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict)
-                    else value)
+        out[key] = (
+            merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
     return out
 
 

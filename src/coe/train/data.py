@@ -8,8 +8,8 @@ from pathlib import Path
 
 from coe.data import (
     BatchIterator,
-    DataSplits,
     DataSpec,
+    DataSplits,
     TokenizerSpec,
     build_tokenizer,
     load_splits,
@@ -27,30 +27,47 @@ class RunData:
     problems: list[tuple[str, str]]  # held-out (question, worked answer) pairs for exact match
 
 
-def prepare_run_data(spec: DataSpec, *, run_dir: Path, seq_len: int, batch_size: int, micro_batch_size: int,
-                     seed: int, tokenizer: TokenizerSpec, eval_batches: int, accuracy_problems: int,
-                     rank: int = 0, world_size: int = 1) -> RunData:
+def prepare_run_data(
+    spec: DataSpec,
+    *,
+    run_dir: Path,
+    seq_len: int,
+    batch_size: int,
+    micro_batch_size: int,
+    seed: int,
+    tokenizer: TokenizerSpec,
+    eval_batches: int,
+    accuracy_problems: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> RunData:
     """Load the splits, get the tokenizer (loaded from ``tokenizer.path``, or a BPE trained on the training
-    split and kept in ``run_dir/tokenizer``), pack documents into ``seq_len`` sequences and set up the batches.
+    split and kept in ``run_dir/tokenizer``), pack documents into ``seq_len`` sequences and set up the
+    batches.
 
     ``batch_size`` and ``micro_batch_size`` count sequences over all ``world_size`` ranks; this rank's batches
     hold ``micro_batch_size / world_size`` of them, and the ranks of one micro-batch together read exactly the
     sequences a single process would (without overlap), so any world size trains on the same data.
     """
     if micro_batch_size % world_size:
-        raise ValueError(f"micro_batch_size={micro_batch_size} (batch_size when not set) must be a multiple of "
-                         f"the number of ranks ({world_size})")
+        raise ValueError(
+            f"micro_batch_size={micro_batch_size} (batch_size when not set) must be a multiple of "
+            f"the number of ranks ({world_size})"
+        )
     splits = load_splits(spec)
     tok = build_tokenizer(tokenizer, splits.train, Path(run_dir) / "tokenizer")
     train_set = pack_documents(tok, splits.train, seq_len)
     if len(train_set) < batch_size:
-        raise ValueError(f"the training split packs into {len(train_set)} sequences of {seq_len} tokens, fewer "
-                         f"than one batch of {batch_size}: add data or lower batch_size / seq_len")
+        raise ValueError(
+            f"the training split packs into {len(train_set)} sequences of {seq_len} tokens, fewer "
+            f"than one batch of {batch_size}: add data or lower batch_size / seq_len"
+        )
     val_set = pack_documents(tok, splits.validation, seq_len)
     accumulation = batch_size // micro_batch_size
     local = micro_batch_size // world_size
-    validation = validation_batches(val_set, local, rank=rank, world_size=world_size,
-                                    max_batches=eval_batches * accumulation)
+    validation = validation_batches(
+        val_set, local, rank=rank, world_size=world_size, max_batches=eval_batches * accumulation
+    )
     problems = held_out_problems(splits, accuracy_problems)
     train = BatchIterator(train_set, local, seed=seed, rank=rank, world_size=world_size)
     return RunData(tok, train, validation, problems)
@@ -65,11 +82,13 @@ def held_out_problems(splits: DataSplits, limit: int) -> list[tuple[str, str]]:
 def restore_position(batches: BatchIterator, state: dict) -> None:
     """Continue ``batches`` from a ``state_dict()`` saved with any number of ranks.
 
-    A position (epoch, step within the epoch) means the same sequences for any world size as long as the global
-    micro-batch (sequences per rank x ranks) is the same, so a run saved on N ranks resumes on M.
+    A position (epoch, step within the epoch) means the same sequences for any world size as long as the
+    global micro-batch (sequences per rank x ranks) is the same, so a run saved on N ranks resumes on M.
     """
     saved, mine = state["batch_size"] * state["world_size"], batches.batch_size * batches.world_size
     if saved != mine:
-        raise ValueError(f"cannot resume the data position: the checkpoint read micro-batches of {saved} "
-                         f"sequences over all ranks, this run reads {mine}; keep micro_batch_size the same")
+        raise ValueError(
+            f"cannot resume the data position: the checkpoint read micro-batches of {saved} "
+            f"sequences over all ranks, this run reads {mine}; keep micro_batch_size the same"
+        )
     batches.load_state_dict({**state, "batch_size": batches.batch_size, "world_size": batches.world_size})

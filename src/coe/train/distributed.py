@@ -38,8 +38,11 @@ from coe.nn.expert_parallel import local_tensor, shard_experts
 
 def torchrun_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) outside torchrun."""
-    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-            int(os.environ.get("LOCAL_RANK", "0")))
+    return (
+        int(os.environ.get("RANK", "0")),
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 @dataclass
@@ -180,8 +183,13 @@ def parallel(device: torch.device, expert_parallel: int = 1) -> Iterator[Paralle
     dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
     try:
         mesh = init_device_mesh(device.type, (world,), mesh_dim_names=("fsdp",))
-        expert_mesh = (init_device_mesh(device.type, (world // expert_parallel, expert_parallel),
-                                        mesh_dim_names=("dp", "ep")) if expert_parallel > 1 else None)
+        expert_mesh = (
+            init_device_mesh(
+                device.type, (world // expert_parallel, expert_parallel), mesh_dim_names=("dp", "ep")
+            )
+            if expert_parallel > 1
+            else None
+        )
         control = dist.new_group(backend="gloo") if backend != "gloo" else None
         yield Parallel(rank, world, expert_parallel, mesh, expert_mesh, control)
     finally:

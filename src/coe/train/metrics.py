@@ -51,15 +51,25 @@ class MetricsLogger:
     ``resume_step``: the step a resumed run continues from (records after it are dropped: the run repeats
     those steps); None starts an empty log (a fresh run in a used directory)."""
 
-    def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = True, wandb_project: str | None = None,
-                 config: dict[str, Any] | None = None, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        *,
+        tensorboard: bool = True,
+        wandb_project: str | None = None,
+        config: dict[str, Any] | None = None,
+        resume_step: int | None = None,
+    ) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         if resume_step is None and self.path.exists():
             self.path.write_text("")
         elif resume_step is not None and self.path.exists():
             # Drop what an interrupted run logged after its last checkpoint: those steps are run again.
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line and json.loads(line)["step"] <= resume_step]
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line and json.loads(line)["step"] <= resume_step
+            ]
             self.path.write_text("".join(line + "\n" for line in kept))
         self._file = self.path.open("a")
         self._tb = None
@@ -72,8 +82,10 @@ class MetricsLogger:
             try:
                 import wandb
             except ImportError as e:
-                raise RuntimeError("wandb logging was asked for but wandb is not installed: "
-                                   "pip install 'chain-of-experts[wandb]'") from e
+                raise RuntimeError(
+                    "wandb logging was asked for but wandb is not installed: "
+                    "pip install 'chain-of-experts[wandb]'"
+                ) from e
             self._wandb = wandb.init(project=wandb_project, config=config, dir=str(run_dir), resume="allow")
 
     def log(self, step: int, metrics: dict[str, float], split: str = "train") -> None:

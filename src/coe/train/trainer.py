@@ -13,9 +13,9 @@ import math
 import random
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,11 +23,11 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from coe.analysis.stats import expert_combinations
 from coe.config import CoEConfig
 from coe.data import TokenizerSpec
 from coe.device import autocast, autocast_dtype, peak_memory_gib, resolve_device
 from coe.evaluate import exact_match, validation_loss
-from coe.analysis.stats import expert_combinations
 from coe.flops import active_parameters, total_parameters
 from coe.modeling import CoEForCausalLM
 from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
@@ -41,7 +41,7 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-class TrainingInterrupted(RuntimeError):  # noqa: N818 - a signal, not a bug
+class TrainingInterrupted(RuntimeError):
     """SIGINT or SIGTERM arrived; a checkpoint was written first."""
 
 
@@ -67,7 +67,9 @@ def lr_lambda(cfg: TrainConfig):
         if cfg.optim.schedule == "constant":
             return 1.0
         progress = (step - warmup) / max(1, cfg.steps - warmup)
-        return cfg.optim.min_lr_ratio + (1 - cfg.optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return cfg.optim.min_lr_ratio + (1 - cfg.optim.min_lr_ratio) * 0.5 * (
+            1 + math.cos(math.pi * progress)
+        )
 
     return factor
 
@@ -75,7 +77,10 @@ def lr_lambda(cfg: TrainConfig):
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.optim.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas, fused=device.type == "cuda")
 
 
@@ -83,16 +88,20 @@ def model_config(cfg: TrainConfig) -> CoEConfig:
     """The preset with the run's overrides, checked against the run's sequence length."""
     config = CoEConfig.from_preset(cfg.model.preset, cfg.model.size, **cfg.model.overrides)
     if cfg.seq_len > config.max_position_embeddings:
-        raise ValueError(f"seq_len={cfg.seq_len} is above the model's max_position_embeddings="
-                         f"{config.max_position_embeddings}")
+        raise ValueError(
+            f"seq_len={cfg.seq_len} is above the model's max_position_embeddings="
+            f"{config.max_position_embeddings}"
+        )
     return config
 
 
 def attach_tokenizer(config: CoEConfig, tokenizer) -> CoEConfig:
     """Special-token ids from the tokenizer, which must fit the model's vocabulary."""
     if len(tokenizer) > config.vocab_size:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-                         f"{config.vocab_size}: lower data.tokenizer.vocab_size or raise model.overrides.vocab_size")
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+            f"{config.vocab_size}: lower data.tokenizer.vocab_size or raise model.overrides.vocab_size"
+        )
     config.eos_token_id = config.pad_token_id = tokenizer.eos_token_id
     config.bos_token_id = None
     return config
@@ -145,8 +154,8 @@ def train(cfg: TrainConfig) -> RunResult:
     """Run (or resume) the training described by ``cfg``; returns the run directory and its summary.
 
     Under torchrun (WORLD_SIZE > 1) every rank calls this: it joins the process group, shards the model and
-    its share of the data, and leaves the group at the end. ``batch_size`` and ``micro_batch_size`` are global,
-    so a run trains on the same batches, and to the same losses, on any number of ranks.
+    its share of the data, and leaves the group at the end. ``batch_size`` and ``micro_batch_size`` are
+    global, so a run trains on the same batches, and to the same losses, on any number of ranks.
     """
     _, world_size, local_rank = torchrun_env()
     device = resolve_device(cfg.runtime.device)
@@ -156,19 +165,28 @@ def train(cfg: TrainConfig) -> RunResult:
         return _train(cfg, device, par)
 
 
-def _run_data(cfg: TrainConfig, config: CoEConfig, run_dir: Path, checkpoint: Path | None,
-              par: Parallel) -> RunData:
+def _run_data(
+    cfg: TrainConfig, config: CoEConfig, run_dir: Path, checkpoint: Path | None, par: Parallel
+) -> RunData:
     """The run's data; a resumed run reads the tokenizer saved with its checkpoint."""
     spec = cfg.data.tokenizer
     if spec.vocab_size is None:
         spec = replace(spec, vocab_size=config.vocab_size)
 
     def load(spec: TokenizerSpec) -> RunData:
-        return prepare_run_data(cfg.data, run_dir=run_dir, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-                                micro_batch_size=cfg.micro_batch_size or cfg.batch_size, seed=cfg.seed,
-                                tokenizer=spec, eval_batches=cfg.eval.batches,
-                                accuracy_problems=cfg.eval.accuracy_problems, rank=par.rank,
-                                world_size=par.world_size)
+        return prepare_run_data(
+            cfg.data,
+            run_dir=run_dir,
+            seq_len=cfg.seq_len,
+            batch_size=cfg.batch_size,
+            micro_batch_size=cfg.micro_batch_size or cfg.batch_size,
+            seed=cfg.seed,
+            tokenizer=spec,
+            eval_batches=cfg.eval.batches,
+            accuracy_problems=cfg.eval.accuracy_problems,
+            rank=par.rank,
+            world_size=par.world_size,
+        )
 
     if checkpoint is not None:
         return load(replace(spec, path=str(checkpoint)))
@@ -191,9 +209,16 @@ class StepResult:
     output: Any  # the last micro-batch's model output
 
 
-def train_step(model: CoEForCausalLM, micro_batches: Sequence[dict[str, torch.Tensor]],
-               optimizer: torch.optim.Optimizer, par: Parallel, *, amp: torch.dtype | None, grad_clip: float,
-               router_logits: bool = False) -> StepResult:
+def train_step(
+    model: CoEForCausalLM,
+    micro_batches: Sequence[dict[str, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    par: Parallel,
+    *,
+    amp: torch.dtype | None,
+    grad_clip: float,
+    router_logits: bool = False,
+) -> StepResult:
     """One optimizer step over the micro-batches of input_ids / labels: forward with the chunked
     loss and backward for each (gradients reduced across ranks at the last only), the expert-parallel gradient
     reduction, global-norm clipping, AdamW, and the routing counts taken (with the auxiliary-loss-free bias
@@ -208,8 +233,13 @@ def train_step(model: CoEForCausalLM, micro_batches: Sequence[dict[str, torch.Te
         par.set_gradient_sync(model, last)
         ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
         with autocast(device, amp):
-            out = model(ids, shift_labels=labels, use_cache=False, return_logits=False,  # no (B, S, V) logits
-                        output_router_logits=router_logits and last and config.num_moe_layers > 0)
+            out = model(
+                ids,
+                shift_labels=labels,
+                use_cache=False,
+                return_logits=False,  # no (B, S, V) logits
+                output_router_logits=router_logits and last and config.num_moe_layers > 0,
+            )
         (out.loss / accumulation).backward()
         lm = out.lm_loss.detach() / accumulation
         lm_loss = lm if lm_loss is None else lm_loss + lm
@@ -250,18 +280,39 @@ class _Run:
 
 def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
     run = _start(cfg, device, par)
-    logger = (MetricsLogger(run.dir, tensorboard=cfg.logging.tensorboard, wandb_project=cfg.logging.wandb_project,
-                            config=cfg.to_dict(), resume_step=run.step or None) if par.is_main else NullLogger())
-    bar = tqdm(total=cfg.steps, initial=run.step, disable=not (cfg.logging.progress and par.is_main),
-               unit="step", dynamic_ncols=True)
+    logger = (
+        MetricsLogger(
+            run.dir,
+            tensorboard=cfg.logging.tensorboard,
+            wandb_project=cfg.logging.wandb_project,
+            config=cfg.to_dict(),
+            resume_step=run.step or None,
+        )
+        if par.is_main
+        else NullLogger()
+    )
+    bar = tqdm(
+        total=cfg.steps,
+        initial=run.step,
+        disable=not (cfg.logging.progress and par.is_main),
+        unit="step",
+        dynamic_ncols=True,
+    )
     with logger, bar:
         with _Signals() as signals:
             window = _LogWindow(run)
             while run.step < cfg.steps:
                 log_now = (run.step + 1) % cfg.logging.every == 0 or run.step + 1 == cfg.steps
                 micro_batches = [next(run.data.train) for _ in range(cfg.accumulation)]
-                result = train_step(run.model, micro_batches, run.optimizer, par, amp=run.amp,
-                                    grad_clip=cfg.optim.grad_clip, router_logits=log_now)
+                result = train_step(
+                    run.model,
+                    micro_batches,
+                    run.optimizer,
+                    par,
+                    amp=run.amp,
+                    grad_clip=cfg.optim.grad_clip,
+                    router_logits=log_now,
+                )
                 run.scheduler.step()
                 run.step += 1
                 bar.update(1)
@@ -278,8 +329,10 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
                     window.restart_clock()
                 if par.any(signals.received is not None):  # every rank stops at the same step
                     path = _save(run)
-                    raise TrainingInterrupted(f"signal {signals.received or 'on another rank'} at step "
-                                              f"{run.step}: checkpoint {path}")
+                    raise TrainingInterrupted(
+                        f"signal {signals.received or 'on another rank'} at step "
+                        f"{run.step}: checkpoint {path}"
+                    )
         summary = _finish(run, logger)
     return RunResult(run.dir, summary)
 
@@ -356,18 +409,28 @@ class _LogWindow:
             values.append(router_values)
         # Averaged over ranks (so every rank sees the same loss and stops together when it is not finite),
         # then the one host sync of a log window; the clock is read after it, when queued GPU work is done.
-        means = dict(zip(names, run.par.mean_(torch.cat([v.float().reshape(-1) for v in values])).tolist(),
-                         strict=True))
+        means = dict(
+            zip(
+                names, run.par.mean_(torch.cat([v.float().reshape(-1) for v in values])).tolist(), strict=True
+            )
+        )
         now = time.perf_counter()
         run.elapsed += now - self.start
         if not math.isfinite(means["loss"]):
-            raise NonFiniteLossError(f"non-finite loss ({means['loss']}) at step {run.step}; the last good "
-                                     f"checkpoint {latest_checkpoint(run.dir)} is kept. Lower optim.lr or check "
-                                     "the data.")
-        metrics = {"loss": means.pop("loss"), "aux_loss": means.pop("aux_loss"),
-                   "lr": run.scheduler.get_last_lr()[0],
-                   "tokens_per_s": self.steps * run.tokens_per_step / (now - self.start),
-                   "tokens": run.step * run.tokens_per_step, "elapsed_s": run.elapsed, **means}
+            raise NonFiniteLossError(
+                f"non-finite loss ({means['loss']}) at step {run.step}; the last good "
+                f"checkpoint {latest_checkpoint(run.dir)} is kept. Lower optim.lr or check "
+                "the data."
+            )
+        metrics = {
+            "loss": means.pop("loss"),
+            "aux_loss": means.pop("aux_loss"),
+            "lr": run.scheduler.get_last_lr()[0],
+            "tokens_per_s": self.steps * run.tokens_per_step / (now - self.start),
+            "tokens": run.step * run.tokens_per_step,
+            "elapsed_s": run.elapsed,
+            **means,
+        }
         self.lm_loss.zero_()
         self.aux_loss.zero_()
         self.counts.zero_()
@@ -382,10 +445,17 @@ def _validate(run: _Run) -> float:
 
 
 def _save(run: _Run) -> Path:
-    return save_checkpoint(run.dir, run.step, model=run.model, tokenizer=run.data.tokenizer,
-                           optimizer=run.optimizer, scheduler=run.scheduler, keep_last=run.cfg.checkpoint.keep_last,
-                           par=run.par, trainer_state={"step": run.step, "elapsed": run.elapsed,
-                                                       "data": run.data.train.state_dict()})
+    return save_checkpoint(
+        run.dir,
+        run.step,
+        model=run.model,
+        tokenizer=run.data.tokenizer,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        keep_last=run.cfg.checkpoint.keep_last,
+        par=run.par,
+        trainer_state={"step": run.step, "elapsed": run.elapsed, "data": run.data.train.state_dict()},
+    )
 
 
 def _finish(run: _Run, logger: MetricsLogger | NullLogger) -> dict[str, Any]:
@@ -395,14 +465,22 @@ def _finish(run: _Run, logger: MetricsLogger | NullLogger) -> dict[str, Any]:
     peak = peak_memory_gib(run.device)  # the training peak (validation included), before the final save
     final = _save(run)
     summary: dict[str, Any] = {
-        "preset": cfg.model.preset, "size": cfg.model.size, "steps": run.step,
-        "tokens": run.step * run.tokens_per_step, "val_loss": _validate(run),
-        "total_params": total_parameters(config), "active_params": active_parameters(config),
-        "expert_combinations": expert_combinations(config.n_routed_experts, config.num_experts_per_tok,
-                                                    config.inner_iter), "train_time_s": run.elapsed,
+        "preset": cfg.model.preset,
+        "size": cfg.model.size,
+        "steps": run.step,
+        "tokens": run.step * run.tokens_per_step,
+        "val_loss": _validate(run),
+        "total_params": total_parameters(config),
+        "active_params": active_parameters(config),
+        "expert_combinations": expert_combinations(
+            config.n_routed_experts, config.num_experts_per_tok, config.inner_iter
+        ),
+        "train_time_s": run.elapsed,
         "tokens_per_s": run.step * run.tokens_per_step / max(run.elapsed, 1e-9),
         "peak_memory_gib": peak,
-        "device": str(run.device), "ranks": par.world_size, "expert_parallel": par.expert_parallel,
+        "device": str(run.device),
+        "ranks": par.world_size,
+        "expert_parallel": par.expert_parallel,
         "revision": TRAINING_REVISION,
     }
     if not par.is_main:
@@ -410,10 +488,18 @@ def _finish(run: _Run, logger: MetricsLogger | NullLogger) -> dict[str, Any]:
     if run.data.problems:
         # Generation stops at a different length for every batch: with several ranks it runs on rank 0 alone,
         # on the whole model read back from the checkpoint just written.
-        plain = (run.model if not par.enabled
-                 else CoEForCausalLM.from_pretrained(final, dtype=torch.float32).to(run.device))
-        accuracy, samples = exact_match(plain, run.data.tokenizer, run.data.problems,
-                                        max_new_tokens=cfg.eval.max_new_tokens, amp_dtype=run.amp)
+        plain = (
+            run.model
+            if not par.enabled
+            else CoEForCausalLM.from_pretrained(final, dtype=torch.float32).to(run.device)
+        )
+        accuracy, samples = exact_match(
+            plain,
+            run.data.tokenizer,
+            run.data.problems,
+            max_new_tokens=cfg.eval.max_new_tokens,
+            amp_dtype=run.amp,
+        )
         summary["accuracy"] = accuracy
         summary["accuracy_problems"] = len(samples)
         summary["samples"] = [s.__dict__ for s in samples[:5]]
