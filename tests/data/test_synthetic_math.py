@@ -186,11 +186,19 @@ def test_split_question_answer_inverts_the_format() -> None:
 
 def test_generated_data_is_stable():
     """Runs compared across sessions (results/paper) must have seen the same problems: a change to the
-    generator's output must be deliberate, with this fingerprint and the affected results updated together."""
+    generator's output must be deliberate, with these fingerprints and the affected results updated together.
+    The documents are read both from the generator and through the "synthetic-math" source."""
     import hashlib
 
-    text = "\n\n".join(sm.format_problem(p) for p in sm.generate("train", 200, seed=0))
-    assert (
-        hashlib.sha256(text.encode()).hexdigest()
-        == "17511951540a6dab36706b3746bd02d9dbda10189ada79e2ba545057d5fb863b"
-    )
+    from coe.data.sources import DataSpec, load_splits
+
+    def fingerprint(documents: list[str]) -> str:
+        return hashlib.sha256("\n\n".join(documents).encode()).hexdigest()
+
+    train = [sm.format_problem(p) for p in sm.generate("train", 200, seed=0)]
+    validation = [sm.format_problem(p) for p in sm.generate("validation", 50, seed=0)]
+    assert fingerprint(train) == "17511951540a6dab36706b3746bd02d9dbda10189ada79e2ba545057d5fb863b"
+    assert fingerprint(validation) == "ab29603702d0ea00f140e3b3f7e330f584fc3cf71d2075708fa06a5db7f822e9"
+    splits = load_splits(DataSpec(source="synthetic-math", synthetic_train=200, synthetic_eval=50))
+    assert splits.train == train and splits.validation == validation
+    assert fingerprint(splits.test) == "0f18132c2098bfa88270281c0e667ba1f2c73acde5090829486ce7af3f6b11a6"
