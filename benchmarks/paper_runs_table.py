@@ -25,10 +25,10 @@ import json  # noqa: E402
 
 from coe.analysis.figures import loss_curves  # noqa: E402
 from coe.experiments import load_experiment  # noqa: E402
-
-PAPER_VAL_LOSS = load_experiment("paper").reference.val_loss
 from coe.presets import PRESETS  # noqa: E402
 from coe.train.metrics import read_metrics  # noqa: E402
+
+PAPER_VAL_LOSS = load_experiment("paper").reference.val_loss
 
 
 def finished_runs(runs_dir: Path) -> dict[str, dict]:

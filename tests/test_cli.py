@@ -169,6 +169,36 @@ def test_old_flat_spellings_still_work_with_a_deprecation_message(tmp_path, capl
         ), old
 
 
+def test_compare_command_lines_old_and_new(tmp_path, capsys):
+    """The experiment applies first wherever it stands (an old flag before --scale is kept); --config files
+    are overrides on top of it; nothing after -- is rewritten."""
+    from coe.cli import upgrade_argv
+
+    def printed(*args):
+        with pytest.raises(SystemExit):
+            main(["compare", *args, "--print_config"])
+        return yaml.safe_load(capsys.readouterr().out)
+
+    old = printed("--steps", "100", "--scale", "paper", "--device=cpu")
+    assert (
+        old["name"] == "paper" and old["train"]["steps"] == 100 and old["train"]["runtime"]["device"] == "cpu"
+    )
+    assert old["train"]["model"]["size"] == "paper"
+    overrides = tmp_path / "more.yaml"
+    overrides.write_text("seeds: [1, 2]\ntrain:\n  steps: 5\n")
+    cfg = printed("--config", str(overrides))
+    assert cfg["name"] == "cpu" and cfg["seeds"] == [1, 2] and cfg["train"]["steps"] == 5
+    assert cfg["train"]["batch_size"] == 16  # the cpu experiment's, under the overrides
+    assert upgrade_argv(["train", "--steps", "1", "--", "--device"])[-2:] == ["--", "--device"]
+
+
+def test_options_a_command_does_not_use_fail_rather_than_being_ignored(tmp_path, capsys):
+    assert main(["generate", str(tmp_path), "hi", "--runtime.precision", "bf16"]) == 2
+    assert "runtime.precision='bf16' is invalid: coe generate does not use it" in capsys.readouterr().err
+    assert main(["compare", "--train.seed", "3"]) == 2
+    assert "train.seed=3 is invalid: set per run: use seeds instead" in capsys.readouterr().err
+
+
 def test_an_option_given_in_both_spellings_is_an_error(tmp_path, capsys):
     config = tmp_path / "both.yaml"
     config.write_text("eval_every: 2\neval:\n  every: 3\n")
@@ -189,14 +219,14 @@ def write_parquet(path, columns: dict):
         ("missing_file", "data file not found"),
         ("empty_file", "empty"),
         ("missing_column", "question"),
-        ("seq_too_long", "seq_len=4096 is above the model's max_position_embeddings=1024"),
+        ("seq_too_long", "seq_len=4096 is invalid: must be at most the model's max_position_embeddings=1024"),
         (
             "batch_not_divisible",
             "micro_batch_size=2 is invalid: must be None or a positive divisor of batch_size=3",
         ),
         ("unwritable", "is not writable"),
         ("unknown_field", "steps_total"),
-        ("bf16_on_cpu", "precision='bf16' needs a CUDA device, but the run is on cpu"),
+        ("bf16_on_cpu", "runtime.precision='bf16' is invalid: bf16 needs a CUDA device, the run is on cpu"),
     ],
 )
 def test_bad_input_fails_before_training_with_a_clear_message(case, message, tmp_path, capsys):

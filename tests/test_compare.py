@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coe.compare import CompareConfig, compare, other_settings, saved_settings
+from coe.compare import CompareConfig, compare
 from coe.experiments import load_experiment
-from coe.train.config import TrainConfig, merged
+from coe.train.config import TrainConfig, merged, other_settings, saved_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,14 +174,15 @@ def test_experiment_files_errors_and_legacy_scale(tmp_path, caplog):
     with pytest.raises(ValueError, match="experiment='gpu' is invalid: name a shipped experiment"):
         load_experiment("gpu")
     old = tmp_path / "old.yaml"
-    old.write_text("scale: paper\nsteps: 10\nseeds: [0, 1]\nsave_every: 5\n")
+    old.write_text("scale: paper\nsteps: 10\nseeds: [0, 1]\nsave_every: 5\nlr: null\n")  # null: the default
     cfg = load_experiment(str(old))
-    assert cfg.name == "paper" and cfg.train.steps == 10 and cfg.train.checkpoint.every == 5
+    assert cfg.name == "old" and cfg.train.steps == 10 and cfg.train.checkpoint.every == 5
+    assert cfg.train.optim.lr == 3e-4  # the paper experiment's
     assert cfg.seeds == [0, 1] and cfg.train.model.size == "paper" and cfg.reference is not None
     assert (
         "'scale' is deprecated" in caplog.text and "'steps' is deprecated, use 'train.steps'" in caplog.text
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text("presets: [moe-8-64]\ntrain:\n  stepz: 3\n")
-    with pytest.raises(ValueError, match="unknown option\\(s\\) stepz for TrainConfig"):
+    with pytest.raises(ValueError, match=r"train.stepz=3 is invalid: not an option"):
         load_experiment(str(bad))

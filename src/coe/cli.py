@@ -9,20 +9,22 @@
     coe explain CHECKPOINT "text" [--jsonl F]     the routing path of every token of a text
     coe convert SRC DST [--to coe|reference]      reference / DeepSeek-V2 checkpoints in and out
 
-``--help`` on each explains every option; ``--print_config`` prints the resolved configuration.
+``--help`` on each explains every option; ``coe train`` and ``coe compare`` take ``--print_config``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
+from coe.checks import invalid
 from coe.compare import CompareConfig
 from coe.data import DataSpec
 from coe.experiments import LEGACY_COMPARE_NAMES, read_experiment, read_yaml, upgrade_experiment
@@ -32,6 +34,16 @@ from coe.train.config import LEGACY_NAMES, EvalSpec, RuntimeSpec, TrainConfig, u
 set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
 EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def only_used(command: str, section: str, spec: Any, used: tuple[str, ...]) -> None:
+    """The options of a shared section that ``command`` does not use keep their defaults: one given anyway
+    fails rather than being ignored."""
+    default = type(spec)()
+    for option in dataclasses.fields(spec):
+        value = getattr(spec, option.name)
+        if option.name not in used and value != getattr(default, option.name):
+            raise invalid(f"{section}.{option.name}", value, f"coe {command} does not use it")
 
 
 def resolve_checkpoint(path: str) -> Path:
@@ -111,6 +123,9 @@ def cmd_eval(
     from coe.evaluate import exact_match, validation_loss
     from coe.train.data import held_out_problems
 
+    only_used("eval", "eval", eval, ("batches", "accuracy_problems", "max_new_tokens"))
+    only_used("eval", "runtime", runtime, ("device", "precision"))
+    only_used("eval", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer"))
     path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     amp = autocast_dtype(runtime.precision, dev)
     splits = load_splits(data)
@@ -144,6 +159,7 @@ def cmd_generate(
         temperature: 0 for greedy decoding, > 0 to sample at this temperature
         runtime: the device (the rest is not used)
     """
+    only_used("generate", "runtime", runtime, ("device",))
     _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
@@ -183,6 +199,10 @@ def cmd_analyze(
     from coe.analysis.report import analyze_checkpoint
     from coe.device import resolve_device
 
+    only_used("analyze", "runtime", runtime, ("device",))
+    only_used(
+        "analyze", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer")
+    )
     path = resolve_checkpoint(checkpoint)
     report = analyze_checkpoint(
         path,
@@ -218,6 +238,7 @@ def cmd_explain(
 
     from coe.analysis.explain import explain, routes_table, write_html, write_jsonl
 
+    only_used("explain", "runtime", runtime, ("device",))
     path, model, tokenizer, _ = open_checkpoint(checkpoint, runtime)
     routes = explain(model, tokenizer, text)
     Console().print(routes_table(routes))
@@ -291,10 +312,10 @@ def build_parser() -> ArgumentParser:
     )
     compare.add_argument(
         "--experiment",
-        "--config",
         action=ActionConfigFile,
-        help="a shipped experiment (cpu, paper) or a YAML file of these options; --config "
-        "files given after it override it",
+        help="the experiment: a shipped one (cpu, the default; paper) or a YAML file of these options (it "
+        "may start from a shipped one with 'base: paper'); it applies first, whatever its place on the "
+        "command line. --config FILE: a YAML file of options applied on top of it.",
     )
     compare.add_class_arguments(CompareConfig, None)
     commands.add_subcommand("compare", compare, help="train MoE and CoE side by side, one report")
@@ -304,7 +325,7 @@ def build_parser() -> ArgumentParser:
 # Renamed options of each command: old flag -> new flag (the old ones still work, with a deprecation message).
 LEGACY_FLAGS = {
     "train": LEGACY_NAMES,
-    "compare": {**LEGACY_COMPARE_NAMES, "scale": "experiment"},
+    "compare": {**LEGACY_COMPARE_NAMES, "scale": "experiment"},  # --scale paper: --experiment paper
     "eval": {
         "batches": "eval.batches",
         "problems": "eval.accuracy_problems",
@@ -318,40 +339,52 @@ LEGACY_FLAGS = {
 
 
 def upgrade_argv(argv: list[str]) -> list[str]:
-    """The command line with renamed flags in their new spelling (a deprecation warning for each), legacy keys
-    of --config files upgraded, experiment names resolved to their files, and the default experiment (cpu)
-    first for `coe compare`."""
+    """The command line as the parser reads it: renamed flags in their new spelling (a deprecation warning
+    for each), --config files' legacy keys upgraded and, for `coe compare`, the experiment (--experiment,
+    the cpu one by default) first and --config files after it as overrides. Nothing after ``--`` is
+    touched."""
     if not argv or argv[0] not in LEGACY_FLAGS:
         return argv
     command, args = argv[0], list(argv[1:])
-    renames = LEGACY_FLAGS[command]
+    tail = args[args.index("--") :] if "--" in args else []
+    args = [_new_spelling(command, arg) for arg in args[: len(args) - len(tail)]]
+    experiment = "cpu"
     out = []
-    for arg in args:
-        flag, eq, value = arg.partition("=")
-        name = flag[2:] if flag.startswith("--") else None
-        head, dot, rest = (name or "").partition(".")
-        if name is not None and head in renames and (not dot or head == "data"):
-            new = renames[head] + dot + rest
-            logging.getLogger(__name__).warning("coe %s: --%s is deprecated, use --%s", command, name, new)
-            arg = f"--{new}{eq}{value}"
-            flag = f"--{new}"
-        previous = out[-1] if out else ""
-        if previous in ("--config", "--experiment"):
-            arg = _config_text(command, previous, arg)
-        elif eq and flag in ("--config", "--experiment"):
-            arg = f"{flag}={_config_text(command, flag, value)}"
-        out.append(arg)
-    if command == "compare" and not any(a.partition("=")[0] == "--experiment" for a in out):
-        out = ["--experiment", _config_text(command, "--experiment", "cpu"), *out]
-    return [command, *out]
+    while args:
+        flag, eq, value = args.pop(0).partition("=")
+        if flag not in ("--config", "--experiment") or not (eq or args):
+            out.append(flag + eq + value)
+            continue
+        value = value if eq else args.pop(0)
+        if command == "compare" and flag == "--experiment":
+            experiment = value
+            continue
+        out += ["--experiment" if command == "compare" else flag, _config_text(command, value)]
+    if command == "compare":
+        out = ["--experiment", yaml.safe_dump(read_experiment(experiment), sort_keys=False), *out]
+    return [command, *out, *tail]
 
 
-def _config_text(command: str, flag: str, value: str) -> str:
-    """The YAML a --config / --experiment value stands for, in today's spelling."""
-    if command == "compare" and flag == "--experiment":
-        return yaml.safe_dump(read_experiment(value), sort_keys=False)
+def _new_spelling(command: str, arg: str) -> str:
+    """``arg`` with a renamed flag of ``command`` in its new spelling (``--eval_every=2`` ->
+    ``--eval.every=2``;
+    ``--data.source`` of `coe compare` -> ``--train.data.source``)."""
+    flag, eq, value = arg.partition("=")
+    head, dot, rest = flag[2:].partition(".") if flag.startswith("--") else ("", "", "")
+    renames = LEGACY_FLAGS[command]
+    # A renamed flat flag, or a renamed section's sub-option (only `data` of compare is a section).
+    if head not in renames or (dot and head != "data"):
+        return arg
+    new = renames[head] + dot + rest
+    logging.getLogger(__name__).warning("coe %s: --%s is deprecated, use --%s", command, flag[2:], new)
+    return f"--{new}{eq}{value}"
+
+
+def _config_text(command: str, value: str) -> str:
+    """A --config file's options in today's spelling, as YAML text (a value that is not a file is left to the
+    parser, which reports it or reads it as inline YAML)."""
     if not Path(value).is_file():
-        return value  # jsonargparse reports it (or takes it as inline YAML)
+        return value
     mapping = read_yaml(value)
     upgraded = (
         upgrade_experiment(mapping, where=value)

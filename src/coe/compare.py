@@ -17,21 +17,10 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
 from coe.analysis.comparison import FinishedRun, ReferenceResults, run_name, write_report
 from coe.checks import invalid
 from coe.presets import PRESETS
-from coe.train.config import (
-    TRAINING_REVISION,
-    TRAINING_REVISIONS,
-    TrainConfig,
-    differences,
-    merged,
-    plain,
-    run_revision,
-    upgrade_legacy,
-)
+from coe.train.config import TRAINING_REVISION, TRAINING_REVISIONS, TrainConfig, other_settings, run_revision
 from coe.train.metrics import read_metrics
 
 log = logging.getLogger(__name__)
@@ -66,6 +55,14 @@ class CompareConfig:
             raise invalid("presets", self.presets, f"name one or more of {', '.join(PRESETS)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise invalid("seeds", self.seeds, "give one or more distinct non-negative integers")
+        default = TrainConfig()  # what every run sets for itself must not be set here, where it would be lost
+        for name, value, kept, instead in (
+            ("train.out_dir", self.train.out_dir, default.out_dir, "out_dir"),
+            ("train.seed", self.train.seed, default.seed, "seeds"),
+            ("train.model.preset", self.train.model.preset, default.model.preset, "presets"),
+        ):
+            if value != kept:
+                raise invalid(name, value, f"set per run: use {instead} instead")
 
     def run_config(self, preset: str, seed: int = 0) -> TrainConfig:
         """The settings of ``preset``'s run with ``seed``."""
@@ -77,46 +74,6 @@ class CompareConfig:
             seed=seed,
             checkpoint=replace(t.checkpoint, resume=True),
         )
-
-
-# Settings that change how a run is watched and kept, or where it runs, not what it computes: a run trained
-# with device='cuda' is the same run for a report made with device='auto' on a machine without a GPU
-# (summary.json records the device it trained on).
-HOUSEKEEPING = ("logging.progress", "checkpoint.every", "checkpoint.keep_last", "runtime.device")
-
-# Files shipped with the package since 2026-12-02 were named before by their path in the development checkout
-# (the same bytes): runs saved then are runs of the same data.
-LEGACY_SOURCES = {
-    "../shared/data/gsm8k/train.parquet": "builtin:gsm8k/train.parquet",
-    "../shared/data/gsm8k/test.parquet": "builtin:gsm8k/test.parquet",
-}
-
-
-def saved_settings(run_dir: str | Path) -> dict | None:
-    """The settings a run directory's config.yaml holds, in today's spelling with today's defaults for what
-    it lacks (a run saved before an option existed ran with its default); None when there is none."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        return None
-    saved = upgrade_legacy(yaml.safe_load(path.read_text()), where=str(path), warn=False)
-    data = saved.get("data", {})
-    for key in ("source", "val_source", "test_source"):
-        value = data.get(key)
-        data[key] = (
-            [LEGACY_SOURCES.get(v, v) for v in value]
-            if isinstance(value, list)
-            else LEGACY_SOURCES.get(value, value)
-        )
-    return merged(plain(TrainConfig().to_dict()), saved)
-
-
-def other_settings(cfg: TrainConfig) -> list[str]:
-    """The settings (dotted names) in which the run saved in ``cfg.out_dir`` differs from ``cfg``,
-    housekeeping aside; empty when they agree or nothing is saved there."""
-    saved = saved_settings(cfg.out_dir)
-    if saved is None:
-        return []
-    return [d for d in differences(saved, plain(cfg.to_dict())) if d.split(":")[0] not in HOUSEKEEPING]
 
 
 def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:

@@ -11,6 +11,8 @@ import resource
 
 import torch
 
+from coe.checks import invalid
+
 
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a device; ValueError for CUDA
@@ -20,9 +22,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as e:
-        raise ValueError(f"device={name!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
+        raise invalid("runtime.device", name, "use 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} was asked for but CUDA is not available")
+        raise invalid("runtime.device", name, "CUDA is not available on this machine")
     return device
 
 
@@ -30,11 +32,9 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a run: bf16 on CUDA unless fp32 is asked for, none elsewhere (bf16 autocast is
     CUDA-only here: on the CPU the grouped expert matmuls need float32)."""
     if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision={precision!r} is invalid: allowed values are 'auto', 'bf16', 'fp32'")
+        raise invalid("runtime.precision", precision, "choose 'auto', 'bf16' or 'fp32'")
     if precision == "bf16" and device.type != "cuda":
-        raise ValueError(
-            f"precision='bf16' needs a CUDA device, but the run is on {device}: use 'auto' or 'fp32' there"
-        )
+        raise invalid("runtime.precision", precision, f"bf16 needs a CUDA device, the run is on {device}")
     return torch.bfloat16 if device.type == "cuda" and precision in ("auto", "bf16") else None
 
 

@@ -372,7 +372,7 @@ def test_hub_dataset_splits(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"test_source": ""}, "data.test_source='' is invalid: must be None or a non-empty string"),
         (
             {"tokenizer": {"vocab": 300}},
-            "data.tokenizer={'vocab': 300} is invalid: unknown keys vocab; the keys are: path, vocab_size, "
+            "data.tokenizer.vocab=300 is invalid: not an option; the options here are: path, vocab_size, "
             "min_",
         ),
         (

@@ -180,10 +180,16 @@ def test_config_checks():
         OptimSpec(lr=float("inf"))
     with pytest.raises(ValueError, match=r"optim.min_lr_ratio=-0.5 is invalid"):
         OptimSpec(min_lr_ratio=-0.5)
-    with pytest.raises(ValueError, match=r"unknown option\(s\) steps_total for TrainConfig"):
+    with pytest.raises(
+        ValueError, match=r"steps_total=3 is invalid: not an option; the options here are: out"
+    ):
         TrainConfig.from_dict({"steps_total": 3})
-    with pytest.raises(ValueError, match=r"unknown option\(s\) evry for EvalSpec"):
+    with pytest.raises(
+        ValueError, match=r"eval.evry=3 is invalid: not an option; the options here are: every"
+    ):
         TrainConfig.from_dict({"eval": {"evry": 3}})
+    with pytest.raises(ValueError, match=r"optim.lr=None is invalid: must be finite and > 0"):
+        OptimSpec(lr=None)
     with pytest.raises(ValueError, match=r"model.preset='coe-7'"):
         ModelSpec("coe-7")
     cfg = TrainConfig()

@@ -29,7 +29,6 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from coe.checks import invalid
+from coe.checks import from_dict, invalid
 from coe.data import synthetic_math
 from coe.data.synthetic_math import QA_TEMPLATE
 
@@ -161,14 +160,8 @@ class DataSpec:
         if not isinstance(self.source, str):
             object.__setattr__(self, "source", tuple(self.source))  # a list from a config file
         if isinstance(self.tokenizer, Mapping):  # a mapping from a config file
-            keys = [f.name for f in dataclass_fields(TokenizerSpec)]
-            if unknown := sorted(map(str, set(self.tokenizer) - set(keys))):
-                raise invalid(
-                    "data.tokenizer",
-                    dict(self.tokenizer),
-                    f"unknown keys {', '.join(unknown)}; the keys are: {', '.join(keys)}",
-                )
-            object.__setattr__(self, "tokenizer", TokenizerSpec(**self.tokenizer))
+            spec = from_dict(TokenizerSpec, dict(self.tokenizer), name="data.tokenizer")
+            object.__setattr__(self, "tokenizer", spec)
         if not isinstance(self.tokenizer, TokenizerSpec):
             raise invalid(
                 "data.tokenizer", self.tokenizer, "must be a TokenizerSpec or a mapping of its fields"

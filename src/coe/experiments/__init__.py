@@ -4,7 +4,8 @@ base TrainConfig every run shares, published numbers to put beside ours).
 Shipped here: ``cpu.yaml`` (the main job's default, minutes on a laptop CPU) and ``paper.yaml`` (the paper's
 presets and recipe, on a GPU). ``coe compare --experiment NAME_OR_FILE`` runs one; options given after it
 override it. The YAML's spelling is the configuration tree's; files written for the flat options before it
-(``scale: paper``, ``steps: 100``, ``save_every: 50``) still load, with a deprecation message.
+(``scale: paper``, ``steps: 100``, ``save_every: 50``) still load, with a deprecation message. A file may
+start from a shipped experiment with ``base: paper`` and change only what differs.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from coe.checks import invalid
+from coe.checks import from_dict, invalid
 from coe.compare import CompareConfig
-from coe.train.config import from_dict, merged, upgrade_legacy
+from coe.train.config import merged, upgrade_legacy
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ def experiment_path(experiment: str) -> Path:
 def read_experiment(experiment: str) -> dict:
     """An experiment file's options as a mapping, legacy spellings upgraded (with a warning)."""
     path = experiment_path(experiment)
-    mapping = upgrade_experiment(read_yaml(path), where=str(path))
-    mapping.setdefault("name", path.stem)
+    own = read_yaml(path)
+    mapping = upgrade_experiment(own, where=str(path))
+    mapping["name"] = own.get("name", path.stem)  # not its base's
     return mapping
 
 
@@ -67,17 +69,23 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def upgrade_experiment(mapping: dict, *, where: str) -> dict:
-    """CompareConfig options in today's spelling: the flat options of `coe compare` before experiments were
-    files moved into ``train``, a legacy ``scale`` taken as the shipped experiment these options modify."""
-    scale = mapping.pop("scale", None)
+    """CompareConfig options in today's spelling, on top of their ``base`` experiment if they name one
+    (``base: paper``: the paper experiment with this file's changes). The flat options of `coe compare`
+    before experiments were files move into ``train`` (a null one meant "the scale's default" and is
+    dropped), and a legacy ``scale`` is taken as ``base``."""
+    mapping = dict(mapping)
+    if "scale" in mapping:
+        log.warning("%s: option 'scale' is deprecated, use 'base' (coe compare --experiment NAME)", where)
+        mapping.setdefault("base", mapping.pop("scale"))
+    for old in LEGACY_COMPARE_NAMES:
+        if old in mapping and mapping[old] is None:
+            del mapping[old]
+    base = mapping.pop("base", None)
     mapping = upgrade_legacy(mapping, where=where, names=LEGACY_COMPARE_NAMES)
     if isinstance(mapping.get("train"), dict):
         mapping["train"] = upgrade_legacy(mapping["train"], where=f"{where}: train")
-    if scale is not None:
-        log.warning(
-            "%s: option 'scale' is deprecated, use 'experiment' (coe compare --experiment NAME)", where
-        )
-        mapping = merged(read_experiment(scale), mapping)
+    if base is not None:
+        mapping = merged(read_experiment(base), mapping)
     return mapping
 
 

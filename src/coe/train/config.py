@@ -19,16 +19,15 @@ still read from YAML files and the command line, with a deprecation message (:fu
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import typing
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from coe.checks import invalid
+from coe.checks import from_dict, invalid
 from coe.data import DataSpec, TokenizerSpec
 from coe.presets import PRESETS, SIZES
 
@@ -74,18 +73,18 @@ class OptimSpec:
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # a list from a config file
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        if not (_number(self.lr) and self.lr > 0):
             raise invalid("optim.lr", self.lr, "must be finite and > 0")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+        if len(self.betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in self.betas):
             raise invalid("optim.betas", self.betas, "must be two numbers in [0, 1)")
-        if not 0 <= self.warmup_ratio < 1:
+        if not (_number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1):
             raise invalid("optim.warmup_ratio", self.warmup_ratio, "must be in [0, 1)")
-        if not 0 <= self.min_lr_ratio <= 1:
+        if not (_number(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1):
             raise invalid("optim.min_lr_ratio", self.min_lr_ratio, "must be in [0, 1]")
         if self.schedule not in ("constant", "cosine"):
             raise invalid("optim.schedule", self.schedule, "choose 'constant' or 'cosine'")
         for name in ("grad_clip", "weight_decay"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+            if not (_number(getattr(self, name)) and getattr(self, name) >= 0):
                 raise invalid(f"optim.{name}", getattr(self, name), "must be finite and >= 0")
 
 
@@ -103,7 +102,7 @@ class EvalSpec:
     """Generation length for exact match."""
 
     def __post_init__(self) -> None:
-        _positive("eval", self, "every", "batches", "max_new_tokens")
+        _positive(self, "every", "batches", "max_new_tokens", section="eval")
         if self.accuracy_problems < 0:
             raise invalid("eval.accuracy_problems", self.accuracy_problems, "must be >= 0 (0 skips it)")
 
@@ -122,7 +121,7 @@ class LoggingSpec:
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        _positive("logging", self, "every")
+        _positive(self, "every", section="logging")
 
 
 @dataclass
@@ -137,7 +136,7 @@ class CheckpointSpec:
     """Continue from the newest checkpoint in out_dir (a fresh start when there is none)."""
 
     def __post_init__(self) -> None:
-        _positive("checkpoint", self, "every", "keep_last")
+        _positive(self, "every", "keep_last", section="checkpoint")
 
 
 @dataclass
@@ -162,11 +161,11 @@ class RuntimeSpec:
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "bf16", "fp32"):
             raise invalid("runtime.precision", self.precision, "choose 'auto', 'bf16' or 'fp32'")
-        if not 0 < self.activation_memory_budget <= 1:
+        if not (_number(self.activation_memory_budget) and 0 < self.activation_memory_budget <= 1):
             raise invalid(
                 "runtime.activation_memory_budget", self.activation_memory_budget, "must be in (0, 1]"
             )
-        _positive("runtime", self, "expert_parallel")
+        _positive(self, "expert_parallel", section="runtime")
 
 
 # What a run with given settings computes changes when the model, data or recipe code does. The revision is
@@ -213,9 +212,9 @@ class TrainConfig:
     runtime: RuntimeSpec = field(default_factory=RuntimeSpec)
 
     def __post_init__(self) -> None:
-        _positive("", self, "steps", "batch_size", "seq_len")
-        if self.seed < 0:
-            raise invalid("seed", self.seed, "must be >= 0")
+        _positive(self, "steps", "batch_size", "seq_len")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise invalid("seed", self.seed, "must be an integer >= 0")
         if self.micro_batch_size is not None and (
             self.micro_batch_size <= 0 or self.batch_size % self.micro_batch_size
         ):
@@ -239,39 +238,16 @@ class TrainConfig:
         return from_dict(cls, upgrade_legacy(mapping, where="the configuration"))
 
 
-def _positive(section: str, spec: Any, *names: str) -> None:
+def _positive(spec: Any, *names: str, section: str | None = None) -> None:
+    """Each of ``spec``'s fields ``names`` is a positive integer (``section``: their section's name)."""
     for name in names:
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise invalid(f"{section}.{name}" if section else name, value, "must be a positive integer")
 
 
-def from_dict(cls: type, mapping: dict[str, Any]) -> Any:
-    """The dataclass ``cls`` built from ``mapping``, nested dataclasses from nested mappings; unknown keys
-    raise ValueError naming them and the keys allowed."""
-    if not isinstance(mapping, dict):
-        raise ValueError(f"{cls.__name__} needs a mapping of its options, got {mapping!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for {cls.__name__}: allowed are "
-            f"{', '.join(sorted(names))}"
-        )
-    kwargs = {}
-    for key, value in mapping.items():
-        kind = _dataclass_of(hints[key])
-        kwargs[key] = from_dict(kind, value) if kind is not None and isinstance(value, dict) else value
-    return cls(**kwargs)
-
-
-def _dataclass_of(hint: Any) -> type | None:
-    """The dataclass a field's type names (``X`` or ``X | None``), else None."""
-    for candidate in (hint, *typing.get_args(hint)):
-        if dataclasses.is_dataclass(candidate):
-            return candidate
-    return None
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # Flat option names before the configuration tree -> where they live now.
@@ -351,6 +327,46 @@ def merged(base: dict, overrides: dict) -> dict:
     return out
 
 
+# Settings that change how a run is watched and kept, or where it runs, not what it computes: a run trained
+# with device='cuda' is the same run for a report made with device='auto' on a machine without a GPU
+# (summary.json records the device it trained on).
+HOUSEKEEPING = ("logging.progress", "checkpoint.every", "checkpoint.keep_last", "runtime.device")
+
+# Files shipped with the package since 2026-12-02 were named before by their path in the development checkout
+# (the same bytes): runs saved then are runs of the same data.
+LEGACY_SOURCES = {
+    "../shared/data/gsm8k/train.parquet": "builtin:gsm8k/train.parquet",
+    "../shared/data/gsm8k/test.parquet": "builtin:gsm8k/test.parquet",
+}
+
+
+def saved_settings(run_dir: str | Path) -> dict | None:
+    """The settings a run directory's config.yaml holds, in today's spelling with today's defaults for what
+    it lacks (a run saved before an option existed ran with its default); None when there is none."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return None
+    saved = upgrade_legacy(yaml.safe_load(path.read_text()), where=str(path), warn=False)
+    data = saved.get("data", {})
+    for key in ("source", "val_source", "test_source"):
+        value = data.get(key)
+        data[key] = (
+            [LEGACY_SOURCES.get(v, v) for v in value]
+            if isinstance(value, list)
+            else LEGACY_SOURCES.get(value, value)
+        )
+    return merged(plain(TrainConfig().to_dict()), saved)
+
+
+def other_settings(cfg: TrainConfig) -> list[str]:
+    """The settings (dotted names) in which the run saved in ``cfg.out_dir`` differs from ``cfg``,
+    housekeeping aside; empty when they agree or nothing is saved there."""
+    saved = saved_settings(cfg.out_dir)
+    if saved is None:
+        return []
+    return [d for d in differences(saved, plain(cfg.to_dict())) if d.split(":")[0] not in HOUSEKEEPING]
+
+
 def _deep_copy(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in mapping.items()}
 
@@ -368,9 +384,10 @@ __all__ = [
     "TokenizerSpec",
     "TrainConfig",
     "differences",
-    "from_dict",
     "merged",
+    "other_settings",
     "plain",
     "run_revision",
+    "saved_settings",
     "upgrade_legacy",
 ]

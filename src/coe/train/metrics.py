@@ -72,21 +72,26 @@ class MetricsLogger:
             ]
             self.path.write_text("".join(line + "\n" for line in kept))
         self._file = self.path.open("a")
-        self._tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+        self._tb = self._wandb = None
+        try:
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resume_step)
-        self._wandb = None
-        if wandb_project:
-            try:
-                import wandb
-            except ImportError as e:
-                raise RuntimeError(
-                    "wandb logging was asked for but wandb is not installed: "
-                    "pip install 'chain-of-experts[wandb]'"
-                ) from e
-            self._wandb = wandb.init(project=wandb_project, config=config, dir=str(run_dir), resume="allow")
+                self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resume_step)
+            if wandb_project:
+                try:
+                    import wandb
+                except ImportError as e:
+                    raise RuntimeError(
+                        "wandb logging was asked for but wandb is not installed: "
+                        "pip install 'chain-of-experts[wandb]'"
+                    ) from e
+                self._wandb = wandb.init(
+                    project=wandb_project, config=config, dir=str(run_dir), resume="allow"
+                )
+        except BaseException:
+            self.close()  # what was opened before the failure
+            raise
 
     def log(self, step: int, metrics: dict[str, float], split: str = "train") -> None:
         self._file.write(json.dumps({"step": step, "split": split, **metrics}) + "\n")

@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from coe.analysis.stats import expert_combinations
+from coe.checks import invalid
 from coe.config import CoEConfig
 from coe.data import TokenizerSpec
 from coe.device import autocast, autocast_dtype, peak_memory_gib, resolve_device
@@ -88,9 +90,10 @@ def model_config(cfg: TrainConfig) -> CoEConfig:
     """The preset with the run's overrides, checked against the run's sequence length."""
     config = CoEConfig.from_preset(cfg.model.preset, cfg.model.size, **cfg.model.overrides)
     if cfg.seq_len > config.max_position_embeddings:
-        raise ValueError(
-            f"seq_len={cfg.seq_len} is above the model's max_position_embeddings="
-            f"{config.max_position_embeddings}"
+        raise invalid(
+            "seq_len",
+            cfg.seq_len,
+            f"must be at most the model's max_position_embeddings={config.max_position_embeddings}",
         )
     return config
 
@@ -98,9 +101,11 @@ def model_config(cfg: TrainConfig) -> CoEConfig:
 def attach_tokenizer(config: CoEConfig, tokenizer) -> CoEConfig:
     """Special-token ids from the tokenizer, which must fit the model's vocabulary."""
     if len(tokenizer) > config.vocab_size:
-        raise ValueError(
-            f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-            f"{config.vocab_size}: lower data.tokenizer.vocab_size or raise model.overrides.vocab_size"
+        raise invalid(
+            "data.tokenizer",
+            f"{len(tokenizer)} tokens",
+            f"must fit the model's vocab_size={config.vocab_size}: lower data.tokenizer.vocab_size or "
+            "raise model.overrides.vocab_size",
         )
     config.eos_token_id = config.pad_token_id = tokenizer.eos_token_id
     config.bos_token_id = None
@@ -280,8 +285,10 @@ class _Run:
 
 def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
     run = _start(cfg, device, par)
-    logger = (
-        MetricsLogger(
+    # Opened in the `with` below, so that both are closed on every way out (a loop error included).
+    open_logger = (
+        partial(
+            MetricsLogger,
             run.dir,
             tensorboard=cfg.logging.tensorboard,
             wandb_project=cfg.logging.wandb_project,
@@ -289,16 +296,13 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
             resume_step=run.step or None,
         )
         if par.is_main
-        else NullLogger()
+        else NullLogger
     )
-    bar = tqdm(
-        total=cfg.steps,
-        initial=run.step,
-        disable=not (cfg.logging.progress and par.is_main),
-        unit="step",
-        dynamic_ncols=True,
+    show = cfg.logging.progress and par.is_main
+    progress = partial(
+        tqdm, total=cfg.steps, initial=run.step, disable=not show, unit="step", dynamic_ncols=True
     )
-    with logger, bar:
+    with open_logger() as logger, progress() as bar:
         with _Signals() as signals:
             window = _LogWindow(run)
             while run.step < cfg.steps:
