@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from coe import CoEForCausalLM
+from coe import CoEConfig, CoEForCausalLM
 from coe.data import DataSpec
 from coe.train import trainer as trainer_module
 from coe.train.checkpoint import checkpoint_dirs, latest_checkpoint
@@ -209,3 +209,22 @@ def test_training_steps_use_the_chunked_loss(tmp_path, monkeypatch):
     monkeypatch.setattr(CoEForCausalLM, "forward", spy)
     train(tiny_run(tmp_path, steps=2, eval={"every": 2, "accuracy_problems": 0}, micro_batch_size=2))
     assert calls == [False] * 4
+
+
+def test_the_reference_recipe_options_of_the_optimizer():
+    """decay_all puts every parameter under weight decay; warmup_from_zero starts the warm-up at lr 0."""
+    from coe.train.trainer import build_optimizer, lr_lambda
+
+    model = CoEForCausalLM(CoEConfig.from_preset("moe-8-64", "tiny", num_hidden_layers=1))
+    n = sum(1 for p in model.parameters() if p.requires_grad)
+    for decay_all, decayed in ((False, lambda p: p.ndim >= 2), (True, lambda p: True)):
+        cfg = TrainConfig(optim=OptimSpec(decay_all=decay_all))
+        groups = build_optimizer(model, cfg, torch.device("cpu")).param_groups
+        assert sum(len(g["params"]) for g in groups) == n
+        for group in groups:
+            assert all(decayed(p) == (group["weight_decay"] == 0.01) for p in group["params"])
+    steps = dict(steps=100, optim=OptimSpec(warmup_ratio=0.1))
+    ours = lr_lambda(TrainConfig(**steps))
+    reference = lr_lambda(TrainConfig(steps=100, optim=OptimSpec(warmup_ratio=0.1, warmup_from_zero=True)))
+    assert [ours(s) for s in (0, 4, 9, 10, 50)] == [0.1, 0.5, 1.0, 1.0, 1.0]
+    assert [reference(s) for s in (0, 4, 9, 10, 50)] == [0.0, 0.4, 0.9, 1.0, 1.0]

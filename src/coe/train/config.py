@@ -61,9 +61,14 @@ class OptimSpec:
     betas: tuple[float, float] = (0.9, 0.95)
     """AdamW betas."""
     weight_decay: float = 0.01
-    """AdamW weight decay, applied to matrices (not to norms or router biases)."""
+    """AdamW weight decay, applied to matrices (not to norms or router biases) unless decay_all."""
+    decay_all: bool = False
+    """Weight decay on every parameter, norms included, as the reference code's runs."""
     warmup_ratio: float = 0.1
     """Fraction of the steps with a linear warm-up from 0."""
+    warmup_from_zero: bool = False
+    """The warm-up's first step at learning rate 0 (factor step / warm-up steps), as the reference's
+    schedule; False: (step + 1) / warm-up steps, so that no step is spent at learning rate 0."""
     schedule: Literal["constant", "cosine"] = "constant"
     """After warm-up: constant, or cosine decay to min_lr_ratio * lr."""
     min_lr_ratio: float = 0.1

@@ -61,11 +61,13 @@ def seed_everything(seed: int) -> None:
 
 
 def lr_lambda(cfg: TrainConfig):
+    """The learning-rate factor of the schedule as a function of the optimizer steps taken so far."""
     warmup = int(cfg.optim.warmup_ratio * cfg.steps)
+    first = 0 if cfg.optim.warmup_from_zero else 1
 
-    def factor(step: int) -> float:  # step = optimizer steps taken so far
+    def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
+            return (step + first) / warmup
         if cfg.optim.schedule == "constant":
             return 1.0
         progress = (step - warmup) / max(1, cfg.steps - warmup)
@@ -77,8 +79,10 @@ def lr_lambda(cfg: TrainConfig):
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    """AdamW with weight decay on the matrices (on every parameter with optim.decay_all)."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim >= 2 or cfg.optim.decay_all]
+    no_decay = [p for p in trained if not (p.ndim >= 2 or cfg.optim.decay_all)]
     groups = [
         {"params": decay, "weight_decay": cfg.optim.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
