@@ -41,6 +41,11 @@ class BalanceLoss(StrEnum):
     NONE = "none"
 
 
+class RouterInit(StrEnum):
+    NORMAL = "normal"  # normal(0, initializer_range), as every other weight
+    KAIMING_UNIFORM = "kaiming_uniform"  # the reference's kaiming_uniform_(a=sqrt(5)): U(+-1/sqrt(D))
+
+
 class ExpertBackend(StrEnum):
     GROUPED = "grouped"  # sort by expert, one grouped matmul per projection
     LOOP = "loop"  # plain loop over experts: the ground truth of the tests
@@ -131,6 +136,10 @@ class CoEConfig(PreTrainedConfig):
     """Renormalise the K selected scores to sum to 1 (before routed_scaling_factor)."""
     routed_scaling_factor: float = 1.0
     """Factor applied to the gate weights of the routed experts."""
+    router_init: str = "normal"
+    """Initial router weights: "normal" (mean 0, std initializer_range, as every other weight) or
+    "kaiming_uniform", the reference code's ``kaiming_uniform_(a=sqrt(5))``: uniform on +-1/sqrt(hidden_size)
+    (std 0.018 at hidden 1024). Both draw the same random numbers, so the other weights do not change."""
     expert_backend: str = "grouped"
     """"grouped" (sorted tokens, grouped matmuls) or "loop" (plain reference loop). Config files that say
     "auto", the former name of "grouped", load as "grouped"."""
@@ -290,6 +299,7 @@ class CoEConfig(PreTrainedConfig):
             ("topk_method", TopkMethod),
             ("balance_loss", BalanceLoss),
             ("expert_backend", ExpertBackend),
+            ("router_init", RouterInit),
         ):
             if getattr(self, field) not in set(enum):
                 fail(field, f"allowed values are {', '.join(repr(str(e)) for e in enum)}")

@@ -21,7 +21,7 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 
-from coe.config import CoEConfig
+from coe.config import CoEConfig, RouterInit
 from coe.nn.attention import RotaryEmbedding, build_attention, causal_mask
 from coe.nn.chain import ChainOfExperts, ChainOutput
 from coe.nn.experts import Experts
@@ -95,7 +95,16 @@ class CoEPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         std = self.config.initializer_range
         if isinstance(module, Router):
-            init.normal_(module.weight, mean=0.0, std=std)
+            weight = module.weight  # (N, D)
+            if self.config.router_init == RouterInit.NORMAL:
+                init.normal_(weight, mean=0.0, std=std)
+            elif not getattr(weight, "_is_hf_initialized", False):  # not loaded from a checkpoint
+                # The reference's kaiming_uniform_(a=sqrt(5)): gain sqrt(2 / (1 + 5)), bound sqrt(3) * gain /
+                # sqrt(fan_in) = 1 / sqrt(D). Drawn as standard normals z mapped through erf(z / sqrt(2)),
+                # uniform on (-1, 1): the random numbers "normal" draws, so for the same seed every other
+                # weight is the same with either choice (uniform_ may consume the generator differently).
+                with torch.no_grad():
+                    weight.normal_().mul_(2**-0.5).erf_().mul_(weight.shape[1] ** -0.5)
             if module.expert_bias is not None:
                 init.zeros_(module.expert_bias)
         elif isinstance(module, Experts):
