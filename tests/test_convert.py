@@ -17,6 +17,7 @@ from transformers import DeepseekV2Config, DeepseekV2ForCausalLM
 
 from coe import CoEConfig, CoEForCausalLM
 from coe.convert import CheckpointReader, Format, convert, detect_format, read_config
+from coe.presets import AS_RUN_TWINS
 from tests.conftest import rel_err
 
 YARN = dict(
@@ -211,7 +212,12 @@ def reference_logits(cfg: dict, w: dict[str, torch.Tensor], ids: torch.Tensor) -
     B, S = ids.shape
     H, nope, R = cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"]
     Vd, L, K, C = cfg["v_head_dim"], cfg["kv_lora_rank"], cfg["num_experts_per_tok"], cfg["inner_iter"]
-    inner, outer = {"inner": (True, False), "outer": (False, True), "none": (False, False)}[cfg["residual"]]
+    inner, outer = {
+        "inner": (True, False),
+        "outer": (False, True),
+        "none": (False, False),
+        "inner+outer": (True, True),  # the reference's booleans both on, as its ablations ran
+    }[cfg["residual"]]
     cos, sin, scale = rope_tables(cfg, S)
 
     def rms(x, weight):
@@ -411,6 +417,59 @@ def test_reference_config_fields(tmp_path):
     assert config.balance_loss == "batch" and config.routed_scaling_factor == 1.0 and config.norm_topk_prob
     assert config.rope_parameters["rope_type"] == "yarn" and config.rope_parameters["mscale_all_dim"] == 1.0
     assert detect_format(tmp_path) == Format.REFERENCE
+
+
+def test_reference_as_run_ablation_checkpoint_in(tmp_path):
+    # The reference's ablations as they ran: both residual booleans on, n_shared_experts=0, for which its code
+    # builds a shared expert of width 0 and saves its empty tensors.
+    cfg = ref_config(n_shared_experts=0, inner_residual=True, outer_residual=True)
+    del cfg["residual"]
+    w = ref_weights(cfg)
+    D = cfg["hidden_size"]
+    empty = {}
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}.mlp.shared_experts"
+        empty |= {
+            f"{p}.gate_proj.weight": (0, D),
+            f"{p}.up_proj.weight": (0, D),
+            f"{p}.down_proj.weight": (D, 0),
+        }
+    src = write_checkpoint(tmp_path / "ref", cfg, w | {k: torch.empty(s) for k, s in empty.items()})
+    config = read_config(src)
+    assert (config.n_shared_experts, config.inner_residual, config.outer_residual) == (0, True, True)
+    ids = torch.randint(0, cfg["vocab_size"], (2, 24))
+    expected = reference_logits({**cfg, "residual": "inner+outer"}, w, ids)
+    assert rel_err(converted_logits(src, tmp_path / "coe", ids), expected) < 1e-5
+
+
+@pytest.mark.parametrize("name", list(AS_RUN_TWINS))
+def test_as_run_presets_to_reference_and_back(tmp_path, name):
+    router_init = "kaiming_uniform" if name.startswith("dense") else "normal"
+    config = CoEConfig.from_preset(name, size="tiny", num_hidden_layers=2, router_init=router_init)
+    model = CoEForCausalLM(config).eval()
+    model.save_pretrained(tmp_path / "coe")
+    convert(tmp_path / "coe", tmp_path / "ref", to="reference")
+    ref = json.loads((tmp_path / "ref" / "config.json").read_text())
+    both = config.inner_residual and config.outer_residual
+    assert ref["n_shared_experts"] is None  # the reference builds no shared expert, as with its 0
+    assert (ref["inner_residual"], ref["outer_residual"]) == (config.inner_residual, config.outer_residual)
+    assert ref.get("residual") == (None if both else "inner")
+    assert ref.get("router_init") == (None if router_init == "normal" else router_init)  # an extra key
+    # The reference's forward over the written tensors computes our model's logits.
+    w = load_file(tmp_path / "ref" / "model.safetensors")
+    assert not any("shared_experts" in key for key in w)
+    ids = torch.randint(0, config.vocab_size, (2, 16))
+    with torch.no_grad():
+        ours = model(ids).logits
+    assert (
+        rel_err(ours, reference_logits({**ref, "residual": "inner+outer" if both else "inner"}, w, ids))
+        < 1e-5
+    )
+    convert(tmp_path / "ref", tmp_path / "back")
+    original, back = (load_file(tmp_path / d / "model.safetensors") for d in ("coe", "back"))
+    assert original.keys() == back.keys() and all(torch.equal(original[k], back[k]) for k in original)
+    a, b = (json.loads((tmp_path / d / "config.json").read_text()) for d in ("coe", "back"))
+    assert a == b and b["router_init"] == router_init
 
 
 # ------------------------------------------------------------------------------------------ deepseek_v2 in
@@ -687,7 +746,6 @@ def test_missing_reference_flag_is_named(tmp_path):
     "overrides, field",
     [
         (dict(norm_topk_prob=True, routed_scaling_factor=2.0), "routed_scaling_factor"),
-        (dict(inner_residual=True, outer_residual=True), "outer_residual"),
         (dict(attention="gqa", num_key_value_heads=1), "attention"),
         (dict(router_bias_update_rate=0.01), "router_bias_update_rate"),
         (dict(scoring_func="sigmoid"), "scoring_func"),

@@ -132,8 +132,9 @@ REFERENCE_DEFAULTS: dict[str, Any] = dict(
     attention_dropout=0.0,
 )
 # Fields of ours that the reference has no use for: written as extra config.json keys (its config class keeps
-# and ignores unknown keys), so that the way back is lossless.
-OUR_EXTRAS = {"expert_backend": "grouped", "router_z_loss_coef": 0.0}
+# and ignores unknown keys), so that the way back is lossless. router_init among them: the reference always
+# initialises its routers with kaiming_uniform_, and a converted checkpoint carries trained router weights.
+OUR_EXTRAS = {"expert_backend": "grouped", "router_z_loss_coef": 0.0, "router_init": "normal"}
 # The reference's YaRN defaults (CoeYarnRotaryEmbedding).
 REFERENCE_YARN_DEFAULTS = dict(
     original_max_position_embeddings=4096, beta_fast=32, beta_slow=1, mscale=1, mscale_all_dim=0
@@ -413,7 +414,11 @@ def config_from_deepseek_v2(d: dict) -> CoEConfig:
 
 def config_to_reference(config: CoEConfig, dtype: torch.dtype | None = None) -> dict:
     """CoEConfig -> a reference config.json dict that reproduces our model; ValueError naming the field when
-    the reference cannot express it."""
+    the reference cannot express it.
+
+    The residuals are written as the booleans ``inner_residual`` / ``outer_residual``, which the code of the
+    paper's runs reads, and as the string ``residual`` of its later versions where the choice is one of
+    theirs; both residuals on (its ablations as they ran) is written as the booleans alone."""
 
     def fail(field: str, why: str) -> None:
         raise ValueError(
@@ -426,13 +431,9 @@ def config_to_reference(config: CoEConfig, dtype: torch.dtype | None = None) -> 
         fail("scoring_func", "the reference router is softmax only")
     if config.router_bias_update_rate > 0:
         fail("router_bias_update_rate", "the reference router has no per-expert selection bias")
-    if config.inner_residual and config.outer_residual:
-        fail("outer_residual", "the reference has one residual choice: inner, outer or none, not both")
     K = config.num_experts_per_tok
     if config.norm_topk_prob and K > 1 and config.routed_scaling_factor != 1.0:
         fail("routed_scaling_factor", "with norm_topk_prob and K > 1 the reference applies no scaling factor")
-    flags = (config.inner_residual, config.outer_residual)
-    residual = next(name for name, value in RESIDUALS.items() if value == flags)
     d: dict[str, Any] = {"architectures": ["CoeForCausalLM"], "model_type": Format.REFERENCE.value}
     for key in REFERENCE_DEFAULTS:
         d[key] = getattr(config, key)
@@ -441,7 +442,17 @@ def config_to_reference(config: CoEConfig, dtype: torch.dtype | None = None) -> 
     d["seq_aux"] = config.balance_loss != BalanceLoss.BATCH
     d["n_shared_experts"] = config.n_shared_experts or None
     d.update(_rope_to_legacy(config.rope_parameters))
-    d.update(inner_iter=config.inner_iter, use_igate=config.use_igate, residual=residual)
+    d.update(inner_iter=config.inner_iter, use_igate=config.use_igate)
+    flags = (config.inner_residual, config.outer_residual)
+    d.update(inner_residual=flags[0], outer_residual=flags[1])
+    residual = next((name for name, value in RESIDUALS.items() if value == flags), None)
+    if residual is not None:
+        d["residual"] = residual
+    else:
+        logger.warning(
+            "inner_residual and outer_residual are both on: written as the reference's booleans, which its "
+            "code of the paper's runs reads; its later code reads only `residual` and would take 'inner'"
+        )
     for key, default in OUR_EXTRAS.items():
         if getattr(config, key) != default:
             d[key] = getattr(config, key)
@@ -723,6 +734,10 @@ class _Plan:
         expected = {k: _piece_shape(self.ours[key], index) for k, (key, index) in self.source.items()}
         found = self.reader.shapes
         ignored = {"lm_head.weight"} if self.config.tie_word_embeddings else set()
+        if not self.config.n_shared_experts:
+            # The reference with n_shared_experts=0 (its ablation and dense runs) builds a shared expert of
+            # width 0 and saves its empty tensors.
+            ignored |= {k for k, shape in found.items() if ".mlp.shared_experts." in k and 0 in shape}
         missing = [k for k in expected if k not in found]
         if missing:
             raise ValueError(

@@ -8,6 +8,12 @@ that training runs on a CPU; "tiny" shrinks them further for unit tests.
 Naming: ``moe-K-N`` / ``coe-C-K-N`` count N experts in all, one of them shared, so N - 1 are routed; K is
 the routed experts chosen per iteration.
 
+The ``-as-run`` presets are four runs as the reference's surviving launch scripts actually ran them, which
+is not what the clean presets (and the paper's labels) say: its ablation and dense runs had
+``N_SHARED_EXPERTS=0``, so all N experts were routed and none shared (the CoE-2(8/64) and MoE(8/64) they
+were compared with had the shared expert), and both ablations had the inner and the outer residual on. They
+exist to reproduce those runs; the clean presets are the configurations as stated.
+
 Data only (keyword arguments of :class:`coe.CoEConfig`): ``CoEConfig.from_preset(name, size, **overrides)``
 builds a configuration from them.
 """
@@ -128,6 +134,48 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "dense 8-of-8 with C = 2",
         dict(inner_iter=2, num_experts_per_tok=7, n_routed_experts=7),
     ),
+    # As the reference ran them (its g0.sh launches of the runs "dsv2_coe_3-ab_*" and "dsv2_coe_3-ds_*").
+    "coe-2-8-64-shared-router-as-run": (
+        "ablation as the reference ran it: coe-2-8-64-shared-router with 64 routed experts instead of "
+        "63 + 1 shared, and the outer residual on beside the inner one",
+        dict(
+            inner_iter=2,
+            num_experts_per_tok=8,
+            use_igate=False,
+            n_routed_experts=64,
+            n_shared_experts=0,
+            outer_residual=True,
+        ),
+    ),
+    "coe-2-8-64-outer-residual-as-run": (
+        "ablation as the reference ran it: coe-2-8-64-outer-residual with 64 routed experts instead of "
+        "63 + 1 shared, and the inner residual kept beside the outer one",
+        dict(
+            inner_iter=2,
+            num_experts_per_tok=8,
+            n_routed_experts=64,
+            n_shared_experts=0,
+            outer_residual=True,
+        ),
+    ),
+    "dense-8-8-as-run": (
+        "dense 8-of-8 as the reference ran it: dense-8-8 with 8 routed experts, all chosen (K = 8), "
+        "instead of 7 routed + 1 shared",
+        dict(inner_iter=1, num_experts_per_tok=8, n_routed_experts=8, n_shared_experts=0),
+    ),
+    "dense-8-8-c2-as-run": (
+        "dense 8-of-8 with C = 2 as the reference ran it: dense-8-8-c2 with 8 routed experts, all chosen "
+        "(K = 8), instead of 7 routed + 1 shared",
+        dict(inner_iter=2, num_experts_per_tok=8, n_routed_experts=8, n_shared_experts=0),
+    ),
+}
+
+# Each -as-run preset's clean twin: the preset of the same run with the paper's stated configuration.
+AS_RUN_TWINS: dict[str, str] = {
+    "coe-2-8-64-shared-router-as-run": "coe-2-8-64-shared-router",
+    "coe-2-8-64-outer-residual-as-run": "coe-2-8-64-outer-residual",
+    "dense-8-8-as-run": "dense-8-8",
+    "dense-8-8-c2-as-run": "dense-8-8-c2",
 }
 
 
