@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 from enum import StrEnum
 from typing import Any
 
@@ -188,6 +189,9 @@ class CoEConfig(PreTrainedConfig):
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
         if self.expert_backend == "auto":  # the former alias of "grouped": older config files still load
+            logging.getLogger(__name__).warning(
+                "CoEConfig.expert_backend='auto' is deprecated: it is 'grouped'"
+            )
             self.expert_backend = ExpertBackend.GROUPED
         super().__post_init__(**kwargs)
         if not self.rope_parameters:
