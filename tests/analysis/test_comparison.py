@@ -220,3 +220,17 @@ def test_routing_sentence():
         "per layer. Experts chosen again in the next iteration: 0.123 (0.063 if the iterations chose "
         "independently)."
     )
+
+
+def test_report_shows_the_test_loss_where_runs_measured_it(tiny_runs, tmp_path):
+    """Runs with eval.test_loss carry test_loss (the transfer set's loss): a column of its own, means over
+    seeds, '-' for a preset that did not measure it; without any, no such column."""
+    moe = finished(tiny_runs["moe-8-64"], "moe-8-64", test_loss=2.0)
+    moe_1 = replace(moe, seed=1, run_dir=tmp_path / "none", summary={**moe.summary, "test_loss": 4.0})
+    coe = finished(tiny_runs["coe-2-4-64"], "coe-2-4-64")
+    md = write_report(tmp_path / "r", [moe, moe_1, coe], title="t", description="d.", device="cpu")
+    rows = {r["preset"]: r for r in json.loads((tmp_path / "r" / "results.json").read_text())["runs"]}
+    assert rows["moe-8-64"]["test_loss"] == pytest.approx(3.0) and rows["coe-2-4-64"]["test_loss"] is None
+    text = md.read_text()
+    assert "| val loss | seeds (range) | test loss | accuracy |" in text
+    assert "| 3.0000 | " in text and " | - | " in text

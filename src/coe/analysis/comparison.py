@@ -178,6 +178,7 @@ def _row(
         "description": list_presets()[first.preset],
         "seeds": list(summaries),
         "val_loss": _mean_of(values, "val_loss"),
+        "test_loss": _mean_of(values, "test_loss"),
         "accuracy": _mean_of(values, "accuracy"),
         "val_loss_by_seed": {str(seed): x["val_loss"] for seed, x in summaries.items()},
         "revisions": sorted({run_revision(x) for x in values}),
@@ -197,8 +198,8 @@ def _row(
     }
 
 
-def _cells(r: dict[str, Any], reference: ReferenceResults | None) -> list[str]:
-    """A results.json entry as the table's cells."""
+def _cells(r: dict[str, Any], reference: ReferenceResults | None, test_loss: bool) -> list[str]:
+    """A results.json entry as the table's cells (``test_loss``: with the test-split loss column)."""
     acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
     losses = r["val_loss_by_seed"].values()
     seeds = str(len(losses)) + (f" ({min(losses):.4f}-{max(losses):.4f})" if len(losses) > 1 else "")
@@ -207,10 +208,12 @@ def _cells(r: dict[str, Any], reference: ReferenceResults | None) -> list[str]:
         if reference is None
         else ["-" if r["reference_val_loss"] is None else f"{r['reference_val_loss']:.3f}"]
     )
+    test = ["-" if r["test_loss"] is None else f"{r['test_loss']:.4f}"] if test_loss else []
     return [
         r["preset"],
         f"{r['val_loss']:.4f}",
         seeds,
+        *test,
         *published,
         acc,
         f"{r['total_params_M']:.2f}",
@@ -318,10 +321,14 @@ def write_report(
         )
     )
 
+    # The loss on the test split, where the runs measured it (eval.test_loss): with validation in the
+    # training distribution and a test set from elsewhere (GSM8K test), the transfer beside it.
+    test_loss = any(r["test_loss"] is not None for r in rows)
     header = [
         "preset",
         "val loss",
         "seeds (range)",
+        *(["test loss"] if test_loss else []),
         *([] if reference is None else [reference.label]),
         "accuracy",
         "params (M)",
@@ -332,7 +339,7 @@ def write_report(
         "train time (s)",
         "revision",
     ]
-    cells = [_cells(r, reference) for r in rows]
+    cells = [_cells(r, reference, test_loss) for r in rows]
     intro = _intro(rows, description, reference)
     md = [
         f"# {title}",
