@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, DeepseekV2Config, DeepseekV2ForCausalLM
 
 from coe import CoEConfig, CoEForCausalLM
@@ -298,3 +299,113 @@ def test_pad_token_is_an_ordinary_trained_token(layers):
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert torch.isfinite(torch.nn.utils.get_total_norm(grads))
     assert model.model.embed_tokens.weight.grad[0].abs().max() > 0
+
+
+# Batches of documents: padded rows and rows of several documents (coe.data.packing).
+
+EOS = 0
+
+
+def documents(lengths: list[int], vocab_size: int) -> list[torch.Tensor]:
+    return [torch.randint(1, vocab_size, (n,)) for n in lengths]
+
+
+def padded_row(doc: torch.Tensor, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, T) ids right-padded with EOS, and the attention mask."""
+    ids = torch.full((1, T), EOS)
+    ids[0, : len(doc)] = doc
+    return ids, (torch.arange(T) < len(doc)).long().unsqueeze(0)
+
+
+@pytest.mark.parametrize("attention", ["mla", "gqa"])
+@pytest.mark.parametrize("training", [False, True])
+def test_padded_row_gives_real_tokens_the_logits_of_the_document_alone(attention, training):
+    config = small_config(attention=attention, num_key_value_heads=2, inner_iter=2)
+    model = CoEForCausalLM(config).train(training).double()  # float64: equal to rounding, tightly
+    doc = documents([7], config.vocab_size)[0]
+    ids, mask = padded_row(doc, 12)
+    alone = model(doc[None], use_cache=False).logits
+    padded = model(ids, attention_mask=mask, use_cache=False).logits
+    assert rel_err(padded[:, :7], alone) < 1e-10
+
+
+@pytest.mark.parametrize("attention", ["mla", "gqa"])
+def test_document_masked_row_gives_each_document_its_logits_alone(attention):
+    config = small_config(attention=attention, num_key_value_heads=2, inner_iter=2)
+    model = CoEForCausalLM(config).eval().double()
+    lengths = [[5, 7, 4], [9, 7]]
+    docs = [documents(row, config.vocab_size) for row in lengths]
+    ids = torch.stack([torch.cat(row) for row in docs])  # (2, 16)
+    document_ids = torch.stack([torch.arange(len(r)).repeat_interleave(torch.tensor(r)) for r in lengths])
+    with torch.no_grad():
+        packed = model(ids, document_ids=document_ids, use_cache=False).logits
+        for b, row in enumerate(docs):
+            start = 0
+            for doc in row:
+                alone = model(doc[None], use_cache=False).logits
+                assert rel_err(packed[b : b + 1, start : start + len(doc)], alone) < 1e-10
+                start += len(doc)
+        # Without the document ids, attention crosses the documents: the later ones see the earlier ones.
+        crossing = model(ids, use_cache=False).logits
+    assert rel_err(crossing[:, 5:], packed[:, 5:]) > 1e-3
+    with pytest.raises(ValueError, match="without a key/value cache"):
+        model(ids, document_ids=document_ids, use_cache=True)
+
+
+def test_padded_and_document_batches_give_the_same_per_document_loss():
+    """The sequences coe.data.packing makes of one token stream: each document's summed loss is the same in
+    its padded row as among the documents of a packed row."""
+    from coe.data.packing import make_sequences
+
+    config = small_config(inner_iter=2)
+    model = CoEForCausalLM(config).train().double()
+    docs = documents([5, 7, 4], config.vocab_size)
+    stream = torch.cat([torch.cat([d, torch.tensor([EOS])]) for d in docs]).numpy()  # 19 tokens
+    padded = make_sequences(stream, 8, packing="padded", eos_token_id=EOS).batch([0, 1, 2])
+    packed = make_sequences(stream, 18, packing="documents", eos_token_id=EOS).batch([0])
+
+    def token_losses(batch):
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = model(**inputs, use_cache=False).logits
+        labels = batch["labels"]
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none")
+        return loss.view(labels.shape), labels != -100
+
+    row_losses, row_counted = token_losses(padded)
+    per_row = (row_losses * row_counted).sum(1)  # (3,)
+    losses, counted = token_losses(packed)
+    starts = [0, 6, 14]  # each document and its EOS in the packed row
+    per_doc = torch.stack(
+        [(losses * counted)[0, s : s + len(d) + 1].sum() for s, d in zip(starts, docs, strict=True)]
+    )
+    assert [int(row_counted[i].sum()) for i in range(3)] == [len(d) for d in docs]  # n - 1 tokens and EOS
+    assert rel_err(per_doc, per_row) < 1e-10
+
+
+def test_padding_takes_no_part_in_routing_unless_asked():
+    from coe.nn.losses import sequence_balance_loss
+
+    config = small_config(inner_iter=2, router_z_loss_coef=0.01)
+    model = CoEForCausalLM(config).train()
+    K, T = config.num_experts_per_tok, 12
+    doc = documents([7], config.vocab_size)[0]
+    ids, mask = padded_row(doc, T)
+    alone = model(doc[None])
+    counts_alone = take_routing_counts(model)
+    padded = model(ids, attention_mask=mask)
+    counts_padded = take_routing_counts(model)
+    assert torch.equal(counts_padded, counts_alone) and torch.all(counts_alone.sum(-1) == 7 * K)
+    torch.testing.assert_close(padded.balance_losses, alone.balance_losses)
+    torch.testing.assert_close(padded.z_losses, alone.z_losses)
+
+    # routing_mask of ones: the padding counts like text, as in the reference's sequence-wise balance loss.
+    reference = model(ids, attention_mask=mask, routing_mask=torch.ones(1, T), output_router_logits=True)
+    counts = take_routing_counts(model)
+    assert torch.all(counts.sum(-1) == T * K) and not torch.equal(counts, counts_alone)
+    routings = zip(reference.router_logits, reference.selected_experts, strict=True)
+    for r, (logits, chosen) in enumerate(routings):
+        want = sequence_balance_loss(scores=logits.softmax(-1), topk_idx=chosen, batch_size=1)
+        torch.testing.assert_close(reference.balance_losses[r], want)
+    assert not torch.allclose(reference.balance_losses, alone.balance_losses)
+    # The padding attends to nothing either way: the real tokens' loss is the same.
+    torch.testing.assert_close(reference.logits[:, :7], alone.logits)

@@ -28,6 +28,19 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         model.train(was_training)
 
 
+# What a batch may carry beside input_ids and labels, passed to the model under the same names (see
+# coe.data.packing and CoEForCausalLM.forward).
+BATCH_MASKS = ("attention_mask", "document_ids", "position_ids", "routing_mask")
+
+
+def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The model's keyword arguments for a batch, on ``device``: ``input_ids``, ``shift_labels`` (the batch's
+    labels are the next tokens) and whichever of ``BATCH_MASKS`` the batch has."""
+    inputs = {"input_ids": batch["input_ids"].to(device), "shift_labels": batch["labels"].to(device)}
+    inputs.update({key: batch[key].to(device) for key in BATCH_MASKS if key in batch})
+    return inputs
+
+
 @torch.no_grad()
 def validation_loss(
     model,
@@ -36,18 +49,19 @@ def validation_loss(
     amp_dtype: torch.dtype | None = None,
 ) -> float:
     """Mean language-model loss (token-weighted) over ``batches`` of input_ids / labels (B, S), labels being
-    the next tokens. The model is put in eval mode and restored."""
+    the next tokens, and any masks of the batches' packing (``model_inputs``). The model is put in eval mode
+    and restored."""
     device = next(model.parameters()).device
     total = torch.zeros((), device=device, dtype=torch.float64)
     tokens = 0
     with eval_mode(model):
         for batch in batches:
-            ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
+            inputs = model_inputs(batch, device)
             with autocast(device, amp_dtype):
                 # Chunked loss: the full (B x S x V) float32 logits would dwarf the model at the paper's
                 # vocabulary.
-                out = model(ids, shift_labels=labels, use_cache=False, return_logits=False)
-            n = int((labels != IGNORE_INDEX).sum())
+                out = model(**inputs, use_cache=False, return_logits=False)
+            n = int((inputs["shift_labels"] != IGNORE_INDEX).sum())
             total += out.lm_loss.double() * n
             tokens += n
     if tokens == 0:

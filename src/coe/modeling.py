@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
@@ -22,7 +23,14 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 
 from coe.config import CoEConfig, RouterInit
-from coe.nn.attention import RotaryEmbedding, build_attention, causal_mask
+from coe.nn.attention import (
+    RotaryEmbedding,
+    build_attention,
+    causal_mask,
+    document_mask,
+    document_positions,
+    use_flex_attention,
+)
 from coe.nn.chain import ChainOfExperts, ChainOutput
 from coe.nn.experts import Experts
 from coe.nn.lm_loss import IGNORE_INDEX, linear_cross_entropy
@@ -71,14 +79,16 @@ class CoEDecoderLayer(GradientCheckpointingLayer):
         self,
         h: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
-        mask: torch.Tensor | None,
+        mask: torch.Tensor | BlockMask | None,
         cache: Cache | None = None,
+        token_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ChainOutput | None]:
+        """token_mask: (B, S) the tokens the routing losses and counts take (None: all)."""
         h = h + self.self_attn(self.input_layernorm(h), rope, mask, cache)
         x = self.post_attention_layernorm(h)
         if not self.is_moe:
             return h + self.mlp(x), None  # dense layers keep the standard residual
-        chain = self.mlp(x)
+        chain = self.mlp(x, token_mask)
         return (chain.hidden + h if self.outer_residual else chain.hidden), chain
 
 
@@ -140,24 +150,37 @@ class CoEModel(CoEPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool = False,
         output_hidden_states: bool = False,
+        document_ids: torch.Tensor | None = None,
+        routing_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[ChainOutput], Cache | None, tuple[torch.Tensor, ...] | None]:
         """Returns (last hidden (B, S, D), one ChainOutput per MoE layer, cache, all hidden states or
-        None)."""
+        None). See :meth:`CoEForCausalLM.forward` for ``document_ids`` and ``routing_mask``."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         h = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         _B, S, _ = h.shape
         if use_cache and cache is None:
             cache = DynamicCache()
+        if document_ids is not None and cache is not None:
+            raise ValueError("document_ids are for forwards without a key/value cache (use_cache=False)")
         past = cache.get_seq_length() if cache is not None else 0
         if position_ids is None:
-            position_ids = torch.arange(past, past + S, device=h.device).unsqueeze(0)
+            if document_ids is not None:
+                position_ids = document_positions(document_ids)
+            else:
+                position_ids = torch.arange(past, past + S, device=h.device).unsqueeze(0)
         rope = self.rotary_emb(h, position_ids)
-        mask = causal_mask(attention_mask, S, past + S, h.device)
+        mask = self._mask(attention_mask, document_ids, cache, S, past + S, h.device)
+        token_mask = None  # the tokens of the routing losses and counts, which training forwards alone take
+        if self.training:
+            counted = (
+                routing_mask if routing_mask is not None else attention_mask
+            )  # by default not the padding
+            token_mask = counted[:, -S:].bool() if counted is not None else None
         chains: list[ChainOutput] = []
         hidden_states = [h] if output_hidden_states else None
         for layer in self.layers:
-            h, chain = layer(h, rope, mask, cache)
+            h, chain = layer(h, rope, mask, cache, token_mask)
             if chain is not None:
                 chains.append(chain)
                 # Training load only: evaluation and generate() leave the counts alone. Counted here rather
@@ -170,6 +193,26 @@ class CoEModel(CoEPreTrainedModel):
         if hidden_states is not None:
             hidden_states[-1] = h
         return h, chains, cache, tuple(hidden_states) if hidden_states is not None else None
+
+    def _mask(
+        self,
+        attention_mask: torch.Tensor | None,
+        document_ids: torch.Tensor | None,
+        cache: Cache | None,
+        num_queries: int,
+        num_keys: int,
+        device: torch.device,
+    ) -> torch.Tensor | BlockMask | None:
+        """The attention mask. With a cache (generation) the padding mask of ``causal_mask``. Without one
+        (training, validation), padding and documents become one document mask: padding (attention_mask 0)
+        sees nothing and is seen by nothing, documents see only themselves, in the kernel that
+        ``use_flex_attention`` picks for the device."""
+        if cache is not None or (attention_mask is None and document_ids is None):
+            return causal_mask(attention_mask, num_queries, num_keys, device)
+        ids = document_ids if document_ids is not None else attention_mask.new_zeros(attention_mask.shape)
+        if attention_mask is not None:
+            ids = ids.masked_fill(attention_mask == 0, -1)
+        return document_mask(ids, flex=use_flex_attention(device, self.config.attention_dropout))
 
 
 class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
@@ -201,6 +244,8 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         output_hidden_states: bool = False,
         logits_to_keep: int | torch.Tensor = 0,
         return_logits: bool = True,
+        document_ids: torch.Tensor | None = None,
+        routing_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> CoECausalLMOutput:
         """Logits (B, S', V) and, with ``labels`` (B, S) (shifted inside, IGNORE_INDEX ignored) or
@@ -208,7 +253,17 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         computes the loss in chunks without ever holding the full logits (training at large vocabularies);
         logits are then None.
         ``cache``: the key/value cache, returned in the output field ``CACHE_FIELD``. Other keyword arguments
-        from generate() are ignored."""
+        from generate() are ignored.
+
+        Batches of several documents or of padded rows (without a cache):
+
+        - ``attention_mask`` (B, S): 1 for real tokens, 0 for padding, which attends to nothing and which
+          nothing attends to;
+        - ``document_ids`` (B, S): documents packed in a row; a token attends only to earlier tokens of its
+          own document, and positions restart at 0 in each document unless ``position_ids`` are given;
+        - ``routing_mask`` (B, S): the tokens that count in the routing losses and the routing counts of
+          training forwards; default: the real tokens of ``attention_mask`` (all without one). Every token is
+          routed either way; ones here count padding as the reference code did."""
         # generate() passes the cache under CACHE_FIELD. Before transformers 5.2x that is `past_key_values`,
         # taken for those versions only; from 5.2x on the old name fails instead of being ignored like the
         # other extra arguments.
@@ -219,7 +274,15 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         h, chains, cache, hidden_states = self.model(
-            input_ids, attention_mask, position_ids, cache, inputs_embeds, use_cache, output_hidden_states
+            input_ids,
+            attention_mask,
+            position_ids,
+            cache,
+            inputs_embeds,
+            use_cache,
+            output_hidden_states,
+            document_ids=document_ids,
+            routing_mask=routing_mask,
         )
         has_labels = labels is not None or shift_labels is not None
         if has_labels and shift_labels is None:

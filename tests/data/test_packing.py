@@ -9,11 +9,14 @@ from coe.data import synthetic_math
 from coe.data.packing import (
     BatchIterator,
     PackedDataset,
+    PaddedDataset,
+    make_sequences,
     pack_documents,
     tokenize_documents,
     validation_batches,
 )
 from coe.data.tokenizer import EOS_TOKEN, train_bpe
+from coe.nn.lm_loss import IGNORE_INDEX
 
 T = 8  # sequence length of the synthetic streams
 
@@ -181,3 +184,120 @@ def test_end_to_end_from_documents(tokenizer: PreTrainedTokenizerFast, documents
     text = "".join(d + EOS_TOKEN for d in documents)
     for row in batch["input_ids"]:
         assert tokenizer.decode(row.tolist()) in text
+
+
+# Packing "documents" and "padded". A stream of documents, each closed by EOS = 0 (an empty one included).
+EOS = 0
+DOCS = [[5, 6, 7], [8], [], [9, 10, 11, 12, 13, 14, 15, 16, 17, 18], [19, 20, 21, 22, 23, 24, 25, 26]]
+STREAM = np.array([t for doc in DOCS for t in [*doc, EOS]], dtype=np.int32)  # 27 tokens
+
+
+def test_document_packing_marks_documents_and_ignores_the_label_after_each_eos() -> None:
+    packed = make_sequences(STREAM, T, packing="packed")
+    docs = make_sequences(STREAM, T, packing="documents", eos_token_id=EOS)
+    assert docs.packing == "documents" and len(docs) == len(packed) == 3
+    for i in range(len(docs)):
+        plain, item = packed[i], docs[i]
+        assert torch.equal(item["input_ids"], plain["input_ids"])
+        ids, labels, doc_ids = item["input_ids"].tolist(), item["labels"].tolist(), item["document_ids"]
+        for j in range(T):
+            # A document runs up to and including its EOS; the next one starts after it.
+            ends_before = sum(t == EOS for t in ids[:j])
+            assert doc_ids[j] == ends_before
+            want = IGNORE_INDEX if ids[j] == EOS else plain["labels"][j].item()
+            assert labels[j] == want
+    assert docs[0]["document_ids"].tolist() == [0, 0, 0, 0, 1, 1, 2, 3]  # [5 6 7 E 8 E E 9]
+
+
+def reference_rows(doc: list[int], seq_len: int) -> tuple[list[int], list[int], list[int]]:
+    """The reference code's row of one document: input ids right-padded with the pad token (EOS) or truncated,
+    the attention mask, and its labels: the next token where the loss mask (the attention mask without its
+    last position) is 1."""
+    ids = (doc + [EOS] * seq_len)[:seq_len]
+    mask = [1] * min(len(doc), seq_len) + [0] * max(0, seq_len - len(doc))
+    loss_mask = mask[:-1]
+    labels = [ids[j + 1] if loss_mask[j] else IGNORE_INDEX for j in range(seq_len - 1)] + [IGNORE_INDEX]
+    return ids, mask, labels
+
+
+def test_padded_rows_are_the_reference_codes() -> None:
+    ds = make_sequences(STREAM, T, packing="padded", eos_token_id=EOS)
+    assert isinstance(ds, PaddedDataset) and ds.packing == "padded"
+    kept = [doc for doc in DOCS if doc]  # the empty document has no row
+    assert len(ds) == len(kept)
+    batch = ds.batch(np.arange(len(ds)))
+    assert set(batch) == {"input_ids", "labels", "attention_mask"}
+    for i, doc in enumerate(kept):
+        ids, mask, labels = reference_rows(doc, T)
+        assert batch["input_ids"][i].tolist() == ids
+        assert batch["attention_mask"][i].tolist() == mask
+        assert batch["labels"][i].tolist() == labels
+    # The short document: every token after the first, then EOS as the last token's label.
+    assert batch["labels"][0].tolist() == [6, 7, EOS] + [IGNORE_INDEX] * (T - 3)
+    # Longer than T: truncated on the right; its last position has no label.
+    assert batch["labels"][2].tolist() == [*range(10, 17), IGNORE_INDEX]
+    # pads_in_routing: the padding counts in routing.
+    counted = make_sequences(STREAM, T, packing="padded", eos_token_id=EOS, pads_in_routing=True)
+    routing = counted.batch([0, 1])["routing_mask"]
+    assert routing.dtype == torch.bool and routing.all() and routing.shape == (2, T)
+
+
+def test_make_sequences_errors() -> None:
+    with pytest.raises(ValueError, match=r"packing='rows' is invalid"):
+        make_sequences(STREAM, T, packing="rows")
+    with pytest.raises(ValueError, match="needs eos_token_id"):
+        make_sequences(STREAM, T, packing="padded")
+    with pytest.raises(ValueError, match=r"pads_in_routing=True is invalid"):
+        make_sequences(STREAM, T, packing="documents", eos_token_id=EOS, pads_in_routing=True)
+    with pytest.raises(ValueError, match="no non-empty document"):
+        PaddedDataset(np.zeros(4, dtype=np.int32), T, eos_token_id=EOS)
+
+
+@pytest.mark.parametrize("packing", ["documents", "padded"])
+def test_other_packings_resume_and_split_among_ranks(packing: str) -> None:
+    stream = np.array([t for n in range(200) for t in [*range(1, n % 11 + 2), EOS]], dtype=np.int32)
+    ds = make_sequences(stream, T, packing=packing, eos_token_id=EOS)
+    straight = BatchIterator(ds, 4, seed=2)
+    want = [next(straight) for _ in range(12)]
+    first = BatchIterator(ds, 4, seed=2)
+    for _ in range(5):
+        next(first)
+    resumed = BatchIterator(ds, 4, seed=2)
+    resumed.load_state_dict(first.state_dict())
+    for expected in want[5:]:
+        got = next(resumed)
+        assert set(got) == set(expected) and all(torch.equal(got[k], expected[k]) for k in got)
+    ranks = [BatchIterator(ds, 2, seed=2, rank=r, world_size=2) for r in range(2)]
+    for expected in want[:3]:
+        parts = [next(it) for it in ranks]
+        assert all(torch.equal(torch.cat([p[k] for p in parts]), expected[k]) for k in expected)
+    # A position saved with another packing of the same data does not load; one saved before packings
+    # existed (no "packing" entry) is a "packed" position.
+    with pytest.raises(ValueError, match="packing"):
+        BatchIterator(make_sequences(stream, T, packing="packed"), 4, seed=2).load_state_dict(
+            {**straight.state_dict(), "num_sequences": len(make_sequences(stream, T, packing="packed"))}
+        )
+    packed = BatchIterator(make_sequences(stream, T, packing="packed"), 4, seed=2)
+    old = packed.state_dict()
+    del old["packing"]
+    packed.load_state_dict(old)
+
+
+def test_padded_end_to_end_from_documents(tokenizer: PreTrainedTokenizerFast, documents: list[str]) -> None:
+    ds = pack_documents(tokenizer, documents, seq_len=64, packing="padded")
+    assert len(ds) == len(documents)
+    batch = next(BatchIterator(ds, 8, seed=0))
+    for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True):
+        text = tokenizer.decode(ids[mask.bool()].tolist())
+        assert any(d.startswith(text) for d in documents)  # a document, truncated to 64 tokens
+
+
+def test_data_spec_checks_the_packing() -> None:
+    from coe.data import DataSpec
+
+    assert DataSpec().packing == "packed" and not DataSpec().pads_in_routing  # the default stays
+    with pytest.raises(ValueError, match=r"data.packing='rows' is invalid: choose 'packed', 'documents'"):
+        DataSpec(packing="rows")
+    with pytest.raises(ValueError, match=r"data.pads_in_routing=True is invalid: only with data.packing"):
+        DataSpec(packing="documents", pads_in_routing=True)
+    assert DataSpec(packing="padded", pads_in_routing=True).pads_in_routing

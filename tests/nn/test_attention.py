@@ -7,7 +7,17 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from coe import CoEConfig, CoEForCausalLM
-from coe.nn.attention import causal_mask, rotate_half, rotate_interleaved, softmax_scale
+from coe.nn.attention import (
+    RotaryEmbedding,
+    build_attention,
+    causal_mask,
+    document_mask,
+    document_positions,
+    rotate_half,
+    rotate_interleaved,
+    softmax_scale,
+    use_flex_attention,
+)
 from tests.conftest import rel_err
 
 
@@ -78,3 +88,48 @@ def test_causal_mask_with_cache_and_padding():
     assert mask[0, 0].tolist() == [[False, True, True, True, False], [False, True, True, True, True]]
     only_pad = causal_mask(torch.tensor([[0, 0, 1]]), 3, 3, torch.device("cpu"))
     assert only_pad[0, 0, 0].all()  # a padding query that could see nothing sees everything (no NaN)
+
+
+DOCUMENTS = torch.tensor([[0, 0, 0, 1, 1, 2, 2, 2, 2], [0, 0, 0, 0, 0, 0, -1, -1, -1]])
+
+
+def test_document_mask_and_positions():
+    mask = document_mask(DOCUMENTS, flex=False)
+    assert mask.shape == (2, 1, 9, 9)
+    for b, row in enumerate(DOCUMENTS.tolist()):
+        for q in range(9):
+            for k in range(9):
+                allowed = k <= q and row[k] == row[q] and row[q] >= 0  # padding (-1) sees nothing
+                assert mask[b, 0, q, k].item() == allowed
+    assert document_positions(DOCUMENTS).tolist() == [
+        [0, 1, 2, 0, 1, 0, 1, 2, 3],
+        [0, 1, 2, 3, 4, 5, 0, 1, 2],
+    ]
+    assert not use_flex_attention(torch.device("cpu"))
+    assert use_flex_attention(torch.device("cuda")) and not use_flex_attention(torch.device("cuda"), 0.1)
+
+
+@pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
+@pytest.mark.parametrize("attention", ["mla", "gqa"])
+def test_flex_block_mask_equals_the_dense_mask(attention):
+    """The CUDA path (FlexAttention with a BlockMask) computes what the CPU path (SDPA with the dense mask)
+    does; checked here with FlexAttention's CPU forward (it has no CPU backward). Padding rows give zeros."""
+    cfg = CoEConfig(
+        hidden_size=32,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attention=attention,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=4,
+    )
+    attn = build_attention(cfg, 0).eval()
+    x = torch.randn(2, 9, 32)
+    rope = RotaryEmbedding(cfg)(x, document_positions(DOCUMENTS))
+    with torch.no_grad():
+        dense = attn(x, rope, document_mask(DOCUMENTS, flex=False))
+        flex = attn(x, rope, document_mask(DOCUMENTS, flex=True))
+    assert rel_err(flex, dense) < 1e-5
+    pads = DOCUMENTS < 0
+    assert not dense[pads].any() and not flex[pads].any() and dense[~pads].abs().min() > 0

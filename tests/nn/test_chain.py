@@ -159,3 +159,32 @@ def test_router_logits_stay_float32_under_autocast():
     plain = router(x).logits
     assert under.dtype == torch.float32
     torch.testing.assert_close(under, plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("balance", ["seq", "batch"])
+def test_token_mask_leaves_masked_tokens_out_of_losses_and_counts(balance):
+    """Tokens pass the block independently: the masked block's losses and counts are those of the counted
+    tokens alone, and its outputs are those of the unmasked block."""
+    cfg = config(balance_loss=balance, router_z_loss_coef=0.1)
+    chain = init(ChainOfExperts(cfg)).train()
+    B, S = 2, 6
+    x = torch.randn(B, S, cfg.hidden_size)
+    mask = torch.ones(B, S, dtype=torch.bool)
+    mask[0, 4:] = False  # the first row is padded after 4 tokens
+    masked = chain(x, mask)
+    chain.record(masked)
+    counts = chain.take_counts()
+    torch.testing.assert_close(masked.hidden, chain(x).hidden)
+    rows = [chain(x[0:1, :4]), chain(x[1:2])]  # each row's tokens alone
+    together = chain(x[mask].unsqueeze(0))  # all counted tokens as one row
+    for row in rows:
+        chain.record(row)
+    assert torch.equal(counts, chain.take_counts())
+    assert counts.sum() == mask.sum() * cfg.num_experts_per_tok * cfg.inner_iter
+    for t in range(cfg.inner_iter):
+        if balance == "seq":
+            want = sum(row.balance_losses[t] for row in rows) / 2
+        else:
+            want = together.balance_losses[t]
+        torch.testing.assert_close(masked.balance_losses[t], want)
+        torch.testing.assert_close(masked.z_losses[t], together.z_losses[t])

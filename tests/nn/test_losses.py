@@ -60,3 +60,66 @@ def test_z_loss_and_counts():
     expected = (math.log(2.0) ** 2 + math.log(4.0) ** 2) / 2
     assert math.isclose(router_z_loss(logits=logits).item(), expected, rel_tol=1e-6)
     assert expert_counts(torch.tensor([[0, 2], [2, 3]]), 5).tolist() == [1, 0, 2, 1, 0]
+
+
+def _routing(T: int, N: int = 6, K: int = 2):
+    scores = torch.randn(T, N).softmax(-1)
+    return scores, scores.topk(K).indices
+
+
+def test_token_masks_of_ones_change_nothing():
+    scores, idx = _routing(12)
+    ones = torch.ones(12, dtype=torch.bool)
+    torch.testing.assert_close(
+        sequence_balance_loss(scores=scores, topk_idx=idx, batch_size=3, token_mask=ones),
+        sequence_balance_loss(scores=scores, topk_idx=idx, batch_size=3),
+    )
+    torch.testing.assert_close(
+        batch_balance_loss(scores=scores, topk_idx=idx, token_mask=ones),
+        batch_balance_loss(scores=scores, topk_idx=idx),
+    )
+    logits = torch.randn(12, 6)
+    torch.testing.assert_close(router_z_loss(logits=logits, token_mask=ones), router_z_loss(logits=logits))
+    assert torch.equal(expert_counts(idx, 6, ones), expert_counts(idx, 6))
+
+
+def test_masked_losses_equal_the_losses_of_the_counted_tokens_alone():
+    # Two sequences of S=5 positions; the first has 3 tokens and 2 pads, the second 5 tokens.
+    S = 5
+    scores, idx = _routing(2 * S)
+    mask = torch.tensor([1, 1, 1, 0, 0, 1, 1, 1, 1, 1], dtype=torch.bool)
+    # The sequence-wise loss: the mean over the sequences, each with its own tokens only.
+    first = sequence_balance_loss(scores=scores[:3], topk_idx=idx[:3], batch_size=1)
+    second = sequence_balance_loss(scores=scores[S:], topk_idx=idx[S:], batch_size=1)
+    masked = sequence_balance_loss(scores=scores, topk_idx=idx, batch_size=2, token_mask=mask)
+    torch.testing.assert_close(masked, (first + second) / 2)
+    # A sequence with no counted token is left out of the mean.
+    only_second = mask & (torch.arange(2 * S) >= S)
+    torch.testing.assert_close(
+        sequence_balance_loss(scores=scores, topk_idx=idx, batch_size=2, token_mask=only_second), second
+    )
+    torch.testing.assert_close(
+        batch_balance_loss(scores=scores, topk_idx=idx, token_mask=mask),
+        batch_balance_loss(scores=scores[mask], topk_idx=idx[mask]),
+    )
+    logits = torch.randn(2 * S, 6)
+    torch.testing.assert_close(
+        router_z_loss(logits=logits, token_mask=mask), router_z_loss(logits=logits[mask])
+    )
+    assert torch.equal(expert_counts(idx, 6, mask), expert_counts(idx[mask], 6))
+
+
+def test_masked_batch_loss_over_ranks_averages_to_the_whole_batch():
+    """Ranks with different numbers of counted tokens: with the batch's counts, the mean of the ranks' losses
+    is the loss of the whole batch."""
+    scores, idx = _routing(16)
+    mask = torch.rand(16) < 0.6
+    mask[0] = True
+    halves = [slice(0, 8), slice(8, 16)]
+    counts = sum(expert_counts(idx[h], 6, mask[h]) for h in halves)
+    per_rank = [
+        batch_balance_loss(scores=scores[h], topk_idx=idx[h], counts=counts, token_mask=mask[h], ranks=2)
+        for h in halves
+    ]
+    whole = batch_balance_loss(scores=scores, topk_idx=idx, token_mask=mask)
+    torch.testing.assert_close(sum(per_rank) / 2, whole)

@@ -48,8 +48,10 @@ def losses(run_dir, split="train"):
     return [(m["step"], m["loss"]) for m in read_metrics(run_dir) if m["split"] == split]
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
-    full = train(tiny_run(tmp_path, "full"))
+def crash_and_resume(tmp_path, monkeypatch, **overrides) -> tuple:
+    """A tiny run straight through, and the same run crashed after its step-3 checkpoint and resumed: their
+    results (``overrides`` by section, as ``tiny_run``)."""
+    full = train(tiny_run(tmp_path, "full", **overrides))
 
     # Interrupt the second run right after its step-3 checkpoint, as a crash would.
     real_save = trainer_module.save_checkpoint
@@ -60,17 +62,45 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_run(tmp_path, "resumed"))
+        train(tiny_run(tmp_path, "resumed", **overrides))
     monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
     assert [p.name for p in checkpoint_dirs(tmp_path / "resumed")] == ["step-00000003"]
 
-    resumed = train(tiny_run(tmp_path, "resumed", checkpoint={"resume": True}))
+    resumed = train(tiny_run(tmp_path, "resumed", checkpoint={"resume": True}, **overrides))
+    return full, resumed
+
+
+def assert_same_runs(full, resumed) -> None:
     assert losses(full.run_dir) == losses(resumed.run_dir)  # the same numbers, not just close
     assert losses(full.run_dir, "val") == losses(resumed.run_dir, "val")
     assert len(losses(resumed.run_dir)) == 6
     a = CoEForCausalLM.from_pretrained(latest_checkpoint(full.run_dir)).state_dict()
     b = CoEForCausalLM.from_pretrained(latest_checkpoint(resumed.run_dir)).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+    assert_same_runs(*crash_and_resume(tmp_path, monkeypatch))
+
+
+# The other packings of the data (coe.data.packing); padded rows of 160 tokens hold a synthetic problem and
+# padding.
+PACKINGS = {
+    "documents": dict(packing="documents"),
+    "padded": dict(packing="padded"),
+    "padded_reference": dict(packing="padded", pads_in_routing=True),
+}
+
+
+@pytest.mark.parametrize("packing", list(PACKINGS))
+def test_each_packing_trains_and_resumes_exactly(tmp_path, monkeypatch, packing):
+    data = replace(TINY_RUN["data"], **PACKINGS[packing])
+    seq_len = 160 if data.packing == "padded" else 32
+    full, resumed = crash_and_resume(tmp_path, monkeypatch, data=data, seq_len=seq_len, optim={"lr": 3e-3})
+    assert_same_runs(full, resumed)
+    train_losses = [loss for _, loss in losses(full.run_dir)]
+    assert train_losses[-1] < train_losses[0] - 0.1  # it learns
+    assert json.loads((full.run_dir / "summary.json").read_text())["val_loss"] < train_losses[0]
 
 
 def test_signal_writes_a_checkpoint_and_stops(tmp_path, monkeypatch):

@@ -1,9 +1,12 @@
 """Data: synthetic math problems, document sources, tokenizers, and packed, resumable batches."""
 
 from coe.data.packing import (
+    PACKINGS,
     Batch,
     BatchIterator,
     PackedDataset,
+    PaddedDataset,
+    make_sequences,
     pack_documents,
     tokenize_documents,
     validation_batches,
@@ -39,6 +42,7 @@ from coe.data.tokenizer import EOS_TOKEN, build_tokenizer, load_tokenizer, train
 __all__ = [
     "EOS_TOKEN",
     "FAMILIES",
+    "PACKINGS",
     "QA_TEMPLATE",
     "SYNTHETIC",
     "TEMPLATES",
@@ -49,6 +53,7 @@ __all__ = [
     "DatasetFetchError",
     "MathProblem",
     "PackedDataset",
+    "PaddedDataset",
     "Step",
     "TokenizerSpec",
     "build_tokenizer",
@@ -62,6 +67,7 @@ __all__ = [
     "load_file",
     "load_splits",
     "load_tokenizer",
+    "make_sequences",
     "pack_documents",
     "resolve_template",
     "split_of_question",

@@ -1,13 +1,24 @@
-"""Packing documents into fixed-length training sequences, and batching them resumably.
+"""Documents into fixed-length training sequences, and batching them resumably.
 
 Shapes: B batch size (sequences per rank and step), T sequence length, L tokens in the stream, N sequences,
 W data-parallel ranks.
 
-Documents are tokenized and joined into one stream, each followed by the end-of-text token, so that the
-model learns where a document (a solved problem) ends. The stream is cut into N = (L - 1) // T windows of
-T + 1 tokens, window i starting at token i * T: inputs are its first T tokens, labels its last T, and
-consecutive windows share one boundary token, so every token but the first is a label exactly once.
-Sequences may span document boundaries; nothing is padded or masked.
+Documents are tokenized and joined into one stream, each followed by the end-of-text token (EOS), so that the
+model learns where a document (a solved problem) ends. Three ways to make sequences of it (``packing``):
+
+- ``"packed"``: the stream is cut into N = (L - 1) // T windows of T + 1 tokens, window i starting at token
+  i * T: inputs are its first T tokens, labels its last T, and consecutive windows share one boundary token,
+  so every token but the first is a label exactly once. Attention crosses document boundaries; nothing is
+  padded or masked.
+- ``"documents"``: the same windows, and ``document_ids`` (B, T) so that attention stays within a document
+  and positions restart at each one. A document ends with its EOS; the EOS's label (the next document's first
+  token, which nothing in its document predicts) is IGNORE_INDEX. Each document then has the labels and
+  logits it has alone in a padded row, without the padding's compute.
+- ``"padded"``: one document per row (the reference code's batching), truncated on the right to T tokens or
+  right-padded with EOS, with ``attention_mask`` (B, T) 1 on its tokens. Labels: every token after the first,
+  then the closing EOS predicted by the last token; the padding and the last position of a full row have
+  IGNORE_INDEX (the reference's loss mask). Empty documents are left out. With ``pads_in_routing``, a
+  ``routing_mask`` of ones counts the padding in the routing losses and counts, as the reference did.
 
 ``BatchIterator`` visits the sequences in an order drawn from ``(seed, epoch)``. At global step s, rank r of
 W takes positions ``[(s * W + r) * B, (s * W + r + 1) * B)`` of that order, so ranks never share a
@@ -27,7 +38,14 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerFast
 
-Batch = dict[str, torch.Tensor]  # {"input_ids": (B, T) int64, "labels": (B, T) int64}
+from coe.checks import invalid
+from coe.nn.lm_loss import IGNORE_INDEX
+
+# {"input_ids": (B, T) int64, "labels": (B, T) int64}; packing "documents" adds "document_ids" (B, T) int64,
+# "padded" "attention_mask" (B, T) int64 and, with pads_in_routing, "routing_mask" (B, T) bool.
+Batch = dict[str, torch.Tensor]
+
+PACKINGS = ("packed", "documents", "padded")
 
 
 def tokenize_documents(
@@ -55,23 +73,31 @@ def tokenize_documents(
     return np.fromiter(chain.from_iterable(pieces), dtype=np.int32, count=total)
 
 
-class PackedDataset(Dataset):
-    """A token stream seen as N sequences of T inputs and T labels (the inputs shifted by one)."""
+def _check_stream(tokens: np.ndarray, seq_len: int) -> np.ndarray:
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"tokens must be a 1-D integer array, got shape {tokens.shape} dtype {tokens.dtype}")
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    return tokens
 
-    def __init__(self, tokens: np.ndarray, seq_len: int) -> None:
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(
-                f"tokens must be a 1-D integer array, got shape {tokens.shape} dtype {tokens.dtype}"
-            )
-        if seq_len < 1:
-            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+
+class PackedDataset(Dataset):
+    """A token stream seen as N sequences of T inputs and T labels (the inputs shifted by one).
+
+    ``eos_token_id`` given: packing "documents", whose batches carry ``document_ids`` and ignore the label
+    of every EOS input (see the module's docstring)."""
+
+    def __init__(self, tokens: np.ndarray, seq_len: int, *, eos_token_id: int | None = None) -> None:
+        tokens = _check_stream(tokens, seq_len)
         if len(tokens) < seq_len + 1:
             raise ValueError(
                 f"{len(tokens)} tokens are too few for one sequence of seq_len + 1 = {seq_len + 1}"
             )
         self.tokens = tokens
         self.seq_len = seq_len
+        self.eos_token_id = eos_token_id
+        self.packing = "packed" if eos_token_id is None else "documents"
         self._offsets = np.arange(seq_len + 1)  # (T+1,)
 
     def __len__(self) -> int:
@@ -85,17 +111,114 @@ class PackedDataset(Dataset):
         return {k: v[0] for k, v in batch.items()}
 
     def batch(self, indices: np.ndarray | Sequence[int]) -> Batch:
-        """Sequences ``indices`` (B,) stacked: ``input_ids`` and ``labels`` of shape (B, T)."""
+        """Sequences ``indices`` (B,) stacked: ``input_ids`` and ``labels`` of shape (B, T) (and
+        ``document_ids`` (B, T) for packing "documents")."""
         starts = np.asarray(indices, dtype=np.int64) * self.seq_len  # (B,)
         windows = torch.from_numpy(self.tokens[starts[:, None] + self._offsets].astype(np.int64))  # (B, T+1)
-        return {"input_ids": windows[:, :-1], "labels": windows[:, 1:]}
+        inputs, labels = windows[:, :-1], windows[:, 1:]
+        if self.eos_token_id is None:
+            return {"input_ids": inputs, "labels": labels}
+        ends = inputs == self.eos_token_id  # (B, T): an EOS closes its document
+        document_ids = ends.long().cumsum(dim=1) - ends.long()  # the EOS still belongs to the one it closes
+        labels = labels.masked_fill(ends, IGNORE_INDEX)
+        return {"input_ids": inputs, "labels": labels, "document_ids": document_ids}
+
+
+class PaddedDataset(Dataset):
+    """One document per sequence: the documents of a token stream (the pieces between EOS tokens), each
+    truncated to T tokens or right-padded with EOS (see the module's docstring)."""
+
+    packing = "padded"
+
+    def __init__(
+        self, tokens: np.ndarray, seq_len: int, *, eos_token_id: int, pads_in_routing: bool = False
+    ) -> None:
+        tokens = _check_stream(tokens, seq_len)
+        ends = np.flatnonzero(tokens == eos_token_id)
+        if len(tokens) and tokens[-1] != eos_token_id:
+            ends = np.append(ends, len(tokens))  # a last document without its EOS
+        starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+        lengths = ends - starts
+        keep = lengths > 0
+        if not keep.any():
+            raise ValueError("the token stream holds no non-empty document")
+        self.tokens = tokens
+        self.seq_len = seq_len
+        self.eos_token_id = eos_token_id
+        self.pads_in_routing = pads_in_routing
+        self.starts, self.lengths = starts[keep], lengths[keep]  # (N,), (N,)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> Batch:
+        """Sequence ``i``: each tensor of ``batch`` with shape (T,)."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sequence {i} out of range for {len(self)} sequences")
+        batch = self.batch(np.array([i % len(self)]))
+        return {k: v[0] for k, v in batch.items()}
+
+    def batch(self, indices: np.ndarray | Sequence[int]) -> Batch:
+        """Documents ``indices`` (B,) as rows: ``input_ids``, ``labels`` and ``attention_mask`` of shape
+        (B, T) (and ``routing_mask`` with ``pads_in_routing``)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        start, length = self.starts[indices, None], self.lengths[indices, None]  # (B, 1)
+        pos = np.arange(self.seq_len)  # (T,)
+        real = pos < length  # (B, T)
+        inputs = np.where(real, self.tokens[np.where(real, start + pos, 0)], self.eos_token_id)
+        # Position j predicts token j + 1 of the document followed by its EOS, for j < min(length, T - 1).
+        after = pos + 1 < length  # (B, T)
+        next_token = np.where(after, self.tokens[np.where(after, start + pos + 1, 0)], self.eos_token_id)
+        labels = np.where(real & (pos < self.seq_len - 1), next_token, IGNORE_INDEX)
+        batch = {
+            "input_ids": torch.from_numpy(inputs.astype(np.int64)),
+            "labels": torch.from_numpy(labels.astype(np.int64)),
+            "attention_mask": torch.from_numpy(real.astype(np.int64)),
+        }
+        if self.pads_in_routing:
+            batch["routing_mask"] = torch.ones(real.shape, dtype=torch.bool)
+        return batch
+
+
+Sequences = PackedDataset | PaddedDataset
+
+
+def make_sequences(
+    tokens: np.ndarray,
+    seq_len: int,
+    *,
+    packing: str = "packed",
+    eos_token_id: int | None = None,
+    pads_in_routing: bool = False,
+) -> Sequences:
+    """The sequences of a token stream by ``packing`` (``"packed"``, ``"documents"`` or ``"padded"``; the
+    last two need ``eos_token_id``). ``pads_in_routing``: padded rows count their padding in the routing
+    losses and counts (the reference code's runs)."""
+    if packing not in PACKINGS:
+        raise invalid("packing", packing, "choose 'packed', 'documents' or 'padded'")
+    if packing != "packed" and eos_token_id is None:
+        raise ValueError(f"packing {packing!r} needs eos_token_id to find the documents")
+    if pads_in_routing and packing != "padded":
+        raise invalid("pads_in_routing", pads_in_routing, "only with packing 'padded'")
+    if packing == "padded":
+        return PaddedDataset(tokens, seq_len, eos_token_id=eos_token_id, pads_in_routing=pads_in_routing)
+    return PackedDataset(tokens, seq_len, eos_token_id=eos_token_id if packing == "documents" else None)
 
 
 def pack_documents(
-    tokenizer: PreTrainedTokenizerFast, documents: Sequence[str], seq_len: int
-) -> PackedDataset:
-    """``documents`` tokenized (``tokenize_documents``) and cut into sequences of ``seq_len``."""
-    return PackedDataset(tokenize_documents(tokenizer, documents), seq_len)
+    tokenizer: PreTrainedTokenizerFast,
+    documents: Sequence[str],
+    seq_len: int,
+    *,
+    packing: str = "packed",
+    pads_in_routing: bool = False,
+) -> Sequences:
+    """``documents`` tokenized (``tokenize_documents``) and made into sequences of ``seq_len`` by
+    ``packing`` (``make_sequences``)."""
+    tokens = tokenize_documents(tokenizer, documents)
+    return make_sequences(
+        tokens, seq_len, packing=packing, eos_token_id=tokenizer.eos_token_id, pads_in_routing=pads_in_routing
+    )
 
 
 def _check_parallel(batch_size: int, rank: int, world_size: int) -> None:
@@ -108,14 +231,16 @@ def _check_parallel(batch_size: int, rank: int, world_size: int) -> None:
 
 
 class BatchIterator:
-    """Endless shuffled batches of a ``PackedDataset`` for one data-parallel rank, resumable.
+    """Endless shuffled batches of a ``PackedDataset`` or ``PaddedDataset`` for one data-parallel rank,
+    resumable.
 
-    Each ``next()`` gives ``input_ids`` and ``labels`` of shape (B, T); epochs follow one another without
-    end, each in a fresh order drawn from ``(seed, epoch)``.
+    Each ``next()`` gives the dataset's batch of B sequences (``input_ids`` and ``labels`` of shape (B, T),
+    and what its packing adds); epochs follow one another without end, each in a fresh order drawn from
+    ``(seed, epoch)``.
     """
 
     def __init__(
-        self, dataset: PackedDataset, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1
+        self, dataset: Sequences, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1
     ) -> None:
         _check_parallel(batch_size, rank, world_size)
         if seed < 0:
@@ -163,10 +288,13 @@ class BatchIterator:
             "batch_size": self.batch_size,
             "world_size": self.world_size,
             "num_sequences": len(self.dataset),
+            "packing": self.dataset.packing,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continues from a ``state_dict()``; the data, seed, batch size and world size must be the same."""
+        """Continues from a ``state_dict()``; the data, packing, seed, batch size and world size must be the
+        same."""
+        state = {"packing": "packed", **state}  # positions saved before there were other packings
         mine = self.state_dict()
         fixed = [k for k in mine if k not in ("epoch", "index")]
         differ = [f"{k}: saved {state.get(k)!r}, now {mine[k]!r}" for k in fixed if state.get(k) != mine[k]]
@@ -183,7 +311,7 @@ class BatchIterator:
 
 
 def validation_batches(
-    dataset: PackedDataset,
+    dataset: Sequences,
     batch_size: int,
     *,
     rank: int = 0,
@@ -192,8 +320,8 @@ def validation_batches(
 ) -> list[Batch]:
     """Fixed validation batches for one rank: the sequences in order, split among ranks like training steps.
 
-    Every rank gets the same number of batches (at most ``max_batches``), each ``input_ids`` and ``labels``
-    of shape (B, T); sequences that do not fill a step of all ranks are left out.
+    Every rank gets the same number of batches (at most ``max_batches``), each the dataset's batch of B
+    sequences; sequences that do not fill a step of all ranks are left out.
     """
     _check_parallel(batch_size, rank, world_size)
     steps = len(dataset) // (batch_size * world_size)

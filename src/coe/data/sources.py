@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -155,6 +155,15 @@ class DataSpec:
     """Seed of the synthetic generator."""
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
     """The tokenizer: loaded from a path, or a byte-level BPE trained on the training split."""
+    packing: Literal["packed", "documents", "padded"] = "packed"
+    """How documents become training and validation sequences: ``"packed"`` joins them into one stream cut
+    into ``seq_len`` windows, attention crossing documents; ``"documents"`` packs the same way but attention
+    stays within each document and positions restart at each one; ``"padded"`` puts one document per row,
+    truncated to ``seq_len`` or padded with EOS, as the reference code trained (``coe.data.packing``)."""
+    pads_in_routing: bool = False
+    """With ``packing: padded``: count the padding in the routing losses (balance, z), the routing counts
+    and the router metrics as if it were text, as the reference code's sequence-wise balance loss did (for
+    matching its runs). False: padding is routed but counted nowhere."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str):
@@ -177,6 +186,10 @@ class DataSpec:
             if value is not None:
                 resolve_source(value, option=f"data.{name}")
         resolve_template(self.template, self.text_field)
+        if self.packing not in ("packed", "documents", "padded"):
+            raise invalid("data.packing", self.packing, "choose 'packed', 'documents' or 'padded'")
+        if self.pads_in_routing and self.packing != "padded":
+            raise invalid("data.pads_in_routing", self.pads_in_routing, "only with data.packing 'padded'")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

@@ -4,18 +4,21 @@ attention.
 Shapes: B batch, S query positions, P key positions (cache included), H heads, G key/value heads,
 R rotary size, L kv_lora_rank.
 
-Both attentions run through ``F.scaled_dot_product_attention``. The key/value cache is any of transformers'
-``Cache`` classes; MLA stores its compressed latent (L + R numbers a position) as DeepSeek-V2 does.
+Both attentions run through ``F.scaled_dot_product_attention``, or FlexAttention for document masks on CUDA
+(:func:`document_mask`). The key/value cache is any of transformers' ``Cache`` classes; MLA stores its
+compressed latent (L + R numbers a position) as DeepSeek-V2 does.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_rope_update
 
 from coe.config import Attention, CoEConfig
@@ -88,18 +91,30 @@ def attend(
     k: torch.Tensor,
     v: torch.Tensor,
     *,
-    mask: torch.Tensor | None,
+    mask: torch.Tensor | BlockMask | None,
     scale: float,
     dropout: float,
     gqa: bool = False,
 ) -> torch.Tensor:
-    """SDPA, causal when no mask is given. q: (B, H, S, E); k: (B, G, P, E); v: (B, G, P, Ev) ->
-    (B, S, H*Ev)."""
+    """SDPA, causal when no mask is given, or FlexAttention for a ``BlockMask``. q: (B, H, S, E);
+    k: (B, G, P, E); v: (B, G, P, Ev) -> (B, S, H*Ev)."""
     kwargs = {"enable_gqa": True} if gqa and k.shape[1] != q.shape[1] else {}
-    out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale, dropout_p=dropout, **kwargs
-    )
+    if isinstance(mask, BlockMask):
+        # Inside a compiled decoder layer flex_attention compiles with it; called eagerly it needs its own
+        # compiled version (eager flex_attention materialises the scores; on the CPU it has no backward).
+        plain = torch.compiler.is_compiling() or not q.is_cuda
+        flex = flex_attention if plain else _compiled_flex_attention()
+        out = flex(q, k, v, block_mask=mask, scale=scale, **kwargs)
+    else:
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale, dropout_p=dropout, **kwargs
+        )
     return out.transpose(1, 2).flatten(2)
+
+
+@functools.cache
+def _compiled_flex_attention():
+    return torch.compile(flex_attention, dynamic=False)
 
 
 class MultiHeadLatentAttention(nn.Module):
@@ -210,3 +225,45 @@ def causal_mask(
         allowed = allowed & padding_mask[:, None, None, :].bool()
     # A query with nothing to attend to (a padding position) would give NaN: let it see everything.
     return allowed | ~allowed.any(dim=-1, keepdim=True)
+
+
+def use_flex_attention(device: torch.device, dropout: float = 0.0) -> bool:
+    """Whether document masks run through FlexAttention (a ``BlockMask``) or SDPA with a dense mask: the one
+    place that chooses.
+
+    FlexAttention on CUDA: its kernel skips the blocks a document mask leaves empty (most of them for short
+    documents) where SDPA with a dense mask falls back from the flash kernel and computes every block.
+    SDPA with a dense (B, 1, S, S) boolean mask elsewhere: torch has no FlexAttention backward on the CPU, and
+    FlexAttention has no dropout (attention_dropout > 0 takes SDPA on CUDA too).
+    """
+    return device.type == "cuda" and dropout == 0.0
+
+
+def document_mask(document_ids: torch.Tensor, *, flex: bool) -> torch.Tensor | BlockMask:
+    """The attention mask of rows of documents: query q sees key k when ``k <= q`` and both lie in the same
+    document. A negative id marks padding, which sees nothing (its attention output is zero, as in the
+    reference's padding-free flash attention) and which no token sees.
+
+    document_ids: (B, S) integers, equal within a document. Returns a ``BlockMask`` for FlexAttention when
+    ``flex``, else a boolean (B, 1, S, S) mask for SDPA, True where attention is allowed.
+    """
+    B, S = document_ids.shape
+    if flex:
+
+        def same_document(b, h, q, k):
+            doc = document_ids[b, q]
+            return (k <= q) & (doc == document_ids[b, k]) & (doc >= 0)
+
+        return create_block_mask(same_document, B, None, S, S, device=document_ids.device)
+    pos = torch.arange(S, device=document_ids.device)
+    causal = pos[None, :] <= pos[:, None]  # (S, S)
+    same = document_ids[:, :, None] == document_ids[:, None, :]  # (B, S, S)
+    return (causal & same & (document_ids >= 0)[:, :, None]).unsqueeze(1)  # (B, 1, S, S)
+
+
+def document_positions(document_ids: torch.Tensor) -> torch.Tensor:
+    """Position ids (B, S) that restart at 0 at the first token of each document. document_ids: (B, S)."""
+    S = document_ids.shape[1]
+    pos = torch.arange(S, device=document_ids.device).expand_as(document_ids)
+    starts = F.pad(document_ids[:, 1:] != document_ids[:, :-1], (1, 0), value=True)  # (B, S)
+    return pos - torch.where(starts, pos, 0).cummax(dim=1).values

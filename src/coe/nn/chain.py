@@ -28,6 +28,7 @@ class ChainOutput:
     routings: list[Routing]  # one per iteration
     balance_losses: list[torch.Tensor] = field(default_factory=list)  # per iteration, unweighted, training
     z_losses: list[torch.Tensor] = field(default_factory=list)  # likewise (training only)
+    token_mask: torch.Tensor | None = None  # (T,) the tokens the losses and counts take; None: all
 
 
 class ChainOfExperts(nn.Module):
@@ -62,11 +63,15 @@ class ChainOfExperts(nn.Module):
     def router(self, iteration: int) -> Router:
         return self.routers[iteration if len(self.routers) > 1 else 0]
 
-    def forward(self, x: torch.Tensor) -> ChainOutput:
-        """x: (B, S, D), already normalised -> ChainOutput with hidden (B, S, D)."""
+    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> ChainOutput:
+        """x: (B, S, D), already normalised -> ChainOutput with hidden (B, S, D).
+
+        token_mask: (B, S) the tokens that take part in the balance and z losses and in the routing counts
+        (padding is left out this way); None: all. Every token is routed and computed either way."""
         B, S, D = x.shape
         x_TD = x.reshape(B * S, D)
-        out = ChainOutput(hidden=x, routings=[])
+        mask_T = None if token_mask is None else token_mask.reshape(B * S)
+        out = ChainOutput(hidden=x, routings=[], token_mask=mask_T)
         weights = self.experts.compute_weights(compute_dtype(x_TD))  # cast once, used by every iteration
         for t in range(self.num_iterations):
             routing = self.router(t)(x_TD)
@@ -81,27 +86,34 @@ class ChainOfExperts(nn.Module):
         return out
 
     def _add_losses(self, out: ChainOutput, routing: Routing, batch_size: int) -> None:
+        mask = out.token_mask
         if self.balance_loss == BalanceLoss.SEQ:
             out.balance_losses.append(
-                sequence_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx, batch_size=batch_size)
+                sequence_balance_loss(
+                    scores=routing.scores, topk_idx=routing.topk_idx, batch_size=batch_size, token_mask=mask
+                )
             )
         elif self.balance_loss == BalanceLoss.BATCH:
-            counts = (
-                None
-                if self.batch_group is None
-                else _batch_counts(routing.topk_idx, self.num_experts, self.batch_group)
-            )
+            counts, ranks = None, 1
+            if self.batch_group is not None:
+                counts, ranks = _batch_counts(routing.topk_idx, self.num_experts, self.batch_group, mask)
             out.balance_losses.append(
-                batch_balance_loss(scores=routing.scores, topk_idx=routing.topk_idx, counts=counts)
+                batch_balance_loss(
+                    scores=routing.scores,
+                    topk_idx=routing.topk_idx,
+                    counts=counts,
+                    token_mask=mask,
+                    ranks=ranks,
+                )
             )
         if self.compute_z_loss:
-            out.z_losses.append(router_z_loss(logits=routing.logits))
+            out.z_losses.append(router_z_loss(logits=routing.logits, token_mask=mask))
 
     @torch.no_grad()
     def record(self, out: ChainOutput) -> None:
         """Add the tokens-per-expert counts of one forward to ``tokens_per_expert`` (on the device)."""
         for t, routing in enumerate(out.routings):
-            self.tokens_per_expert[t] += expert_counts(routing.topk_idx, self.num_experts)
+            self.tokens_per_expert[t] += expert_counts(routing.topk_idx, self.num_experts, out.token_mask)
 
     @torch.no_grad()
     def take_counts(self) -> torch.Tensor:
@@ -124,8 +136,11 @@ class ChainOfExperts(nn.Module):
 
 
 @torch.compiler.disable  # a collective: kept eager under torch.compile
-def _batch_counts(topk_idx: torch.Tensor, num_experts: int, group: dist.ProcessGroup) -> torch.Tensor:
-    """Choices per expert (N,) summed over the ranks of ``group`` (no gradient flows through counts)."""
-    counts = expert_counts(topk_idx, num_experts)
+def _batch_counts(
+    topk_idx: torch.Tensor, num_experts: int, group: dist.ProcessGroup, token_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, int]:
+    """Choices per expert (N,) of the tokens of ``token_mask`` (None: all) summed over the ranks of ``group``
+    (no gradient flows through counts), and the number of those ranks."""
+    counts = expert_counts(topk_idx, num_experts, token_mask)
     dist.all_reduce(counts, group=group)
-    return counts
+    return counts, dist.get_world_size(group)

@@ -42,8 +42,8 @@ def prepare_run_data(
     world_size: int = 1,
 ) -> RunData:
     """Load the splits, get the tokenizer (loaded from ``tokenizer.path``, or a BPE trained on the training
-    split and kept in ``run_dir/tokenizer``), pack documents into ``seq_len`` sequences and set up the
-    batches.
+    split and kept in ``run_dir/tokenizer``), make ``seq_len`` sequences of the documents as ``spec.packing``
+    says and set up the batches.
 
     ``batch_size`` and ``micro_batch_size`` count sequences over all ``world_size`` ranks; this rank's batches
     hold ``micro_batch_size / world_size`` of them, and the ranks of one micro-batch together read exactly the
@@ -56,13 +56,15 @@ def prepare_run_data(
         )
     splits = load_splits(spec)
     tok = build_tokenizer(tokenizer, splits.train, Path(run_dir) / "tokenizer")
-    train_set = pack_documents(tok, splits.train, seq_len)
+    packing = dict(packing=spec.packing, pads_in_routing=spec.pads_in_routing)
+    train_set = pack_documents(tok, splits.train, seq_len, **packing)
     if len(train_set) < batch_size:
         raise ValueError(
-            f"the training split packs into {len(train_set)} sequences of {seq_len} tokens, fewer "
-            f"than one batch of {batch_size}: add data or lower batch_size / seq_len"
+            f"the training split makes {len(train_set)} sequences of {seq_len} tokens "
+            f"(packing {spec.packing!r}), fewer than one batch of {batch_size}: add data or lower "
+            "batch_size / seq_len"
         )
-    val_set = pack_documents(tok, splits.validation, seq_len)
+    val_set = pack_documents(tok, splits.validation, seq_len, **packing)
     accumulation = batch_size // micro_batch_size
     local = micro_batch_size // world_size
     validation = validation_batches(

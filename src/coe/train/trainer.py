@@ -29,7 +29,7 @@ from coe.checks import invalid
 from coe.config import CoEConfig
 from coe.data import TokenizerSpec
 from coe.device import autocast, autocast_dtype, peak_memory_gib, resolve_device
-from coe.evaluate import exact_match, validation_loss
+from coe.evaluate import exact_match, model_inputs, validation_loss
 from coe.flops import active_parameters, total_parameters
 from coe.modeling import CoEForCausalLM
 from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
@@ -228,11 +228,13 @@ def train_step(
     grad_clip: float,
     router_logits: bool = False,
 ) -> StepResult:
-    """One optimizer step over the micro-batches of input_ids / labels: forward with the chunked
-    loss and backward for each (gradients reduced across ranks at the last only), the expert-parallel gradient
-    reduction, global-norm clipping, AdamW, and the routing counts taken (with the auxiliary-loss-free bias
-    update when the model has one). ``router_logits``: return router logits of the last micro-batch. The one
-    step the trainer and the benchmarks run; the learning-rate schedule stays with the caller."""
+    """One optimizer step over the micro-batches of input_ids / labels (and the masks of their packing,
+    ``coe.evaluate.model_inputs``): forward with the chunked loss and backward for each (gradients reduced
+    across ranks at the last only), the expert-parallel gradient reduction, global-norm clipping, AdamW, and
+    the routing counts taken (with the auxiliary-loss-free bias update when the model has one).
+    ``router_logits``: return router logits of the last micro-batch, those of its routed tokens only when it
+    has a routing or attention mask (padding takes no part in the router metrics). The one step the trainer
+    and the benchmarks run; the learning-rate schedule stays with the caller."""
     device = next(model.parameters()).device
     config = model.config
     accumulation = len(micro_batches)
@@ -240,14 +242,22 @@ def train_step(
     for micro, batch in enumerate(micro_batches):
         last = micro == accumulation - 1
         par.set_gradient_sync(model, last)
-        ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
+        inputs = model_inputs(batch, device)
+        with_router = router_logits and last and config.num_moe_layers > 0
+        counted = None  # the router metrics take the tokens the routing mask counts (not the padding)
+        if with_router and (mask := batch.get("routing_mask", batch.get("attention_mask"))) is not None:
+            counted = mask.flatten().nonzero().squeeze(1).to(device)  # found on the host: no device sync
         with autocast(device, amp):
             out = model(
-                ids,
-                shift_labels=labels,
+                **inputs,
                 use_cache=False,
                 return_logits=False,  # no (B, S, V) logits
-                output_router_logits=router_logits and last and config.num_moe_layers > 0,
+                output_router_logits=with_router,
+            )
+        if counted is not None:
+            out.router_logits, out.selected_experts, out.routing_weights = (
+                tuple(x.index_select(0, counted) for x in xs)
+                for xs in (out.router_logits, out.selected_experts, out.routing_weights)
             )
         (out.loss / accumulation).backward()
         lm = out.lm_loss.detach() / accumulation
