@@ -258,3 +258,15 @@ def test_the_reference_recipe_options_of_the_optimizer():
     reference = lr_lambda(TrainConfig(steps=100, optim=OptimSpec(warmup_ratio=0.1, warmup_from_zero=True)))
     assert [ours(s) for s in (0, 4, 9, 10, 50)] == [0.1, 0.5, 1.0, 1.0, 1.0]
     assert [reference(s) for s in (0, 4, 9, 10, 50)] == [0.0, 0.4, 0.9, 1.0, 1.0]
+
+
+def test_test_loss_is_logged_beside_the_validation_loss(tmp_path):
+    """eval.test_loss: the test split's loss at every validation (split "test") and in the summary."""
+    run = train(tiny_run(tmp_path, steps=3, eval={"every": 3, "accuracy_problems": 0, "test_loss": True}))
+    assert len(losses(run.run_dir, "test")) == 1 and len(losses(run.run_dir, "val")) == 1
+    assert run.summary["test_loss"] == losses(run.run_dir, "test")[0][1] != run.summary["val_loss"]
+    plain = train(tiny_run(tmp_path, "plain", steps=3, eval={"every": 3, "accuracy_problems": 0}))
+    assert "test_loss" not in plain.summary and not losses(plain.run_dir, "test")
+    no_test = DataSpec(synthetic_train=300, synthetic_eval=30, source="builtin:gsm8k/test.parquet")
+    with pytest.raises(ValueError, match=r"eval.test_loss=True is invalid: the data has no test split"):
+        train(tiny_run(tmp_path, "x", data=no_test, eval={"test_loss": True}))

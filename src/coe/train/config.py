@@ -105,6 +105,10 @@ class EvalSpec:
     """Held-out problems scored by exact match at the end (0 skips it)."""
     max_new_tokens: int = 256
     """Generation length for exact match."""
+    test_loss: bool = False
+    """At every validation also the loss on the test split (logged as split "test", summary test_loss):
+    with validation in the training distribution and the test split from elsewhere (GSM8K test), the
+    transfer beside it."""
 
     def __post_init__(self) -> None:
         _positive(self, "every", "batches", "max_new_tokens", section="eval")

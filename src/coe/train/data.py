@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from coe.checks import invalid
 from coe.data import (
     BatchIterator,
     DataSpec,
@@ -25,6 +26,7 @@ class RunData:
     train: BatchIterator  # endless micro-batches, resumable through state_dict()
     validation: list  # fixed micro-batches
     problems: list[tuple[str, str]]  # held-out (question, worked answer) pairs for exact match
+    test: list  # fixed micro-batches of the test split for its loss (empty unless asked for)
 
 
 def prepare_run_data(
@@ -38,6 +40,7 @@ def prepare_run_data(
     tokenizer: TokenizerSpec,
     eval_batches: int,
     accuracy_problems: int,
+    test_loss: bool = False,
     rank: int = 0,
     world_size: int = 1,
 ) -> RunData:
@@ -48,6 +51,7 @@ def prepare_run_data(
     ``batch_size`` and ``micro_batch_size`` count sequences over all ``world_size`` ranks; this rank's batches
     hold ``micro_batch_size / world_size`` of them, and the ranks of one micro-batch together read exactly the
     sequences a single process would (without overlap), so any world size trains on the same data.
+    ``test_loss``: also batches of the test split, made like the validation ones.
     """
     if micro_batch_size % world_size:
         raise ValueError(
@@ -67,12 +71,16 @@ def prepare_run_data(
     val_set = pack_documents(tok, splits.validation, seq_len, **packing)
     accumulation = batch_size // micro_batch_size
     local = micro_batch_size // world_size
-    validation = validation_batches(
-        val_set, local, rank=rank, world_size=world_size, max_batches=eval_batches * accumulation
-    )
+    fixed = dict(rank=rank, world_size=world_size, max_batches=eval_batches * accumulation)
+    validation = validation_batches(val_set, local, **fixed)
+    test = []
+    if test_loss:
+        if not splits.test:
+            raise invalid("eval.test_loss", True, "the data has no test split: set data.test_source")
+        test = validation_batches(pack_documents(tok, splits.test, seq_len, **packing), local, **fixed)
     problems = held_out_problems(splits, accuracy_problems)
     train = BatchIterator(train_set, local, seed=seed, rank=rank, world_size=world_size)
-    return RunData(tok, train, validation, problems)
+    return RunData(tok, train, validation, problems, test)
 
 
 def held_out_problems(splits: DataSplits, limit: int) -> list[tuple[str, str]]:

@@ -193,6 +193,7 @@ def _run_data(
             tokenizer=spec,
             eval_batches=cfg.eval.batches,
             accuracy_problems=cfg.eval.accuracy_problems,
+            test_loss=cfg.eval.test_loss,
             rank=par.rank,
             world_size=par.world_size,
         )
@@ -340,7 +341,8 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
                     logger.log(run.step, metrics)
                     bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
                 if run.step % cfg.eval.every == 0 or run.step == cfg.steps:
-                    logger.log(run.step, {"loss": _validate(run)}, "val")
+                    for split, loss in _validate(run).items():
+                        logger.log(run.step, {"loss": loss}, split)
                     window.restart_clock()  # validation time is not training time
                 if run.step % cfg.checkpoint.every == 0 and run.step < cfg.steps:
                     _save(run)
@@ -457,9 +459,15 @@ class _LogWindow:
         return metrics
 
 
-def _validate(run: _Run) -> float:
-    """Validation loss: every rank its share; equal shares, so the mean of the means is the whole mean."""
-    return run.par.mean(validation_loss(run.model, run.data.validation, amp_dtype=run.amp), run.device)
+def _validate(run: _Run) -> dict[str, float]:
+    """The validation loss ("val") and, with eval.test_loss, the test split's ("test"): every rank its
+    share; equal shares, so the mean of the means is the whole mean."""
+    splits = {"val": run.data.validation, "test": run.data.test}
+    return {
+        split: run.par.mean(validation_loss(run.model, batches, amp_dtype=run.amp), run.device)
+        for split, batches in splits.items()
+        if batches
+    }
 
 
 def _save(run: _Run) -> Path:
@@ -482,12 +490,14 @@ def _finish(run: _Run, logger: MetricsLogger | NullLogger) -> dict[str, Any]:
     cfg, config, par = run.cfg, run.config, run.par
     peak = peak_memory_gib(run.device)  # the training peak (validation included), before the final save
     final = _save(run)
+    losses = _validate(run)
     summary: dict[str, Any] = {
         "preset": cfg.model.preset,
         "size": cfg.model.size,
         "steps": run.step,
         "tokens": run.step * run.tokens_per_step,
-        "val_loss": _validate(run),
+        "val_loss": losses["val"],
+        **({"test_loss": losses["test"]} if "test" in losses else {}),
         "total_params": total_parameters(config),
         "active_params": active_parameters(config),
         "expert_combinations": expert_combinations(
