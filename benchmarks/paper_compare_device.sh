@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper experiment (`coe compare --experiment paper`) on a lent GPU machine that holds only a copy of this
+# A paper experiment (`coe compare --experiment paper`, or EXPERIMENT=paper-packed) on a lent GPU machine that holds only a copy of this
 # repository and whose commands are cut off after a few minutes each. The runs are started detached in a work
 # directory outside the copied tree (so neither the end of a command nor the next copy of the tree touches
 # them), and later commands watch them and bring the small result files back.
@@ -18,15 +18,17 @@
 # Call `watch` again as soon as one returns: a lent machine left idle for a short while is taken back, and the
 # campaign with it (only the files packed by the last `watch` survive).
 #
-# Environment: OUT_DIR (the comparison's directory relative to the repository, default results/paper; the final
-# report averages over seed 0 and the lanes' seeds); WORK (work directory, default /root/coe-paper); DEADLINE
+# Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
+# results/paper and results/paper-2); OUT_DIR (the comparison's directory relative to the repository, default
+# results/paper-3; the final report averages over seed 0 and the lanes' seeds); WORK (work directory, default /root/coe-paper); DEADLINE
 # (seconds after `start` by which every run must have ended, default 1500: a preset whose estimate does not fit is
 # not started, one still running then is stopped by SIGTERM, which checkpoints it); WATCH (default 540);
 # SAVE_EVERY (steps between checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model
 # is 31 GB). GSM8K ships with the package (builtin:gsm8k).
 set -u
 work=${WORK:-/root/coe-paper}
-out=${OUT_DIR:-results/paper}
+out=${OUT_DIR:-results/paper-3}
+experiment=${EXPERIMENT:-paper}
 
 progress() {  # one line: each started preset's last logged step
     local line="" log preset step
@@ -75,7 +77,7 @@ logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.analysis.comparison import analyze_run
 from coe.compare import finished_run, train_preset
 from coe.experiments import load_experiment
-cfg = load_experiment('paper', {'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
+cfg = load_experiment('$experiment', {'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
     'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': 'cuda'}}})
 summary = train_preset(cfg, '$preset', $seed)
 analyze_run(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='cuda')
@@ -107,7 +109,7 @@ import logging
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.compare import compare
 from coe.experiments import load_experiment
-compare(load_experiment('paper', {'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}),
+compare(load_experiment('$experiment', {'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}),
                                   'report_only': True, 'train': {'logging': {'progress': False}}}))
 " > logs/report.log 2>&1
     echo "report: exit $?"; tail -n 3 logs/report.log

@@ -154,7 +154,13 @@ def test_old_flat_spellings_still_work_with_a_deprecation_message(tmp_path, capl
     ]
     assert main(args) == 0
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert saved["eval"] == {"every": 2, "batches": 1, "accuracy_problems": 0, "max_new_tokens": 256}
+    assert saved["eval"] == {
+        "every": 2,
+        "batches": 1,
+        "accuracy_problems": 0,
+        "max_new_tokens": 256,
+        "test_loss": False,
+    }
     assert saved["data"]["tokenizer"]["vocab_size"] == 300 and saved["checkpoint"]["every"] == 1
     assert saved["runtime"]["device"] == "cpu" and saved["logging"]["progress"] is False
     for old, new in (
@@ -181,7 +187,9 @@ def test_compare_command_lines_old_and_new(tmp_path, capsys):
 
     old = printed("--steps", "100", "--scale", "paper", "--device=cpu")
     assert (
-        old["name"] == "paper" and old["train"]["steps"] == 100 and old["train"]["runtime"]["device"] == "cpu"
+        old["name"] == "paper-packed"
+        and old["train"]["steps"] == 100
+        and old["train"]["runtime"]["device"] == "cpu"
     )
     assert old["train"]["model"]["size"] == "paper"
     overrides = tmp_path / "more.yaml"

@@ -146,7 +146,7 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
     assert "Training revisions (the last column): 1: until 2026-12-01" in (out / "report.md").read_text()
 
 
-@pytest.mark.parametrize("experiment", ["cpu", "paper"])
+@pytest.mark.parametrize("experiment", ["cpu", "paper-packed"])
 def test_shipped_experiments_give_the_runs_they_gave_before_they_were_files(experiment, tmp_path):
     """The run `coe compare --scale <experiment>` made for coe-2-4-64 with seed 1 before the configuration
     tree (a flat TrainConfig saved then, kept in tests/fixtures) is the run the experiment file makes now."""
@@ -165,7 +165,7 @@ def test_shipped_experiments_give_the_runs_they_gave_before_they_were_files(expe
 def test_the_paper_runs_in_the_repository_count_as_runs_of_the_paper_experiment(monkeypatch):
     """results/paper-2 was trained with the flat configuration and GSM8K named by its development path."""
     monkeypatch.chdir(ROOT)  # the runs saved their out_dir relative to the repository
-    cfg = replace(load_experiment("paper"), out_dir="results/paper-2")
+    cfg = replace(load_experiment("paper-packed"), out_dir="results/paper-2")
     for preset in ("moe-8-64", "coe-2-4-64", "moe-8-64-12l"):
         assert other_settings(cfg.run_config(preset)) == [], preset
 
@@ -179,6 +179,7 @@ def test_experiment_files_errors_and_legacy_scale(tmp_path, caplog):
     assert cfg.name == "old" and cfg.train.steps == 10 and cfg.train.checkpoint.every == 5
     assert cfg.train.optim.lr == 3e-4  # the paper experiment's
     assert cfg.seeds == [0, 1] and cfg.train.model.size == "paper" and cfg.reference is not None
+    assert cfg.train.data.packing == "packed"  # scale 'paper' was the packed first reproduction
     assert (
         "'scale' is deprecated" in caplog.text and "'steps' is deprecated, use 'train.steps'" in caplog.text
     )

@@ -27,7 +27,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 from coe.checks import invalid
 from coe.compare import CompareConfig
 from coe.data import DataSpec
-from coe.experiments import LEGACY_COMPARE_NAMES, read_experiment, read_yaml, upgrade_experiment
+from coe.experiments import LEGACY_COMPARE_NAMES, legacy_scale, read_experiment, read_yaml, upgrade_experiment
 from coe.presets import list_presets
 from coe.train.config import LEGACY_NAMES, EvalSpec, RuntimeSpec, TrainConfig, upgrade_legacy
 
@@ -325,7 +325,7 @@ def build_parser() -> ArgumentParser:
 # Renamed options of each command: old flag -> new flag (the old ones still work, with a deprecation message).
 LEGACY_FLAGS = {
     "train": LEGACY_NAMES,
-    "compare": {**LEGACY_COMPARE_NAMES, "scale": "experiment"},  # --scale paper: --experiment paper
+    "compare": LEGACY_COMPARE_NAMES,  # and --scale NAME: --experiment, see upgrade_argv
     "eval": {
         "batches": "eval.batches",
         "problems": "eval.accuracy_problems",
@@ -352,12 +352,12 @@ def upgrade_argv(argv: list[str]) -> list[str]:
     out = []
     while args:
         flag, eq, value = args.pop(0).partition("=")
-        if flag not in ("--config", "--experiment") or not (eq or args):
+        if flag not in ("--config", "--experiment", "--scale") or not (eq or args):
             out.append(flag + eq + value)
             continue
         value = value if eq else args.pop(0)
-        if command == "compare" and flag == "--experiment":
-            experiment = value
+        if command == "compare" and flag in ("--experiment", "--scale"):
+            experiment = legacy_scale(value) if flag == "--scale" else value
             continue
         out += ["--experiment" if command == "compare" else flag, _config_text(command, value)]
     if command == "compare":

@@ -37,6 +37,20 @@ LEGACY_COMPARE_NAMES = {
 }
 
 
+# What `--scale NAME` / `scale: NAME` meant before experiments were files: "paper" was the packed first
+# reproduction, now paper-packed.yaml (paper.yaml is the reference code's data regime since).
+LEGACY_SCALES = {"cpu": "cpu", "paper": "paper-packed"}
+
+
+def legacy_scale(scale: str) -> str:
+    """The experiment an old ``scale`` value names (a deprecation warning)."""
+    experiment = LEGACY_SCALES.get(scale, scale)
+    log.warning(
+        "'scale %s' is deprecated: it is the experiment %r (--experiment %s)", scale, experiment, experiment
+    )
+    return experiment
+
+
 def experiment_path(experiment: str) -> Path:
     """A shipped experiment's file (``cpu``, ``paper``) or a YAML file's path."""
     shipped = EXPERIMENTS_DIR / f"{experiment}.yaml"
@@ -75,8 +89,8 @@ def upgrade_experiment(mapping: dict, *, where: str) -> dict:
     dropped), and a legacy ``scale`` is taken as ``base``."""
     mapping = dict(mapping)
     if "scale" in mapping:
-        log.warning("%s: option 'scale' is deprecated, use 'base' (coe compare --experiment NAME)", where)
-        mapping.setdefault("base", mapping.pop("scale"))
+        log.warning("%s: option 'scale' is deprecated, use 'base'", where)
+        mapping.setdefault("base", legacy_scale(mapping.pop("scale")))
     for old in LEGACY_COMPARE_NAMES:
         if old in mapping and mapping[old] is None:
             del mapping[old]
