@@ -1,4 +1,4 @@
-"""The training data of `coe compare --experiment paper`: documents, the BPE's size, packed 512-token
+"""The training data of `coe compare --experiment paper-packed` (the first reproduction): documents, the BPE's size, packed 512-token
 sequences and how many passes over them 1000 steps of 64 sequences make (docs/results.md). CPU only, a minute
 or two.
 
@@ -33,7 +33,7 @@ def main() -> None:
         help="hold 5%% of GSM8K train out of training, as the code did before 2026-12-01",
     )
     args = parser.parse_args()
-    run = load_experiment("paper").train
+    run = load_experiment("paper-packed").train
     spec = run.data
     if args.runs_before_fix:  # without val_source, the file source holds out val_fraction of its documents
         spec = replace(spec, val_source=None, val_fraction=0.05)
