@@ -1,6 +1,6 @@
-"""The training data of `coe compare --experiment paper-packed` (the first reproduction): documents, the BPE's size, packed 512-token
-sequences and how many passes over them 1000 steps of 64 sequences make (docs/results.md). CPU only, a minute
-or two.
+"""The training data of `coe compare --experiment paper-packed` (the first reproduction): documents, the
+BPE's size, packed 512-token sequences and how many passes over them 1000 steps of 64 sequences make
+(docs/results.md). CPU only, a minute or two.
 
     python benchmarks/paper_data_stats.py                    # the data as the current code builds it
     python benchmarks/paper_data_stats.py --runs-before-fix  # as the runs in results/paper had it: 5% of
