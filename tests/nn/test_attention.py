@@ -133,3 +133,14 @@ def test_flex_block_mask_equals_the_dense_mask(attention):
     assert rel_err(flex, dense) < 1e-5
     pads = DOCUMENTS < 0
     assert not dense[pads].any() and not flex[pads].any() and dense[~pads].abs().min() > 0
+
+
+def test_queries_that_see_nothing_get_zero_from_any_sdpa_kernel(monkeypatch):
+    """CUDA's SDPA kernels return other values than zero for a query with no key to see; attend zeroes it."""
+    from coe.nn import attention
+
+    mask = document_mask(DOCUMENTS, flex=False)
+    q = torch.randn(2, 1, 9, 4)
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", lambda q, k, v, **kw: torch.ones_like(v))
+    out = attention.attend(q, q, q, mask=mask, scale=1.0, dropout=0.0)  # (2, 9, 4)
+    assert torch.equal(out[DOCUMENTS < 0], torch.zeros(3, 4)) and (out[DOCUMENTS >= 0] == 1).all()
