@@ -131,7 +131,11 @@ def cmd_eval(
     splits = load_splits(data)
     result = {"checkpoint": str(path)}
     val = validation_batches(
-        pack_documents(tokenizer, splits.validation, seq_len), batch_size, max_batches=eval.batches
+        pack_documents(
+            tokenizer, splits.validation, seq_len, packing=data.packing, pads_in_routing=data.pads_in_routing
+        ),
+        batch_size,
+        max_batches=eval.batches,
     )
     result["val_loss"] = validation_loss(model, val, amp_dtype=amp)
     held_out = held_out_problems(splits, eval.accuracy_problems)

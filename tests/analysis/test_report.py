@@ -70,3 +70,25 @@ def test_analyze_command(tiny_runs, tmp_path, capsys):
 def test_write_report_names_unknown_figures(tmp_path):
     with pytest.raises(ValueError, match=r"\['heatmap'\] are unknown"):
         write_report(tmp_path, {}, figures=["load", "heatmap"])
+
+
+def test_a_padded_run_is_analysed_on_its_documents_without_padding(tiny_runs, tmp_path, monkeypatch):
+    """No padding is recorded as routed text: the analysis packs the documents, attention within each."""
+    from dataclasses import replace
+
+    import coe.data
+
+    made = []
+    pack = coe.data.pack_documents
+
+    def spy(*args, **kwargs):
+        made.append(pack(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(coe.data, "pack_documents", spy)
+    checkpoint = latest_checkpoint(tiny_runs["coe-2-4-64"])
+    padded = replace(DATA, packing="padded")
+    report = analyze_checkpoint(checkpoint, tmp_path, data=padded, tokens=256, seq_len=64, device="cpu")
+    assert json.loads((report.parent / "analysis.json").read_text())["tokens"] == 256
+    batch = made[0].batch([0, 1])
+    assert "document_ids" in batch and "attention_mask" not in batch

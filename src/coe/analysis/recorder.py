@@ -208,12 +208,18 @@ def collect_routing(
     keep_logits: bool = False,
 ) -> RoutingRecord:
     """Run ``model`` (in eval mode, restored after) over ``batches`` (input_ids (B, S), or dicts holding
-    ``input_ids``) until ``max_tokens`` tokens are recorded, and return their routing."""
+    ``input_ids`` and, for attention within documents, ``document_ids``) until ``max_tokens`` tokens are
+    recorded, and return their routing."""
     device = next(model.parameters()).device
     with eval_mode(model), RoutingRecorder(model, max_tokens=max_tokens, keep_logits=keep_logits) as recorder:
         for batch in batches:
             ids = batch["input_ids"] if isinstance(batch, dict) else batch
-            model(ids.to(device), use_cache=False)
+            documents = batch.get("document_ids") if isinstance(batch, dict) else None
+            model(
+                ids.to(device),
+                document_ids=None if documents is None else documents.to(device),
+                use_cache=False,
+            )
             if recorder.full:
                 break
     return recorder.record()

@@ -243,7 +243,10 @@ def analyze_checkpoint(
     validation = load_splits(data).validation
     if not validation:
         raise ValueError(f"the validation split of {data.source!r} is empty: there is nothing to analyse")
-    dataset = pack_documents(tokenizer, validation, min(seq_len, tokens))
+    # Padding would be recorded as routed text: a run trained on padded rows is analysed on its documents
+    # packed without padding, attention within each document (what its real tokens saw).
+    packing = "packed" if data.packing == "packed" else "documents"
+    dataset = pack_documents(tokenizer, validation, min(seq_len, tokens), packing=packing)
     sequences = min(len(dataset), -(-tokens // dataset.seq_len))
     batches = (
         dataset.batch(range(s, min(s + batch_size, sequences))) for s in range(0, sequences, batch_size)
