@@ -4,6 +4,8 @@ A *source* is one of
 
 - ``"synthetic-math"``: the embedded generator of ``synthetic_math``, with its own train / validation / test
   splits;
+- ``"synthetic-metamath"``: the embedded MetaMathQA-like generator of ``coe.data.metamath`` (GSM8K's kinds and
+  MATH's topics in MetaMathQA's four forms), with its own splits;
 - a local file: ``.parquet``, ``.jsonl``, ``.json``, ``.csv``, ``.tsv`` (rows rendered through a template) or
   ``.txt`` (one document per paragraph, i.e. per run of text between blank lines);
 - a local directory of split files named ``train*``, ``validation*`` / ``val*`` / ``valid*`` / ``dev*`` and
@@ -39,10 +41,11 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from coe.checks import from_dict, invalid
-from coe.data import synthetic_math
+from coe.data import metamath, synthetic_math
 from coe.data.synthetic_math import QA_TEMPLATE
 
 SYNTHETIC = "synthetic-math"
+SYNTHETIC_METAMATH = "synthetic-metamath"
 BUILTIN = "builtin:"
 """Prefix of the sources shipped in the package, named by their path under ``BUILTIN_ROOT``."""
 # Package data lies beside this module: pip installs packages as directories, never zipped.
@@ -120,10 +123,10 @@ class DataSpec:
     """
 
     source: str | tuple[str, ...] = SYNTHETIC
-    """Training data: ``"synthetic-math"``, a local file or directory, data shipped in the package
-    (``builtin:gsm8k``, ``builtin:gsm8k/train.parquet``, ``builtin:gsm8k/test.parquet``; kept as named, not
-    as the path they resolve to) or a Hugging Face dataset ``owner/name[:config]``. Several sources (a tuple)
-    are mixed by concatenating their documents."""
+    """Training data: ``"synthetic-math"``, ``"synthetic-metamath"``, a local file or directory, data shipped
+    in the package (``builtin:gsm8k``, ``builtin:gsm8k/train.parquet``, ``builtin:gsm8k/test.parquet``; kept
+    as named, not as the path they resolve to) or a Hugging Face dataset ``owner/name[:config]``. Several
+    sources (a tuple) are mixed by concatenating their documents."""
     template: str = "gsm8k"
     """How table rows become documents: ``"gsm8k"``, ``"metamathqa"``, ``"text"`` or a format string with
     ``{column}`` fields. Not used by ``.txt`` files and the synthetic generator, whose documents are ready."""
@@ -131,8 +134,8 @@ class DataSpec:
     """The column of the ``"text"`` template."""
     val_source: str | None = None
     """Validation data, any kind of single ``source`` (a file: all its documents; a directory or dataset: its
-    validation split; ``"synthetic-math"``: the generator's validation split). None: each training source's
-    own validation split."""
+    validation split; ``"synthetic-math"``, ``"synthetic-metamath"``: the generator's validation split). None:
+    each training source's own validation split."""
     test_source: str | None = None
     """Test data, as ``val_source`` (the test split of directories and datasets)."""
     val_fraction: float = 0.05
@@ -144,15 +147,16 @@ class DataSpec:
     split_seed: int = 0
     """Seed of the held-out selection (which documents go to validation / test)."""
     synthetic_train: int = 50_000
-    """Number of synthetic training problems."""
+    """Number of training documents of a synthetic source (one per problem of ``synthetic-math``; a problem of
+    ``synthetic-metamath`` in the answer-augmentation form may give several, one per solution)."""
     synthetic_eval: int = 500
-    """Number of synthetic problems in each of the validation and test splits."""
+    """Number of documents of a synthetic source in each of the validation and test splits."""
     synthetic_min_steps: int = 2
-    """Fewest computation steps of a synthetic problem."""
+    """Fewest computation steps of a ``synthetic-math`` problem."""
     synthetic_max_steps: int = 8
-    """Most computation steps of a synthetic problem."""
+    """Most computation steps of a ``synthetic-math`` problem."""
     synthetic_seed: int = 0
-    """Seed of the synthetic generator."""
+    """Seed of the synthetic generators."""
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
     """The tokenizer: loaded from a path, or a byte-level BPE trained on the training split."""
     packing: Literal["packed", "documents", "padded"] = "packed"
@@ -481,7 +485,10 @@ def load_splits(spec: DataSpec) -> DataSplits:
     return DataSplits(train=train, validation=val, test=test)
 
 
-def _synthetic(split: str, n: int, spec: DataSpec) -> list[str]:
+def _synthetic(source: str, split: str, n: int, spec: DataSpec) -> list[str]:
+    """The first ``n`` documents of ``split`` of the generator that ``source`` names."""
+    if source == SYNTHETIC_METAMATH:
+        return metamath.generate_documents(split, n, seed=spec.synthetic_seed)
     problems = synthetic_math.generate(
         split,
         n,
@@ -494,11 +501,11 @@ def _synthetic(split: str, n: int, spec: DataSpec) -> list[str]:
 
 def _source_splits(source: str, spec: DataSpec) -> DataSplits:
     """Train / validation / test documents of one source."""
-    if source == SYNTHETIC:
+    if source in (SYNTHETIC, SYNTHETIC_METAMATH):
         return DataSplits(
-            train=_synthetic("train", spec.synthetic_train, spec),
-            validation=_synthetic("validation", spec.synthetic_eval, spec),
-            test=_synthetic("test", spec.synthetic_eval, spec),
+            train=_synthetic(source, "train", spec.synthetic_train, spec),
+            validation=_synthetic(source, "validation", spec.synthetic_eval, spec),
+            test=_synthetic(source, "test", spec.synthetic_eval, spec),
         )
     source = resolve_source(source)
     # Hold out only what neither val_source / test_source nor the source itself provides: a share held out
@@ -563,8 +570,8 @@ def _missing_split(source: str, split: str, by_split: dict[str, list[str]]) -> s
 
 def _split_of(source: str, split: str, spec: DataSpec) -> list[str]:
     """The documents of ``split`` from an evaluation source (``val_source`` / ``test_source``)."""
-    if source == SYNTHETIC:
-        return _synthetic(split, spec.synthetic_eval, spec)
+    if source in (SYNTHETIC, SYNTHETIC_METAMATH):
+        return _synthetic(source, split, spec.synthetic_eval, spec)
     source = resolve_source(source)  # known to be valid: the spec checked it
     by_split = _named_splits(source, spec)
     if by_split is None:

@@ -148,13 +148,14 @@ class _Person:
         return self.he.capitalize()
 
 
+# First names of the people in the problems (also used by the ``metamath`` generator).
 # fmt: off
-_WOMEN = (
+WOMEN = (
     "Maria", "Aisha", "Sofia", "Emma", "Mei", "Priya", "Fatima", "Olivia", "Chloe", "Yuki", "Amara", "Lucia",
     "Hannah", "Zara", "Ingrid", "Nadia", "Grace", "Leila", "Rosa", "Keiko", "Ava", "Isabel", "Noor", "Elena",
     "Tara", "Beatriz", "Anya", "Naomi", "Julia", "Carmen",
 )
-_MEN = (
+MEN = (
     "James", "Omar", "Liam", "Diego", "Kenji", "Ravi", "Noah", "Mateo", "Kwame", "Lucas", "Ethan", "Hassan",
     "Arjun", "Felix", "Tomas", "Samuel", "Jin", "Marco", "Daniel", "Ibrahim", "Leo", "Oscar", "Pablo",
     "Yusuf", "Henry", "Andre", "Viktor", "Malik", "Chen", "Elijah",
@@ -164,7 +165,7 @@ _MEN = (
 
 def _people(rng: random.Random, k: int) -> list[_Person]:
     """``k`` people with distinct names."""
-    chosen = rng.sample([(name, True) for name in _WOMEN] + [(name, False) for name in _MEN], k)
+    chosen = rng.sample([(name, True) for name in WOMEN] + [(name, False) for name in MEN], k)
     return [
         _Person(name, "she", "her", "her") if woman else _Person(name, "he", "his", "him")
         for name, woman in chosen
