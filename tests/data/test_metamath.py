@@ -171,6 +171,9 @@ def test_backward_forms_are_right(form: str) -> None:
                 continue
             seen[family] += 1
             var = "X" if re.search(r"\bX\b", p.question) else "x"
+            asked = forms.SV_ASK if form == "self_verification" else forms.FOBAR_ASK
+            stem = p.question[: p.question.rindex(asked.split(" ", 1)[0])]
+            assert re.search(rf"(?<!\w){var}(?!\w)", stem), p.question  # the unknown stands in the question
             x = number(p.final)
             assert x == number(p.unknown), p.question
             original = Fraction(p.original_final)

@@ -24,8 +24,8 @@ _SOLVE = (
 
 def linear_equation(d: Draft) -> None:
     x = d.rng.randint(-9, 20) if d.chance(0.2) else d.rng.randint(1, 20)
-    a_val = d.rng.randint(2, 12)
     shape = d.pick(("ax+b", "ax-b", "a(x-b)", "x/a+b", "ax+b=cx+e"))
+    a_val = d.rng.randint(3, 12) if shape == "ax+b=cx+e" else d.rng.randint(2, 12)
     a = d.given(a_val)  # a coefficient: x depends on it as 1 / a, never linearly
     if shape in ("ax+b", "ax-b"):
         b = d.given(d.rng.randint(1, 40), "the constant term")
@@ -60,7 +60,7 @@ def linear_equation(d: Draft) -> None:
         sol = d.calc(moved, "*", a)
         d.say(("Multiplying by {a} gives x = {c}.", "So x = {c}."), a=a, c=sol.work)
     else:
-        c_val = d.rng.randint(1, a_val - 1)
+        c_val = d.rng.randint(1, a_val - 2) if a_val > 2 else 1
         cq = d.given(c_val)
         b = d.given(d.rng.randint(1, 30), "the constant on the left")
         e = d.given((a_val - c_val) * x + b.value, "the constant on the right")
@@ -150,8 +150,7 @@ def number_puzzle(d: Draft) -> None:
                 f"{p.name} picks a number. {p.He} {listed} and ends up with {result}.",
                 f"In a number game, {p.name} chooses a secret number, {listed}. The result is {result}.",
                 f"{p.name}'s {d.pick(('teacher', 'friend', 'brother', 'aunt'))} thinks of a number, "
-                f"{listed}, and "
-                f"says the answer is {result}.",
+                f"{listed}, and says the answer is {result}.",
             )
         )
         .replace(". The result is", ", and the result is")
@@ -193,8 +192,7 @@ def linear_system(d: Draft) -> None:
                         f"Two numbers add up to {s}, and one is {t} more than the other.",
                         f"Two numbers have a sum of {s} and a difference of {t}.",
                         f"When two numbers are added the result is {s}; when the smaller is taken from the "
-                        "larger "
-                        f"the result is {t}.",
+                        f"larger the result is {t}.",
                     )
                 )
             )
@@ -257,8 +255,7 @@ def linear_system(d: Draft) -> None:
                 (
                     f"{p.name} counts {a} and {b}: {heads} {heads_word} with {legs} {part} in all.",
                     f"In a {place} there are only {a} and {b}. {p.name} counts {heads} {heads_word} and "
-                    f"{legs} "
-                    f"{part}.",
+                    f"{legs} {part}.",
                     f"There are {heads} {heads_word} in the {place}, all {a} or {b}, with {legs} {part} "
                     "altogether.",
                 )
@@ -585,14 +582,12 @@ _GROWTH = (  # the sentence, the unit counted, question, statement, noun, what t
     ("{name} saves ${a} in the first week and ${d} more each week than the week before.", "week",
      "How much does {he} save in week {n}?", "In week {n} {he} saves $#.", "{name}'s savings in week {n}",
      "the amount {name} saves in the first week", "the weekly increase"),
-    ("The first row of a theater has {a} seats, and each row has {d} more seats than the row in front of it.",
-     "row",
-     "How many seats are in row {n}?", "Row {n} has # seats.", "the number of seats in row {n}",
-     "the seats in the first row", "the seats added per row"),
+    ("The first row of a theater has {a} seats, and each row has {d} more seats than the row in front of "
+     "it.", "row", "How many seats are in row {n}?", "Row {n} has # seats.",
+     "the number of seats in row {n}", "the seats in the first row", "the seats added per row"),
     ("{name} runs {a} laps on the first day of training and {d} more laps each day after.", "day",
-     "How many laps does {he} run on day {n}?", "On day {n} {he} runs # laps.", "the laps {name} runs on day "
-                                                                                "{n}",
-     "the laps on the first day", "the laps added each day"),
+     "How many laps does {he} run on day {n}?", "On day {n} {he} runs # laps.",
+     "the laps {name} runs on day {n}", "the laps on the first day", "the laps added each day"),
     ("An arithmetic sequence starts with {a}, and its common difference is {d}.", "term",
      "What is term number {n} of the sequence?", "Term number {n} of the sequence is #.", "term number {n}",
      "the first term", "the common difference"),
@@ -600,11 +595,10 @@ _GROWTH = (  # the sentence, the unit counted, question, statement, noun, what t
      "How many push-ups does {he} do on day {n}?", "On day {n} {he} does # push-ups.",
      "the push-ups {name} does on day {n}", "the push-ups on day 1", "the push-ups added each day"),
     ("A stack of cans has {a} cans in the top layer, and each layer below has {d} more than the one above "
-     "it.",
-     "layer", "How many cans are in layer {n}, counting from the top?", "Layer {n} has # cans.",
+     "it.", "layer", "How many cans are in layer {n}, counting from the top?", "Layer {n} has # cans.",
      "the number of cans in layer {n}", "the cans in the top layer", "the cans added per layer"),
-    ("{name} reads {a} pages on the first day of a reading challenge and {d} more pages each day after that.",
-     "day", "How many pages does {he} read on day {n}?", "On day {n} {he} reads # pages.",
+    ("{name} reads {a} pages on the first day of a reading challenge and {d} more pages each day after "
+     "that.", "day", "How many pages does {he} read on day {n}?", "On day {n} {he} reads # pages.",
      "the pages {name} reads on day {n}", "the pages on the first day", "the pages added each day"),
     ("A tree is {a} inches tall when {name} plants it and grows {d} inches every month.", "month",
      "How tall is it, in inches, in month {n}?", "In month {n} it is # inches tall.",
@@ -613,36 +607,56 @@ _GROWTH = (  # the sentence, the unit counted, question, statement, noun, what t
      "How many minutes does {he} practice on day {n}?", "On day {n} {he} practices # minutes.",
      "the minutes {name} practices on day {n}", "the minutes on day 1", "the minutes added each day"),
     ("A bakery sells {a} loaves in its first week and {d} more loaves each week after that.", "week",
-     "How many loaves does it sell in week {n}?", "In week {n} it sells # loaves.", "the loaves sold in week "
-                                                                                    "{n}",
-     "the loaves sold in the first week", "the weekly increase in loaves"),
+     "How many loaves does it sell in week {n}?", "In week {n} it sells # loaves.",
+     "the loaves sold in week {n}", "the loaves sold in the first week", "the weekly increase in loaves"),
     ("{name} puts {a} marbles in a jar on the first day and each day puts in {d} more than the day before.",
-    "day",
-     "How many marbles does {he} put in on day {n}?", "On day {n} {he} puts in # marbles.",
+     "day", "How many marbles does {he} put in on day {n}?", "On day {n} {he} puts in # marbles.",
      "the marbles {name} adds on day {n}", "the marbles added on the first day", "the daily increase"),
     ("A staircase's first step is {a} centimeters high, and each step is {d} centimeters higher than the "
-     "last.",
-     "step", "How high is step {n} in centimeters?", "Step {n} is # centimeters high.", "the height of step "
-                                                                                        "{n}",
-     "the height of the first step", "the rise per step"),
+     "last.", "step", "How high is step {n} in centimeters?", "Step {n} is # centimeters high.",
+     "the height of step {n}", "the height of the first step", "the rise per step"),
     ("{name} earns ${a} in the first month of a job and gets a raise of ${d} every month.", "month",
      "How much does {he} earn in month {n}?", "In month {n} {he} earns $#.", "{name}'s pay in month {n}",
      "the pay in the first month", "the monthly raise"),
     ("On the first day of a plant-a-thon, {name}'s club plants {a} trees, and each day they plant {d} more "
-     "than "
-     "the day before.", "day", "How many trees do they plant on day {n}?", "On day {n} they plant # trees.",
-     "the trees planted on day {n}", "the trees planted on the first day", "the daily increase"),
-    ("{name} swims {a} lengths in the first lesson and {d} more lengths in each lesson after that.", "lesson",
-     "How many lengths does {he} swim in lesson {n}?", "In lesson {n} {he} swims # lengths.",
-     "the lengths {name} swims in lesson {n}", "the lengths in the first lesson", "the lengths added per "
-                                                                                  "lesson"),
+     "than the day before.", "day", "How many trees do they plant on day {n}?",
+     "On day {n} they plant # trees.", "the trees planted on day {n}", "the trees planted on the first day",
+     "the daily increase"),
+    ("{name} swims {a} lengths in the first lesson and {d} more lengths in each lesson after that.",
+     "lesson", "How many lengths does {he} swim in lesson {n}?", "In lesson {n} {he} swims # lengths.",
+     "the lengths {name} swims in lesson {n}", "the lengths in the first lesson",
+     "the lengths added per lesson"),
     ("A garden path has {a} stones in the first row, and every row after has {d} more stones.", "row",
      "How many stones are in row {n}?", "Row {n} has # stones.", "the number of stones in row {n}",
      "the stones in the first row", "the stones added per row"),
     ("{name}'s savings jar gets {a} coins on day 1, and every day {he} adds {d} more coins than the day "
-     "before.",
-     "day", "How many coins does {he} add on day {n}?", "On day {n} {he} adds # coins.",
+     "before.", "day", "How many coins does {he} add on day {n}?", "On day {n} {he} adds # coins.",
      "the coins {name} adds on day {n}", "the coins on day 1", "the daily increase in coins"),
+    ("{name} stacks {a} chairs in the first pile and {d} more chairs in each pile after that.", "pile",
+     "How many chairs are in pile {n}?", "Pile {n} has # chairs.", "the number of chairs in pile {n}",
+     "the chairs in the first pile", "the chairs added per pile"),
+    ("A clock tower rings {a} times at the first hour of a festival and {d} more times each hour after.",
+     "hour", "How many times does it ring in hour {n}?", "In hour {n} it rings # times.",
+     "the rings in hour {n}", "the rings in the first hour", "the extra rings per hour"),
+    ("{name} writes {a} lines of a poem on the first evening and {d} more lines each evening after.",
+     "evening", "How many lines does {he} write on evening {n}?", "On evening {n} {he} writes # lines.",
+     "the lines {name} writes on evening {n}", "the lines on the first evening",
+     "the lines added each evening"),
+    ("A new shop has {a} customers on its first day, and every day it has {d} more customers than the day "
+     "before.", "day", "How many customers come on day {n}?", "On day {n}, # customers come.",
+     "the customers on day {n}", "the customers on the first day", "the daily increase in customers"),
+    ("{name} bikes {a} kilometers in the first week of training and {d} kilometers more each week.", "week",
+     "How far does {he} bike in week {n}, in kilometers?", "In week {n} {he} bikes # kilometers.",
+     "the kilometers {name} bikes in week {n}", "the kilometers in the first week", "the weekly increase"),
+    ("The first page of {name}'s sticker book holds {a} stickers, and each page after holds {d} more.",
+     "page", "How many stickers does page {n} hold?", "Page {n} holds # stickers.",
+     "the stickers on page {n}", "the stickers on the first page", "the stickers added per page"),
+    ("A ladder's lowest rung is {a} centimeters off the ground, and each rung is {d} centimeters above the "
+     "one below.", "rung", "How high is rung {n}, in centimeters?", "Rung {n} is # centimeters high.",
+     "the height of rung {n}", "the height of the lowest rung", "the gap between rungs"),
+    ("In a game, level 1 is worth {a} points and each level is worth {d} more points than the one before.",
+     "level", "How many points is level {n} worth?", "Level {n} is worth # points.",
+     "the points for level {n}", "the points for level 1", "the extra points per level"),
     ("A store displays {a} boxes on the top shelf and {d} more boxes on each lower shelf.", "shelf",
      "How many boxes are on shelf {n}, counting from the top?", "Shelf {n} has # boxes.",
      "the number of boxes on shelf {n}", "the boxes on the top shelf", "the boxes added per shelf"),
@@ -919,8 +933,7 @@ def consecutive(d: Draft) -> None:
         p = person(d)
         d.tell(
             f"{p.name} and friends sit in {kw} seats with consecutive numbers, and the seat numbers add up "
-            "to "
-            f"{total}."
+            f"to {total}."
         )
         things = "seat numbers"
     elif context == "presented":
@@ -1075,10 +1088,10 @@ _SPREADS = (
 FAMILIES = {
     "linear_equation": Family(linear_equation, var="X", spell=False, opening=True),
     "number_puzzle": Family(number_puzzle, opening=True),
-    "linear_system": Family(linear_system, opening=True),
+    "linear_system": Family(linear_system, opening=True, observer=True),
     "quadratic": Family(quadratic, var="X", spell=False, opening=True),
-    "arithmetic_sequence": Family(arithmetic_sequence),
-    "geometric_sequence": Family(geometric_sequence),
-    "consecutive": Family(consecutive, spell=False, opening=True),
+    "arithmetic_sequence": Family(arithmetic_sequence, observer=True),
+    "geometric_sequence": Family(geometric_sequence, observer=True),
+    "consecutive": Family(consecutive, spell=False, opening=True, observer=True),
     "evaluate": Family(evaluate, spell=False, opening=True),
 }

@@ -122,8 +122,8 @@ def probability(d: Draft) -> None:
 
 # fmt: off
 _CHOICES = (
-    ("{name} has {a} shirts, {b} pairs of pants and {c} pairs of shoes.", "outfits", "an outfit of one of "
-                                                                                     "each"),
+    ("{name} has {a} shirts, {b} pairs of pants and {c} pairs of shoes.", "outfits",
+     "an outfit of one of each"),
     ("At a cafe, {name} can pick from {a} soups, {b} sandwiches and {c} drinks.", "lunch combos",
      "a lunch of one of each"),
     ("An ice cream shop offers {name} {a} flavors, {b} toppings and {c} kinds of cones.", "sundaes",
@@ -132,8 +132,8 @@ _CHOICES = (
      "one crust, one sauce and one cheese"),
     ("{name} can take {a} routes to the park, {b} routes to the library and {c} routes home.", "trips",
      "one route for each part of the trip"),
-    ("A bike shop lets {name} choose from {a} frame colors, {b} seat styles and {c} kinds of bells.", "bikes",
-     "one color, one seat and one bell"),
+    ("A bike shop lets {name} choose from {a} frame colors, {b} seat styles and {c} kinds of bells.",
+     "bikes", "one color, one seat and one bell"),
     ("{name}'s school lets students pick from {a} clubs, {b} sports and {c} languages.", "schedules",
      "one club, one sport and one language"),
     ("At a sandwich bar, {name} can choose {a} breads, {b} fillings and {c} sauces.", "sandwiches",
@@ -147,8 +147,7 @@ _CHOICES = (
     ("A game lets {name} pick {a} characters, {b} worlds and {c} difficulty levels.", "ways to start a game",
      "one character, one world and one level"),
     ("{name} is making a bouquet from {a} kinds of roses, {b} kinds of lilies and {c} ribbon colors.",
-    "bouquets",
-     "one rose, one lily and one ribbon"),
+     "bouquets", "one rose, one lily and one ribbon"),
     ("A dinner menu gives {name} {a} starters, {b} main dishes and {c} desserts.", "three-course dinners",
      "one of each course"),
     ("{name} can wear {a} jackets, {b} shirts and {c} caps to the game.", "outfits for the game",
@@ -474,7 +473,12 @@ def averages(d: Draft) -> None:
 
 def combined_average(d: Draft) -> None:
     a_, b_ = people(d, 2)
-    group = d.pick(("class", "team", "club", "section", "choir", "study group", "troop"))
+    group = d.pick(
+        ("class", "team", "club", "section", "choir", "study group", "troop", "band", "relay squad")
+    )
+    groups = {"class": "classes", "relay squad": "relay squads", "study group": "study groups"}.get(
+        group, group + "s"
+    )
     what, unit = d.pick(
         (
             ("test score", " points"),
@@ -485,11 +489,20 @@ def combined_average(d: Draft) -> None:
             ("quiz score", " points"),
             ("number of hours of sleep", ""),
             ("number of steps walked", ""),
+            ("age", " years"),
+            ("number of pets", ""),
+            ("long jump", " centimeters"),
         )
     )
     na, nb = d.rng.randint(5, 30), d.rng.randint(5, 30)
     total = na + nb
-    low, high = (120, 180) if what == "height" else (5, 12) if "sleep" in what else (10, 90)
+    low, high = {
+        "height": (120, 180),
+        "number of hours of sleep": (5, 12),
+        "age": (8, 60),
+        "number of pets": (1, 5),
+        "long jump": (150, 400),
+    }.get(what, (10, 90))
     while True:
         ma, mb = d.rng.randint(low, high), d.rng.randint(low, high)
         if ((na * ma + nb * mb) * 100) % total == 0:
@@ -498,16 +511,17 @@ def combined_average(d: Draft) -> None:
     b = d.given(nb, f"the size of {b_.s} {group}")
     xa = d.given(ma, f"the average in {a_.s} {group}")
     xb = d.given(mb, f"the average in {b_.s} {group}")
-    form = d.pick(
-        (
-            "{w}'s {g} has {n} members with an average {x} of {m}{u}.",
-            "The {n} members of {w}'s {g} have an average {x} of {m}{u}.",
-            "In {w}'s {g} of {n}, the average {x} is {m}{u}.",
-        )
+    forms = (
+        "{w}'s {g} has {n} members with an average {x} of {m}{u}.",
+        "The {n} members of {w}'s {g} have an average {x} of {m}{u}.",
+        "In {w}'s {g} of {n}, the average {x} is {m}{u}.",
+        "{w} leads a {g} of {n} whose average {x} is {m}{u}.",
+        "{w}'s {g} counts {n} people, and their mean {x} is {m}{u}.",
     )
+    first, second = d.pick(forms), d.pick(forms)
     d.tell(
-        form.format(w=a_.name, g=group, n=a, x=what, m=xa, u=unit).replace(f"{a_.name}'s", a_.s),
-        form.format(w=b_.name, g=group, n=b, x=what, m=xb, u=unit),
+        first.format(w=a_.name, g=group, n=a, x=what, m=xa, u=unit),
+        second.format(w=b_.name, g=group, n=b, x=what, m=xb, u=unit),
     )
     sa = d.calc(a, "*", xa)
     d.say(("{w.s} {g} adds up to {c}.", "The total for {w.s} {g} is {c}."), w=a_, g=group, c=sa.work)
@@ -523,14 +537,19 @@ def combined_average(d: Draft) -> None:
         *d.pick(
             (
                 (
-                    f"What is the average {what} of both {group}s together?",
+                    f"What is the average {what} of both {groups} together?",
                     f"The combined average {what} is #.",
                     f"the combined average {what}",
                 ),
                 (
-                    f"If the two {group}s are put together, what is the average {what}?",
+                    f"If the two {groups} are put together, what is the average {what}?",
                     f"Together the average {what} is #.",
                     f"the average {what} of everyone",
+                ),
+                (
+                    f"What is the mean {what} of everyone in both {groups}?",
+                    f"The mean {what} is #.",
+                    f"the mean {what} of all of them",
                 ),
             )
         ),
@@ -538,7 +557,7 @@ def combined_average(d: Draft) -> None:
 
 
 FAMILIES = {
-    "probability": Family(probability, opening=True),
+    "probability": Family(probability, opening=True, observer=True),
     "counting": Family(counting, opening=True),
     "averages": Family(averages),
     "combined_average": Family(combined_average),

@@ -257,6 +257,8 @@ class Family:
     spell: bool = True
     """Whether the question may write small counts as words (not where numbers stand in formulas)."""
     opening: bool = False
+    observer: bool = False
+    """Whether a first sentence that names nobody may be told through someone ("Maria notices that ...")."""
     """Whether the question's first sentence may open with a time or a purpose ("On Saturday, Maria buys
     ...")."""
 
@@ -322,6 +324,7 @@ class Draft:
         self.names: set[str] = set()
         self.target: Target | None = None
         self.final: Q | None = None
+        self.noun_ask = False  # whether the question may ask through the target's noun (set by the generator)
 
     # -- drawing ------------------------------------------------------------------------------------------
 

@@ -369,7 +369,7 @@ def travel(d: Draft) -> None:
     for i in range(k):
         part = f"the {ordinal(i + 1)} part of the trip" if k > 1 else "the trip"
         s = d.given(d.pick(speeds), f"{p.s} speed in {part}")
-        h = d.given(d.rng.randint(1, 5), f"the number of hours {p.name} travels in {part}")
+        h = d.given(d.rng.randint(2, 6), f"the number of hours {p.name} travels in {part}")
         legs.append((s, h))
     parts = [f"at {s} {speed_unit} for {h} hour{'s' * (h.value != 1)}" for s, h in legs]
     text = f"{p.name} {verb} {parts[0]}"
@@ -965,7 +965,7 @@ def activities(d: Draft) -> None:
             )
             c = d.calc(mq, "*", tq)
             d.say(
-                ("{p.He} spends {c} minutes a day on {w}.", "{w} takes {c} minutes a day."),
+                ("{p.He} spends {c} minutes a day on {w}.", "Time for {w}: {c} minutes a day."),
                 p=p,
                 c=c.work,
                 w=what,
@@ -991,7 +991,7 @@ def activities(d: Draft) -> None:
         d.ask(
             c,
             f"How many minutes does {p.he} spend on {on} in {span}?",
-            f"{p.He} spends # minutes on {on}.",
+            f"{p.He} spends # minutes on {on} in {span}.",
             f"the number of minutes {p.name} spends on {on} in {span}",
         )
         return
@@ -1499,12 +1499,12 @@ FAMILIES = {
     "shopping": Family(shopping, opening=True),
     "savings": Family(savings),
     "travel": Family(travel, opening=True),
-    "recipe": Family(recipe),
+    "recipe": Family(recipe, observer=True),
     "ages": Family(ages),
     "production": Family(production),
     "sharing": Family(sharing, opening=True),
     "activities": Family(activities),
-    "legs": Family(legs, opening=True),
+    "legs": Family(legs, opening=True, observer=True),
     "reading": Family(reading),
     "comparison": Family(comparison, opening=True),
     "garden": Family(garden, opening=True),

@@ -43,13 +43,30 @@ NOUN_ASK = 0.35
 question, whatever the form: questions are worded in more ways than each family lists."""
 
 
-def reword_ask(d: Draft) -> None:
-    """Now and then asks for the target's noun phrase instead of its question (question generator)."""
+def _noun_says_enough(d: Draft) -> bool:
+    """Whether the target's noun phrase names every number that its question states (asking through the noun
+    must not drop a number the problem needs)."""
     t = d.target
-    if t is not None and t.noun and d.rng.random() < NOUN_ASK:
+    if t is None or not t.noun:
+        return False
+    for g in d.givens:
+        number = re.compile(rf"(?<![\w.]){re.escape(format(g.q, ''))}(?!\w)")
+        if number.search(t.question) and not number.search(t.noun):
+            return False
+    return True
+
+
+def reword_ask(d: Draft, allowed: bool | None = None) -> bool:
+    """Now and then asks for the target's noun phrase instead of its question (question generator). Returns
+    whether the noun could be asked for; a backward run passes the forward run's answer as ``allowed``, so
+    that both runs ask the same way."""
+    t = d.target
+    allowed = _noun_says_enough(d) if allowed is None else allowed
+    if d.rng.random() < NOUN_ASK and t is not None and allowed:
         ask = d.pick(_WH_OPENINGS + _IMPERATIVES)
         question = f"{ask} {t.noun}" + ("?" if ask in _WH_OPENINGS else ".")
         d.target = Target(question, t.statement, t.noun)
+    return allowed
 
 
 def question_text(d: Draft) -> str:
@@ -111,7 +128,7 @@ def _reword(d: Draft, r: random.Random) -> str:
         return r.choice((f"{r.choice(_IMPERATIVES)} {noun}.", f"What is {noun}?", f"Can you find {noun}?"))
     condition = join(clauses)
     options = []
-    if t.noun:
+    if _noun_says_enough(d):
         options += [
             lambda: f"{context} {r.choice(_WH_OPENINGS)} {t.noun}?",
             lambda: f"{context} {r.choice(_IMPERATIVES)} {t.noun}.",
@@ -126,7 +143,7 @@ def _reword(d: Draft, r: random.Random) -> str:
 
         def merged() -> str:
             i = r.randrange(len(clauses) - 1)
-            pair = f"{d.sentences[i].rstrip('.')}, {r.choice(('and', 'and then', 'while'))} {clauses[i + 1]}."
+            pair = f"{d.sentences[i].rstrip('.')}, and {clauses[i + 1]}."
             return " ".join([*d.sentences[:i], pair, *d.sentences[i + 2 :], t.question])
 
         options.append(merged)

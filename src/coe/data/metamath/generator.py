@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count
@@ -18,8 +19,10 @@ from coe.data.metamath import algebra, chance, everyday, measures, money, number
 from coe.data.metamath.engine import Draft, Family, Nonlinear, Redraw, final_text, terminates
 from coe.data.metamath.forms import (
     BACKWARD,
+    FOBAR_ASK,
     FORM_SHARES,
     FORMS,
+    SV_ASK,
     fobar,
     forward_solution,
     question_text,
@@ -28,7 +31,7 @@ from coe.data.metamath.forms import (
     self_verification,
     statement,
 )
-from coe.data.metamath.words import open_with_setting
+from coe.data.metamath.words import open_with_setting, tell_through_someone
 from coe.data.synthetic_math import QA_TEMPLATE, SPLITS, split_of_question
 
 _FAMILIES: dict[str, Family] = {
@@ -77,14 +80,18 @@ def format_documents(problem: MetaMathProblem) -> list[str]:
 # One problem
 
 
-def _run(family: Family, content: int, wording: int, unknown: int | None = None) -> Draft:
+def _run(
+    family: Family, content: int, wording: int, unknown: int | None = None, noun_ask: bool | None = None
+) -> Draft:
     d = Draft(
         random.Random(content), random.Random(wording), unknown=unknown, var=family.var, spell=family.spell
     )
     family.build(d)
+    if family.observer:
+        tell_through_someone(d)
     if family.opening:
         open_with_setting(d)
-    reword_ask(d)
+    d.noun_ask = reword_ask(d, noun_ask)
     if d.target is None or d.final is None:
         raise AssertionError(f"family {family.build.__name__} asked nothing")
     return d
@@ -102,7 +109,7 @@ def _backward(name: str, form: str, fwd: Draft, content: int, r: random.Random) 
     r.shuffle(candidates)
     for i in candidates[:3]:
         try:
-            back = _run(family, content, r.getrandbits(64), unknown=i)
+            back = _run(family, content, r.getrandbits(64), unknown=i, noun_ask=fwd.noun_ask)
             if form == "self_verification":
                 what = fwd.givens[i].what
                 assert what is not None
@@ -111,6 +118,10 @@ def _backward(name: str, form: str, fwd: Draft, content: int, r: random.Random) 
                 question, answer, x = fobar(back, final.value)
         except Nonlinear:
             continue
+        asked = SV_ASK if form == "self_verification" else FOBAR_ASK
+        stem = question[: question.rindex(asked[:12])]
+        if not re.search(rf"(?<!\w){back.var}(?!\w)", stem):
+            continue  # the number stood only in what the question asks, which this form leaves out
         given = fwd.givens[i].q
         if x != given.value:
             raise AssertionError(f"family {name}: solved x = {x}, but the question had {given.value}")

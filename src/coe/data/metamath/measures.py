@@ -306,8 +306,7 @@ def area(d: Draft) -> None:
                     f"An L-shaped {thing} is made of two rectangles, one {a} by {b} {unit} and one {e} by "
                     f"{f} {unit}.",
                     f"{p.name} {verb} an L-shaped {thing}: a {a} by {b} {unit} rectangle joined to a {e} by "
-                    f"{f} "
-                    f"{unit} rectangle.",
+                    f"{f} {unit} rectangle.",
                     f"{p.s} {thing} has two rectangular parts, {a} by {b} {unit} and {e} by {f} {unit}.",
                 )
             )
@@ -773,9 +772,9 @@ _SHAPE_THINGS = (
 
 FAMILIES = {
     "unit_conversion": Family(unit_conversion, opening=True),
-    "perimeter": Family(perimeter, opening=True),
-    "area": Family(area, opening=True),
-    "volume": Family(volume, opening=True),
+    "perimeter": Family(perimeter),
+    "area": Family(area, opening=True, observer=True),
+    "volume": Family(volume, opening=True, observer=True),
     "flooring": Family(flooring, opening=True),
     "fuel": Family(fuel, opening=True),
     "map_scale": Family(map_scale),

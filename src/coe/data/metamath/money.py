@@ -186,32 +186,51 @@ _WORK = (
     "works at the library",
     "cleans offices",
     "works at a bike shop",
+    "works at a hotel desk",
+    "answers phones at a call center",
+    "works in a bakery",
+    "stocks shelves at a market",
+    "works at the animal shelter",
+    "guards a museum",
+    "works at a car wash",
+    "works in a garden center",
 )
 
 
 def wages(d: Draft) -> None:
     p = person(d)
     rate = d.money(d.rng.randint(10, 30), f"{p.s} hourly wage")
-    regular = d.given(d.pick((35, 38, 40, 40)), "the number of regular hours")
+    regular = d.given(d.pick((35, 36, 38, 40, 40)), "the number of regular hours")
     extra = d.given(d.rng.randint(2, 12), "the number of overtime hours")
+    job = d.pick(_WORK)
+    when = d.pick(
+        ("This week", "Last week", "During a busy week", "In the week before the holidays", "This month")
+    )
     d.tell(
         d.pick(
             (
-                f"{p.name} {d.pick(_WORK)} and earns {rate} an hour.",
+                f"{p.name} {job} and earns {rate} an hour.",
                 f"{p.name} is paid {rate} per hour.",
                 f"{p.s} job pays {rate} an hour.",
+                f"{p.name} {job}, where the pay is {rate} an hour.",
+                f"At {p.his} job, {p.name} makes {rate} for every hour of work.",
             )
         ),
         d.pick(
             (
-                f"This week {p.he} works {regular} regular hours and {extra} hours of overtime.",
-                f"{p.He} works {regular} hours plus {extra} overtime hours this week.",
+                f"{when} {p.he} works {regular} regular hours and {extra} hours of overtime.",
+                f"{p.He} works {regular} hours plus {extra} overtime hours {when.lower()}.",
+                f"{when}, {p.name} puts in {regular} normal hours and {extra} extra hours.",
+                f"{p.His} schedule {when.lower()} has {regular} regular hours and {extra} hours of overtime.",
             )
         ),
         d.pick(
             (
                 "Overtime is paid at one and a half times the regular rate.",
                 "Overtime pays 1.5 times the usual rate.",
+                "Every overtime hour earns time and a half.",
+                f"{p.His} employer pays 50% more per hour for overtime.",
+                "Hours beyond the regular ones pay one and a half times as much.",
             )
         ),
     )
@@ -229,33 +248,52 @@ def wages(d: Draft) -> None:
     d.say(("Overtime pay is {c}.", "For overtime {p.he} earns {c}."), p=p, c=over.work)
     total = d.calc(base, "+", over)
     d.say(
-        ("{p.He} earns {c} this week.", "{w}, {p.he} makes {c}.", "Total pay: {c}."),
+        ("{p.He} earns {c} in all.", "{w}, {p.he} makes {c}.", "Total pay: {c}."),
         p=p,
         w=d.word(TOTAL_WORDS).capitalize(),
         c=total.work,
     )
     if d.chance(0.4):
         weeks = d.given(d.rng.randint(2, 4), "the number of weeks")
-        d.tell(f"{p.He} works the same hours for {weeks} weeks.")
+        d.tell(
+            d.pick(
+                (
+                    f"{p.He} works the same hours for {weeks} weeks.",
+                    f"The same schedule repeats for {weeks} weeks in a row.",
+                )
+            )
+        )
         total = d.calc(total, "*", weeks)
         d.say(("In {n} weeks {p.he} earns {c}.", "Over {n} weeks that is {c}."), n=weeks, p=p, c=total.work)
         d.ask(
             total,
-            f"How much does {p.he} earn in {weeks} weeks?",
-            f"{p.He} earns # in {weeks} weeks.",
-            f"{p.s} pay for {weeks} weeks",
+            *d.pick(
+                (
+                    (
+                        f"How much does {p.he} earn in {weeks} weeks?",
+                        f"{p.He} earns # in {weeks} weeks.",
+                        f"{p.s} pay for {weeks} weeks",
+                    ),
+                    (
+                        f"What does {p.he} make over those {weeks} weeks?",
+                        f"{p.He} makes # over {weeks} weeks.",
+                        f"{p.s} earnings over {weeks} weeks",
+                    ),
+                )
+            ),
         )
         return
     d.ask(
         total,
         *d.pick(
             (
+                (f"How much does {p.he} earn in all?", f"{p.He} earns # in all.", f"{p.s} total pay"),
+                (f"What is {p.s} pay for that period?", f"{p.s} pay is #.", f"{p.s} pay"),
                 (
-                    f"How much does {p.he} earn this week?",
-                    f"{p.He} earns # this week.",
-                    f"{p.s} pay this week",
+                    f"How much money does {p.name} make, overtime included?",
+                    f"{p.name} makes #, overtime included.",
+                    f"{p.s} pay with overtime",
                 ),
-                (f"What is {p.s} pay for the week?", f"{p.s} pay for the week is #.", f"{p.s} weekly pay"),
             )
         ),
     )
@@ -298,9 +336,8 @@ def restaurant(d: Draft) -> None:
     if d.chance(0.5):
         tax = d.percent(d.pick((5, 8, 10)), "the sales tax in percent")
         d.tell(
-            f"There is {a_an(str(tax))} sales tax on the food, and {p.he} leaves {a_an(str(tip))} tip on the "
-            "food "
-            "price."
+            f"There is {a_an(str(tax))} sales tax on the food, and {p.he} leaves {a_an(str(tip))} tip on "
+            "the food price."
         )
         t = d.calc(bill, "*", tax, "/", 100)
         d.say(("The tax is {c}.", "Sales tax adds {c}."), c=t.work)
@@ -530,8 +567,7 @@ def compound_interest(d: Draft) -> None:
                 ),
                 (
                     f"{p.s} {d.pick(('aunt', 'uncle', 'grandmother'))} gives {p.him} {principal}, which "
-                    f"{p.he} puts "
-                    f"in {where} earning {rate} a year, compounded annually.",
+                    f"{p.he} puts in {where} earning {rate} a year, compounded annually.",
                 ),
             )
         ),
@@ -725,13 +761,13 @@ _ACCOUNTS = (
 
 FAMILIES = {
     "discount": Family(discount, opening=True),
-    "tickets": Family(tickets, opening=True),
+    "tickets": Family(tickets, opening=True, observer=True),
     "wages": Family(wages),
     "restaurant": Family(restaurant, opening=True),
     "budget": Family(budget),
-    "unit_price": Family(unit_price, opening=True),
+    "unit_price": Family(unit_price, opening=True, observer=True),
     "simple_interest": Family(simple_interest, opening=True),
-    "compound_interest": Family(compound_interest, opening=True),
+    "compound_interest": Family(compound_interest, opening=True, observer=True),
     "profit": Family(profit, opening=True),
     "installments": Family(installments, opening=True),
 }

@@ -128,7 +128,7 @@ def fraction_of(d: Draft) -> None:
                 (f"How many {rest} {some}?", f"# {rest} {some}.", f"the number of {rest} that {some}"),
                 (
                     f"What is the number of {rest} that {some}?",
-                    "The number is #.",
+                    f"The number of {rest} that {some} is #.",
                     f"the count of {rest} that {some}",
                 ),
             )
@@ -401,51 +401,95 @@ def percent_change(d: Draft) -> None:
 # fmt: off
 _SCORES = (  # the sentence ({name}, {n}, {k}), the question, the statement of the answer (#)
     ("In a test with {n} questions, {name} answers {k} of them correctly.",
-     "What percent of the questions does {he} answer correctly?", "{He} answers # percent of the questions "
-                                                                  "correctly."),
+     "What percent of the questions does {he} answer correctly?",
+     "{He} answers # percent of the questions correctly."),
     ("{name} takes {n} free throws this season and makes {k} of them.",
-     "What percent of {his} free throws does {he} make?", "{He} makes # percent of {his} free throws."),
-    ("{name} plants {n} seeds and {k} of them sprout.", "What percent of the seeds sprout?",
+     "What percent of {his} free throws does {he} make?",
+     "{He} makes # percent of {his} free throws."),
+    ("{name} plants {n} seeds and {k} of them sprout.",
+     "What percent of the seeds sprout?",
      "# percent of the seeds sprout."),
-    ("{name} asks {n} people, and {k} of them say they like tea.", "What percent of the people like tea?",
+    ("{name} asks {n} people, and {k} of them say they like tea.",
+     "What percent of the people like tea?",
      "# percent of the people like tea."),
-    ("Out of {n} emails {name} gets this week, {k} are spam.", "What percent of the emails are spam?",
+    ("Out of {n} emails {name} gets this week, {k} are spam.",
+     "What percent of the emails are spam?",
      "# percent of the emails are spam."),
-    ("{name} bakes {n} cookies and {k} of them are chocolate chip.", "What percent of the cookies are "
-                                                                     "chocolate chip?",
+    ("{name} bakes {n} cookies and {k} of them are chocolate chip.",
+     "What percent of the cookies are chocolate chip?",
      "# percent of the cookies are chocolate chip."),
-    ("Of the {n} students in {name}'s grade, {k} walk to school.", "What percent of the students walk to "
-                                                                   "school?",
+    ("Of the {n} students in {name}'s grade, {k} walk to school.",
+     "What percent of the students walk to school?",
      "# percent of the students walk to school."),
-    ("{name}'s orchard has {n} trees, and {k} of them are apple trees.", "What percent of the trees are "
-                                                                         "apple trees?",
+    ("{name}'s orchard has {n} trees, and {k} of them are apple trees.",
+     "What percent of the trees are apple trees?",
      "# percent of the trees are apple trees."),
-    ("{name} shoots {n} arrows and hits the target {k} times.", "What percent of {his} shots hit the target?",
+    ("{name} shoots {n} arrows and hits the target {k} times.",
+     "What percent of {his} shots hit the target?",
      "# percent of {his} shots hit the target."),
     ("A library lends {n} books on Monday; {name} counts {k} of them as novels.",
-     "What percent of the books lent are novels?", "# percent of the books lent are novels."),
-    ("{name}'s team plays {n} games and wins {k} of them.", "What percent of the games does the team win?",
+     "What percent of the books lent are novels?",
+     "# percent of the books lent are novels."),
+    ("{name}'s team plays {n} games and wins {k} of them.",
+     "What percent of the games does the team win?",
      "The team wins # percent of its games."),
-    ("{name} picks {n} strawberries and {k} of them are ripe.", "What percent of the strawberries are ripe?",
+    ("{name} picks {n} strawberries and {k} of them are ripe.",
+     "What percent of the strawberries are ripe?",
      "# percent of the strawberries are ripe."),
-    ("A factory makes {n} toys, and {name} finds {k} with defects.", "What percent of the toys have defects?",
+    ("A factory makes {n} toys, and {name} finds {k} with defects.",
+     "What percent of the toys have defects?",
      "# percent of the toys have defects."),
-    ("{name} has {n} songs on a playlist and {k} of them are pop songs.", "What percent of the songs are pop "
-                                                                          "songs?",
+    ("{name} has {n} songs on a playlist and {k} of them are pop songs.",
+     "What percent of the songs are pop songs?",
      "# percent of the songs are pop songs."),
     ("{name} sells {n} raffle tickets, and {k} of them are bought by teachers.",
-     "What percent of the tickets are bought by teachers?", "Teachers buy # percent of the tickets."),
-    ("{name} flips a coin {n} times and gets heads {k} times.", "What percent of the flips are heads?",
+     "What percent of the tickets are bought by teachers?",
+     "Teachers buy # percent of the tickets."),
+    ("{name} flips a coin {n} times and gets heads {k} times.",
+     "What percent of the flips are heads?",
      "# percent of the flips are heads."),
-    ("Of the {n} apples in {name}'s basket, {k} are green.", "What percent of the apples are green?",
+    ("Of the {n} apples in {name}'s basket, {k} are green.",
+     "What percent of the apples are green?",
      "# percent of the apples are green."),
-    ("{name} sends {n} invitations and {k} guests reply yes.", "What percent of the invitations get a yes?",
+    ("{name} sends {n} invitations and {k} guests reply yes.",
+     "What percent of the invitations get a yes?",
      "# percent of the invitations get a yes."),
     ("{name} reads {n} pages this week, and {k} of them are from a comic book.",
-     "What percent of the pages are from the comic book?", "# percent of the pages are from the comic book."),
-    ("A survey by {name} finds that {k} of {n} neighbors own a dog.", "What percent of the neighbors own a "
-                                                                      "dog?",
+     "What percent of the pages are from the comic book?",
+     "# percent of the pages are from the comic book."),
+    ("A survey by {name} finds that {k} of {n} neighbors own a dog.",
+     "What percent of the neighbors own a dog?",
      "# percent of the neighbors own a dog."),
+    ("{name} bakes {n} rolls and {k} of them burn.",
+     "What percent of the rolls burn?",
+     "# percent of the rolls burn."),
+    ("Of {n} tickets {name} checks at the gate, {k} are for children.",
+     "What percent of the tickets are for children?",
+     "# percent of the tickets are for children."),
+    ("{name} kicks {n} penalty shots in practice and scores {k}.",
+     "What percent of {his} penalty shots go in?",
+     "# percent of {his} penalty shots go in."),
+    ("{name} waters {n} plants, and {k} of them bloom by June.",
+     "What percent of the plants bloom by June?",
+     "# percent of the plants bloom by June."),
+    ("There are {n} cars in the lot where {name} works, and {k} of them are white.",
+     "What percent of the cars are white?",
+     "# percent of the cars are white."),
+    ("{name} answers {k} of the {n} emails {he} gets before noon.",
+     "What percent of the emails does {he} answer?",
+     "{He} answers # percent of the emails."),
+    ("Of {n} pumpkins in {name}'s patch, {k} are ready to pick.",
+     "What percent of the pumpkins are ready?",
+     "# percent of the pumpkins are ready."),
+    ("{name} sorts {n} coins and finds {k} quarters.",
+     "What percent of the coins are quarters?",
+     "# percent of the coins are quarters."),
+    ("In {name}'s class of {n} students, {k} bring lunch from home.",
+     "What percent of the students bring lunch from home?",
+     "# percent of the students bring lunch from home."),
+    ("{name} tries {n} puzzles in a book and solves {k} of them.",
+     "What percent of the puzzles does {he} solve?",
+     "{He} solves # percent of the puzzles."),
 )
 # fmt: on
 
@@ -456,7 +500,7 @@ def percent_of(d: Draft) -> None:
     sentence, question, statement = d.pick(_SCORES)
     n = d.given(total, "the total number")
     k = d.given(d.rng.randint(1, total - 1), "the number counted")
-    d.tell(sentence.format(name=p.name, n=n, k=k))
+    d.tell(sentence.format(name=p.name, n=n, k=k, he=p.he, his=p.his))
     if d.word((True, False)):
         c = d.calc(k, "/", n, "*", 100)
     else:
@@ -480,22 +524,7 @@ def percent_of(d: Draft) -> None:
 
 def ratio(d: Draft) -> None:
     a_, b_ = people(d, 2)
-    thing = d.pick(
-        (
-            "marbles",
-            "stickers",
-            "dollars",
-            "cards",
-            "stamps",
-            "coins",
-            "points",
-            "beads",
-            "shells",
-            "votes",
-            "cookies",
-            "tokens",
-        )
-    )
+    thing = d.pick(_SHARED_THINGS)
     r1, r2 = d.rng.randint(1, 9), d.rng.randint(1, 9)
     if r1 == r2:
         r2 += 1
@@ -512,11 +541,22 @@ def ratio(d: Draft) -> None:
                     f"{a_.name} and {b_.name} divide {total} {thing} so that their shares are in the ratio "
                     f"{x}:{y}.",
                     f"A prize of {total} {thing} goes to {a_.name} and {b_.name} in the ratio {x}:{y}.",
+                    f"{a_.name} and {b_.name} win {total} {thing} together and split them {x}:{y}.",
+                    f"Their {d.pick(('grandmother', 'teacher', 'coach', 'uncle'))} gives {a_.name} and "
+                    f"{b_.name} {total} {thing} to share in the ratio {x}:{y}.",
+                    f"Out of {total} {thing}, {a_.name} and {b_.name} take shares in the ratio {x}:{y}.",
                 )
             )
         )
         parts = d.calc(x, "+", y)
-        d.say(("There are {c} parts in all.", "The ratio has {c} parts."), c=parts.work)
+        d.say(
+            (
+                "There are {c} parts in all.",
+                "The ratio has {c} parts.",
+                "Together the ratio counts {c} parts.",
+            ),
+            c=parts.work,
+        )
         one = d.calc(total, "/", parts)
         d.say(("One part is {c} {t}.", "Each part is worth {c} {t}."), t=thing, c=one.work)
         who, mine = d.pick(((a_, x), (b_, y)))
@@ -532,6 +572,11 @@ def ratio(d: Draft) -> None:
                         f"the number of {thing} {who.name} gets",
                     ),
                     (f"What is {who.s} share?", f"{who.s} share is # {thing}.", f"{who.s} share"),
+                    (
+                        f"How many {thing} end up with {who.name}?",
+                        f"# {thing} end up with {who.name}.",
+                        f"the {thing} that end up with {who.name}",
+                    ),
                 )
             ),
         )
@@ -543,9 +588,17 @@ def ratio(d: Draft) -> None:
                 f"The ratio of {a_.s} {thing} to {b_.s} {thing} is {x}:{y}.",
                 f"{a_.name} and {b_.name} have {thing} in the ratio {x}:{y}.",
                 f"For every {x} {thing} {a_.name} has, {b_.name} has {y}.",
+                f"{a_.s} {thing} and {b_.s} {thing} are in the ratio {x} to {y}.",
+                f"{a_.name} owns {x} {thing} for every {y} that {b_.name} owns.",
             )
         ),
-        d.pick((f"{a_.name} has {known} {thing}.", f"{a_.s} total is {known} {thing}.")),
+        d.pick(
+            (
+                f"{a_.name} has {known} {thing}.",
+                f"{a_.s} total is {known} {thing}.",
+                f"{a_.name} counts {known} {thing}.",
+            )
+        ),
     )
     one = d.calc(known, "/", x)
     d.say(("One part is {c} {t}.", "Each part of the ratio is {c} {t}."), t=thing, c=one.work)
@@ -568,6 +621,11 @@ def ratio(d: Draft) -> None:
                         "The combined number is #.",
                         f"the combined number of {thing}",
                     ),
+                    (
+                        f"How many {thing} do {a_.name} and {b_.name} have in all?",
+                        f"They have # {thing} in all.",
+                        f"the {thing} of both",
+                    ),
                 )
             ),
         )
@@ -582,6 +640,11 @@ def ratio(d: Draft) -> None:
                     f"the number of {thing} {b_.name} has",
                 ),
                 (f"What is {b_.s} total?", f"{b_.s} total is # {thing}.", f"{b_.s} total"),
+                (
+                    f"How many {thing} belong to {b_.name}?",
+                    f"# {thing} belong to {b_.name}.",
+                    f"the {thing} that belong to {b_.name}",
+                ),
             )
         ),
     )
@@ -598,7 +661,7 @@ def exponents(d: Draft) -> None:
         expression = f"{a}^{e} {sign} {k}"
         c = d.calc(a, "**", e)
         d.say(
-            ("{a}^{e} = {c}.", "First, {a} to the power {e} is {c}.", "The power comes first: {c}."),
+            ("First the power: {c}.", "We start with the power: {c}.", "The power comes first: {c}."),
             a=a,
             e=e,
             c=c.work,
@@ -1007,13 +1070,13 @@ def lcm(d: Draft) -> None:
             (
                 (
                     f"How many more times do they {base} together in the next {span} {unit}?",
-                    f"They {base} together # more times.",
-                    "the number of times they coincide",
+                    f"They {base} together # more times in the next {span} {unit}.",
+                    f"the number of times they coincide in the next {span} {unit}",
                 ),
                 (
                     f"In the next {span} {unit}, how many times do they {base} together again?",
-                    f"They {base} together # times in that span.",
-                    "the number of times they coincide again",
+                    f"They {base} together # times in the next {span} {unit}.",
+                    f"the number of times they coincide again in the next {span} {unit}",
                 ),
             )
         ),
@@ -1155,7 +1218,6 @@ _PACKS = (
     ("cookies", "tins"),
     ("pencils", "packs"),
     ("chairs", "rows"),
-    ("students", "teams"),
     ("books", "shelves"),
     ("cupcakes", "boxes"),
     ("apples", "bags"),
@@ -1168,15 +1230,41 @@ _PACKS = (
 )
 
 
+_SHARED_THINGS = (
+    "marbles",
+    "stickers",
+    "dollars",
+    "cards",
+    "stamps",
+    "coins",
+    "points",
+    "beads",
+    "shells",
+    "votes",
+    "cookies",
+    "tokens",
+    "comic books",
+    "seeds",
+    "raffle tickets",
+    "crayons",
+    "baseball cards",
+    "apples",
+    "candies",
+    "pencils",
+    "puzzles",
+    "gift cards",
+)
+
+
 FAMILIES = {
-    "fraction_of": Family(fraction_of, opening=True),
+    "fraction_of": Family(fraction_of, opening=True, observer=True),
     "fraction_arithmetic": Family(fraction_arithmetic, var="X", spell=False, opening=True),
-    "percent_change": Family(percent_change, opening=True),
+    "percent_change": Family(percent_change, opening=True, observer=True),
     "percent_of": Family(percent_of, opening=True),
-    "ratio": Family(ratio, opening=True),
+    "ratio": Family(ratio, observer=True),
     "exponents": Family(exponents, var="X", spell=False, opening=True),
-    "roots": Family(roots, opening=True),
+    "roots": Family(roots, observer=True),
     "gcd": Family(gcd, opening=True),
-    "lcm": Family(lcm, opening=True),
-    "remainders": Family(remainders, opening=True),
+    "lcm": Family(lcm, opening=True, observer=True),
+    "remainders": Family(remainders, opening=True, observer=True),
 }

@@ -210,11 +210,9 @@ def meeting(d: Draft) -> None:
             d.pick(
                 (
                     f"{a_.name} {how[0]} toward {b_.name} at {a} {unit} per hour while {b_.name} {how[0]} "
-                    "toward "
-                    f"{a_.name} at {b} {unit} per hour.",
+                    f"toward {a_.name} at {b} {unit} per hour.",
                     f"At the same time, {a_.name} sets out from {place_a} at {a} {unit} per hour and "
-                    f"{b_.name} "
-                    f"from {place_b} at {b} {unit} per hour, heading toward each other.",
+                    f"{b_.name} from {place_b} at {b} {unit} per hour, heading toward each other.",
                     f"They start at the same moment and {how[1]} toward each other, {a_.name} at {a} and "
                     f"{b_.name} at {b} {unit} per hour.",
                 )
@@ -378,7 +376,7 @@ def machines(d: Draft) -> None:
                 ),
                 (
                     f"If {m2} {kind} run for {h2} hours, how many {made} do they make?",
-                    f"They make # {made}.",
+                    f"{m2} {kind} make # {made} in {h2} hours.",
                     f"the output of {m2} {kind} in {h2} hours",
                 ),
             )
@@ -473,12 +471,20 @@ def elapsed(d: Draft) -> None:
             "baking marathon",
             "fishing trip",
             "painting class",
+            "zoo visit",
+            "choir rehearsal",
+            "volunteer shift",
+            "pottery workshop",
+            "science fair",
+            "camping trip",
+            "kayak tour",
+            "family picnic",
         )
     )
     h1, m1 = d.rng.randint(6, 11), d.rng.randint(0, 11) * 5
     h2, m2 = h1 + d.rng.randint(1, 8), d.rng.randint(0, 11) * 5
     start, end = f"{h1}:{m1:02d}", f"{h2 % 12 or 12}:{m2:02d}"
-    later = " in the afternoon" if h2 > 12 else (" in the evening" if h2 > 17 else "")
+    later = " in the evening" if h2 >= 18 else (" in the afternoon" if h2 >= 12 else "")
     d.tell(
         d.pick(
             (
@@ -487,6 +493,10 @@ def elapsed(d: Draft) -> None:
                 f"{p.name} leaves for a {trip} at {start} a.m. and is done at "
                 f"{end}{' p.m.' if h2 >= 12 else ' a.m.'}",
                 f"The {trip} {p.name} signed up for runs from {start} in the morning until {end}{later}.",
+                f"{p.name} starts {p.his} {trip} at {start} and wraps it up at {end}{later}.",
+                f"{p.name} spends part of the day on a {trip}, from {start} in the morning to {end}{later}.",
+                f"A {trip} that {p.name} joins begins at {start} and ends at {end}{later}.",
+                f"{p.s} {trip} leaves at {start} and gets back at {end}{later}.",
             )
         ),
     )
@@ -537,9 +547,9 @@ def elapsed(d: Draft) -> None:
 
 
 FAMILIES = {
-    "work_together": Family(work_together, opening=True),
-    "meeting": Family(meeting, opening=True),
-    "machines": Family(machines, opening=True),
-    "schedule": Family(schedule, opening=True),
-    "elapsed": Family(elapsed, opening=True),
+    "work_together": Family(work_together, observer=True),
+    "meeting": Family(meeting, opening=True, observer=True),
+    "machines": Family(machines, opening=True, observer=True),
+    "schedule": Family(schedule, observer=True),
+    "elapsed": Family(elapsed),
 }

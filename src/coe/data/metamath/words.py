@@ -47,8 +47,9 @@ class Person:
 
 
 def people(d: Draft, k: int) -> list[Person]:
-    """``k`` people with distinct names, drawn with the question's generator and known to ``d`` as names."""
-    chosen = d.rng.sample(_EVERYONE, k)
+    """``k`` people with names distinct from each other and from the draft's other people, drawn with the
+    question's generator and known to ``d`` as names."""
+    chosen = d.rng.sample([(name, woman) for name, woman in _EVERYONE if name not in d.names], k)
     out = [
         Person(name, "she", "her", "her", "herself") if woman else Person(name, "he", "him", "his", "himself")
         for name, woman in chosen
@@ -121,25 +122,46 @@ def lower_first(sentence: str, names: set[str]) -> str:
 OPENINGS = (
     "On Saturday", "On Sunday afternoon", "This week", "Today", "This morning", "During the summer",
     "During spring break", "After school", "Before the holidays", "At the start of the month",
-    "On a rainy afternoon",
-    "On the weekend", "In the morning", "In the afternoon", "One Friday", "One sunny morning",
-    "Over the holidays",
-    "Right after lunch", "Early on Tuesday", "Late on Thursday", "At the beginning of the year",
-    "In early June",
-    "For a school project", "To get ready for a party", "While on vacation", "Before the big game",
-    "On the first day of the fair", "During the winter break", "After work", "On a busy Monday",
-    "Last month", "Next weekend", "On a snowy day", "Every autumn", "At the end of the term", "For a science "
-                                                                                              "fair",
-    "To raise money for charity", "On a camping trip", "Before dinner", "On the way home", "At the family "
-                                                                                           "reunion",
-    "During a long weekend", "On a birthday", "For a neighborhood picnic",
-    "To prepare for the school year", "On a quiet evening", "During a heat wave", "At the county fair",
-    "On the last day of school", "During recess", "For a holiday market", "After a soccer game",
-    "On a field trip", "To help a friend", "Before a long drive", "In the spring", "In late October",
-    "During the festival", "At lunchtime", "On an ordinary Wednesday",
+    "On a rainy afternoon", "On the weekend", "In the morning", "In the afternoon", "One Friday",
+    "One sunny morning", "Over the holidays", "Right after lunch", "Early on Tuesday", "Late on Thursday",
+    "At the beginning of the year", "In early June", "During the winter break", "After work",
+    "On a busy Monday",
+    "Next weekend", "On a snowy day", "At the end of the term", "Before dinner", "On a quiet evening",
+    "During a heat wave", "On the last day of school", "In the spring", "In late October", "At lunchtime",
+    "On an ordinary Wednesday", "Early one morning", "One windy afternoon", "On a cold December day",
+    "This Friday", "On a Thursday afternoon", "In the middle of July", "Over the long weekend",
+    "In the first week of school", "On a sunny Sunday", "During the autumn break", "One Tuesday evening",
+    "At the end of the day", "In the evening", "On New Year's Day", "On a foggy morning", "In mid-August",
+    "At the start of spring", "During the last week of May", "On a warm September day", "Late one night",
 )
 """Time and purpose adjuncts that may open a word problem's first sentence ("On Saturday, Maria buys ...")."""
 # fmt: on
+
+
+_OBSERVERS = (
+    "notices that",
+    "reads that",
+    "learns that",
+    "hears that",
+    "finds out that",
+    "writes down that",
+    "is told that",
+    "sees that",
+    "remembers that",
+    "reads in the paper that",
+    "explains to a friend that",
+    "points out that",
+)
+
+
+def tell_through_someone(d: Draft, chance: float = 0.5) -> None:
+    """Now and then tells a first sentence that names nobody through a person: "Maria notices that a bag holds
+    ..." (question generator)."""
+    if not d.sentences or set(re.findall(r"[A-Z][a-z]+", d.sentences[0])) & d.names:
+        return
+    if d.rng.random() < chance:
+        p = person(d)
+        d.sentences[0] = f"{p.name} {d.pick(_OBSERVERS)} {lower_first(d.sentences[0], d.names)}"
 
 
 def open_with_setting(d: Draft, chance: float = 0.7) -> None:
