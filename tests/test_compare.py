@@ -187,3 +187,18 @@ def test_experiment_files_errors_and_legacy_scale(tmp_path, caplog):
     bad.write_text("presets: [moe-8-64]\ntrain:\n  stepz: 3\n")
     with pytest.raises(ValueError, match=r"train.stepz=3 is invalid: not an option"):
         load_experiment(str(bad))
+
+
+def test_the_paper_experiment_is_one_pass_validated_in_the_training_mixture():
+    """64,000 training documents (1000 steps of 64 padded rows: each seen once) and 1,024 validation
+    documents with GSM8K's share of the training mixture; GSM8K test for the transfer loss and accuracy."""
+    from coe.data import load_splits
+
+    run = load_experiment("paper").run_config("coe-2-4-64", 1)
+    assert run.data.packing == "padded" and run.eval.test_loss
+    splits = load_splits(run.data)
+    assert len(splits.train) == run.steps * run.batch_size == 64_000
+    assert len(splits.validation) == run.eval.batches * run.batch_size == 1024
+    gsm8k = load_splits(replace(run.data, source="builtin:gsm8k/train.parquet"))
+    share = len(gsm8k.validation) / len(splits.validation), len(gsm8k.train) / len(splits.train)
+    assert abs(share[0] - share[1]) < 0.005 and len(splits.test) == 1319
