@@ -13,6 +13,7 @@ from coe.data.packing import (
 )
 from coe.data.sources import (
     SYNTHETIC,
+    SYNTHETIC_METAMATH,
     TEMPLATES,
     DatasetFetchError,
     DataSpec,
@@ -45,6 +46,7 @@ __all__ = [
     "PACKINGS",
     "QA_TEMPLATE",
     "SYNTHETIC",
+    "SYNTHETIC_METAMATH",
     "TEMPLATES",
     "Batch",
     "BatchIterator",
