@@ -51,9 +51,24 @@ def validation_loss(
     """Mean language-model loss (token-weighted) over ``batches`` of input_ids / labels (B, S), labels being
     the next tokens, and any masks of the batches' packing (``model_inputs``). The model is put in eval mode
     and restored."""
+    loss_sum, tokens = validation_sums(model, batches, amp_dtype=amp_dtype)
+    if tokens == 0:
+        raise ValueError("validation_loss got no tokens: the validation split is empty")
+    return (loss_sum / tokens).item()
+
+
+@torch.no_grad()
+def validation_sums(
+    model,
+    batches: Iterable[dict[str, torch.Tensor]],
+    *,
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """(loss summed over the labelled tokens, their count), float64 on the model's device: what ranks add up
+    before dividing, since their batches hold different numbers of labelled tokens (padded or documents
+    packing)."""
     device = next(model.parameters()).device
-    total = torch.zeros((), device=device, dtype=torch.float64)
-    tokens = 0
+    sums = torch.zeros(2, device=device, dtype=torch.float64)
     with eval_mode(model):
         for batch in batches:
             inputs = model_inputs(batch, device)
@@ -61,12 +76,10 @@ def validation_loss(
                 # Chunked loss: the full (B x S x V) float32 logits would dwarf the model at the paper's
                 # vocabulary.
                 out = model(**inputs, use_cache=False, return_logits=False)
-            n = int((inputs["shift_labels"] != IGNORE_INDEX).sum())
-            total += out.lm_loss.double() * n
-            tokens += n
-    if tokens == 0:
-        raise ValueError("validation_loss got no tokens: the validation split is empty")
-    return (total / tokens).item()
+            n = int((batch["labels"] != IGNORE_INDEX).sum())  # counted on the host's copy: no device sync
+            sums[0] += out.lm_loss.double() * n
+            sums[1] += n
+    return sums
 
 
 @dataclass

@@ -12,8 +12,9 @@ model learns where a document (a solved problem) ends. Three ways to make sequen
   padded or masked.
 - ``"documents"``: the same windows, and ``document_ids`` (B, T) so that attention stays within a document
   and positions restart at each one. A document ends with its EOS; the EOS's label (the next document's first
-  token, which nothing in its document predicts) is IGNORE_INDEX. Each document then has the labels and
-  logits it has alone in a padded row, without the padding's compute.
+  token, which nothing in its document predicts) is IGNORE_INDEX. A document within one window has the
+  labels and logits it has alone in a padded row, without the padding's compute; one cut by a window's end
+  continues in the next window as a document of its own (its tail does not see its beginning).
 - ``"padded"``: one document per row (the reference code's batching), truncated on the right to T tokens or
   right-padded with EOS, with ``attention_mask`` (B, T) 1 on its tokens. Labels: every token after the first,
   then the closing EOS predicted by the last token; the padding and the last position of a full row have

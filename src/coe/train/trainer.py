@@ -29,7 +29,7 @@ from coe.checks import invalid
 from coe.config import CoEConfig
 from coe.data import TokenizerSpec
 from coe.device import autocast, autocast_dtype, peak_memory_gib, resolve_device
-from coe.evaluate import exact_match, model_inputs, validation_loss
+from coe.evaluate import exact_match, model_inputs, validation_sums
 from coe.flops import active_parameters, total_parameters
 from coe.modeling import CoEForCausalLM
 from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
@@ -461,13 +461,14 @@ class _LogWindow:
 
 def _validate(run: _Run) -> dict[str, float]:
     """The validation loss ("val") and, with eval.test_loss, the test split's ("test"): every rank its
-    share; equal shares, so the mean of the means is the whole mean."""
-    splits = {"val": run.data.validation, "test": run.data.test}
-    return {
-        split: run.par.mean(validation_loss(run.model, batches, amp_dtype=run.amp), run.device)
-        for split, batches in splits.items()
-        if batches
-    }
+    share, token-weighted over all ranks (their shares hold different numbers of labelled tokens when
+    documents are padded or masked)."""
+    losses = {}
+    for split, batches in (("val", run.data.validation), ("test", run.data.test)):
+        if batches:
+            loss_sum, tokens = run.par.sum_(validation_sums(run.model, batches, amp_dtype=run.amp)).tolist()
+            losses[split] = loss_sum / tokens
+    return losses
 
 
 def _save(run: _Run) -> Path:

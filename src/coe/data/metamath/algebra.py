@@ -229,11 +229,11 @@ def linear_system(d: Draft) -> None:
         big = d.calc(both, "/", 2)
         d.say(("The larger amount is {c}.", "So the larger one is {c}."), c=big.work)
         if d.chance(0.5):
-            d.ask(big, f"What is {big_name}?", f"{big_name.capitalize()} is #.", big_name)
+            d.ask(big, f"What is {big_name}?", f"{big_name[:1].upper() + big_name[1:]} is #.", big_name)
             return
         small = d.calc(s, "-", big)
         d.say(("The smaller amount is {c}.", "Then the smaller is {c}."), c=small.work)
-        d.ask(small, f"What is {small_name}?", f"{small_name.capitalize()} is #.", small_name)
+        d.ask(small, f"What is {small_name}?", f"{small_name[:1].upper() + small_name[1:]} is #.", small_name)
         return
     if kind == "animals":
         p = person(d)
