@@ -5,7 +5,8 @@ from coe.flops import active_parameters, total_parameters, train_flops_per_token
 
 
 def test_paper_flops_per_token_match_the_anchors():
-    # ../shared/ANCHORS.md: about 1.22 GFLOP for moe-8-64 and 1.27 GFLOP for coe-2-4-64 at sequence 512
+    # The project's measured anchors: about 1.22 GFLOP for moe-8-64 and 1.27 GFLOP for coe-2-4-64 at
+    # sequence 512
     assert round(train_flops_per_token(CoEConfig.from_preset("moe-8-64"), 512) / 1e9, 2) == 1.22
     assert round(train_flops_per_token(CoEConfig.from_preset("coe-2-4-64"), 512) / 1e9, 2) == 1.27
 

@@ -341,12 +341,17 @@ def merged(base: dict, overrides: dict) -> dict:
 # (summary.json records the device it trained on).
 HOUSEKEEPING = ("logging.progress", "checkpoint.every", "checkpoint.keep_last", "runtime.device")
 
-# Files shipped with the package since 2026-12-02 were named before by their path in the development checkout
-# (the same bytes): runs saved then are runs of the same data.
-LEGACY_SOURCES = {
-    "../shared/data/gsm8k/train.parquet": "builtin:gsm8k/train.parquet",
-    "../shared/data/gsm8k/test.parquet": "builtin:gsm8k/test.parquet",
-}
+
+def _shipped_name(source: Any) -> Any:
+    """GSM8K as runs saved before 2026-12-02 named it, by the path of a development copy ending in
+    ``data/gsm8k/<split>.parquet``: the same bytes now ship as ``builtin:gsm8k/<split>.parquet``, so such a
+    run counts as a run of the same data. Any other source as it is."""
+    if isinstance(source, list):
+        return [_shipped_name(s) for s in source]
+    parts = Path(source).parts if isinstance(source, str) and not source.startswith("builtin:") else ()
+    if parts[-3:-1] == ("data", "gsm8k") and parts[-1] in ("train.parquet", "test.parquet"):
+        return f"builtin:gsm8k/{parts[-1]}"
+    return source
 
 
 def saved_settings(run_dir: str | Path) -> dict | None:
@@ -358,12 +363,8 @@ def saved_settings(run_dir: str | Path) -> dict | None:
     saved = upgrade_legacy(yaml.safe_load(path.read_text()), where=str(path), warn=False)
     data = saved.get("data", {})
     for key in ("source", "val_source", "test_source"):
-        value = data.get(key)
-        data[key] = (
-            [LEGACY_SOURCES.get(v, v) for v in value]
-            if isinstance(value, list)
-            else LEGACY_SOURCES.get(value, value)
-        )
+        if key in data:
+            data[key] = _shipped_name(data[key])
     return merged(plain(TrainConfig().to_dict()), saved)
 
 
