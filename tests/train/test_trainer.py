@@ -12,7 +12,7 @@ from coe import CoEConfig, CoEForCausalLM
 from coe.data import DataSpec
 from coe.train import trainer as trainer_module
 from coe.train.checkpoint import checkpoint_dirs, latest_checkpoint
-from coe.train.config import EvalSpec, ModelSpec, OptimSpec, TrainConfig
+from coe.train.config import EvalSpec, ModelSpec, OptimSpec, TrainConfig, merged
 from coe.train.metrics import read_metrics
 from coe.train.trainer import NonFiniteLossError, TrainingInterrupted, train
 
@@ -27,16 +27,6 @@ TINY_RUN = dict(
     logging=dict(every=1, progress=False, tensorboard=True),
     checkpoint=dict(every=3, keep_last=2),
 )
-
-
-def merged(base: dict, overrides: dict) -> dict:
-    """``base`` with ``overrides``, nested mappings merged key by key."""
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = (
-            merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-        )
-    return out
 
 
 def tiny_run(tmp_path, name="run", **overrides) -> TrainConfig:

@@ -83,7 +83,21 @@ def _check_stream(tokens: np.ndarray, seq_len: int) -> np.ndarray:
     return tokens
 
 
-class PackedDataset(Dataset):
+class _Rows(Dataset):
+    """What both datasets share: a sequence is one row of ``batch``."""
+
+    def batch(self, indices: np.ndarray | Sequence[int]) -> Batch:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> Batch:
+        """Sequence ``i``: each tensor of ``batch`` with shape (T,)."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sequence {i} out of range for {len(self)} sequences")
+        batch = self.batch(np.array([i % len(self)]))
+        return {k: v[0] for k, v in batch.items()}
+
+
+class PackedDataset(_Rows):
     """A token stream seen as N sequences of T inputs and T labels (the inputs shifted by one).
 
     ``eos_token_id`` given: packing "documents", whose batches carry ``document_ids`` and ignore the label
@@ -104,13 +118,6 @@ class PackedDataset(Dataset):
     def __len__(self) -> int:
         return (len(self.tokens) - 1) // self.seq_len
 
-    def __getitem__(self, i: int) -> Batch:
-        """Sequence ``i``: ``input_ids`` and ``labels`` of shape (T,)."""
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"sequence {i} out of range for {len(self)} sequences")
-        batch = self.batch(np.array([i % len(self)]))
-        return {k: v[0] for k, v in batch.items()}
-
     def batch(self, indices: np.ndarray | Sequence[int]) -> Batch:
         """Sequences ``indices`` (B,) stacked: ``input_ids`` and ``labels`` of shape (B, T) (and
         ``document_ids`` (B, T) for packing "documents")."""
@@ -125,7 +132,7 @@ class PackedDataset(Dataset):
         return {"input_ids": inputs, "labels": labels, "document_ids": document_ids}
 
 
-class PaddedDataset(Dataset):
+class PaddedDataset(_Rows):
     """One document per sequence: the documents of a token stream (the pieces between EOS tokens), each
     truncated to T tokens or right-padded with EOS (see the module's docstring)."""
 
@@ -151,13 +158,6 @@ class PaddedDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.starts)
-
-    def __getitem__(self, i: int) -> Batch:
-        """Sequence ``i``: each tensor of ``batch`` with shape (T,)."""
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"sequence {i} out of range for {len(self)} sequences")
-        batch = self.batch(np.array([i % len(self)]))
-        return {k: v[0] for k, v in batch.items()}
 
     def batch(self, indices: np.ndarray | Sequence[int]) -> Batch:
         """Documents ``indices`` (B,) as rows: ``input_ids``, ``labels`` and ``attention_mask`` of shape
