@@ -111,6 +111,27 @@ def passes_table(passes: dict[str, dict[str, dict]]) -> None:
     print()
 
 
+def loss_curve_table(split: str, metrics: dict[str, list[dict]]) -> None:
+    """The ``split`` losses of every run by step, and each one's difference from moe-8-64's."""
+    losses = {name: {m["step"]: m["loss"] for m in ms if m["split"] == split} for name, ms in metrics.items()}
+    losses = {name: by_step for name, by_step in losses.items() if by_step}
+    if not losses:
+        return
+    base = losses.get("moe-8-64")
+    others = [name for name in losses if base is not None and name != "moe-8-64"]
+    print(f"{split} loss by step\n")
+    print("| step | " + " | ".join([*losses, *(f"{n} - moe-8-64" for n in others)]) + " |")
+    print("|---" * (len(losses) + len(others) + 1) + "|")
+    for step in sorted({s for by_step in losses.values() for s in by_step}):
+        cells = [f"{by_step[step]:.4f}" if step in by_step else "-" for by_step in losses.values()]
+        cells += [
+            f"{losses[n][step] - base[step]:+.3f}" if step in losses[n] and step in base else "-"
+            for n in others
+        ]
+        print(f"| {step} | " + " | ".join(cells) + " |")
+    print()
+
+
 def tables(out_dir: Path) -> dict[str, dict]:
     """Print the tables of one comparison directory, write its loss-curve figure; its finished runs."""
     runs_dir = out_dir / "runs"
@@ -125,15 +146,8 @@ def tables(out_dir: Path) -> dict[str, dict]:
     print(f"## {label(out_dir)}\n")
     summary_table(finished)
     throughput_table(finished, runs)
-    val = {
-        name: {m["step"]: m["loss"] for m in runs[name]["metrics"] if m["split"] == "val"} for name in order
-    }
-    steps = sorted({s for v in val.values() for s in v})
-    print("| step | " + " | ".join(order) + " |")
-    print("|---" * (len(order) + 1) + "|")
-    for step in steps:
-        cells = [f"{val[name][step]:.3f}" if step in val[name] else "-" for name in order]
-        print(f"| {step} | " + " | ".join(cells) + " |")
+    for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
+        loss_curve_table(split, {name: runs[name]["metrics"] for name in order})
     out = ROOT / "docs" / f"{out_dir.name}_loss_curves.png"
     loss_curves(out, {name: runs[name]["metrics"] for name in order})
     print(f"\nwrote {out.relative_to(ROOT)}\n")
