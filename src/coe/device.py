@@ -1,12 +1,14 @@
 """Device and precision, decided once at the edge (CLI, trainer, compare) and followed by the library.
 
 ``resolve_device`` turns a user's ``"auto"`` / ``"cpu"`` / ``"cuda[:N]"`` into a ``torch.device``;
-``autocast_dtype`` decides a run's autocast dtype; ``autocast`` enters it; ``peak_memory_gib`` reads the peak.
+``autocast_dtype`` decides a run's autocast dtype; ``autocast`` enters it; ``peak_memory_gib`` reads the peak;
+``configure_threads`` sets the CPU thread count.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 
 import torch
@@ -50,3 +52,13 @@ def peak_memory_gib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB on Linux
+
+
+def configure_threads(threads: int | None) -> int:
+    """Set torch's intra-op CPU threads to ``threads``, or with None to the cores this process may use
+    (its CPU affinity, not the machine's count), and return the number set."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise invalid("runtime.threads", threads, "a positive integer, or unset for the usable cores")
+    count = threads if threads is not None else len(os.sched_getaffinity(0))
+    torch.set_num_threads(count)
+    return count
