@@ -1,16 +1,20 @@
 """Evaluation: validation loss over fixed batches and exact-match accuracy by greedy generation.
 
-Exact match follows GSM8K: generate greedily after the prompt, take the number after the last ``####`` of the
-generated text and compare it with the reference answer's.
+Exact match follows GSM8K: generate greedily after the prompt, take the number after the ``####`` of the
+generated answer and compare it with the reference answer's. Each sequence stops at the end of its answer
+(:func:`answer_end`), not after ``max_new_tokens``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from coe.data.synthetic_math import extract_final_answer, format_prompt
 from coe.device import autocast
@@ -94,6 +98,34 @@ class Sample:
         return self.reference is not None and self.predicted == self.reference
 
 
+# Where a generated answer ends: its final number ("#### 7", complete once a character follows that cannot
+# continue it), the "####" line ended without a number, or the start of a next problem the model runs on into.
+_ANSWER_END = re.compile(r"####[ \t]*\$?[ \t]*-?[\d,]*\.?\d+(?=[^\d,.])|####[^\n]*\n|\nQuestion:")
+
+
+def answer_end(text: str) -> int | None:
+    """The length of the answer at the start of generated ``text``: up to the end of its ``#### N`` number
+    (or of the ``####`` line), or up to a new ``Question:``; None while the answer has not ended."""
+    match = _ANSWER_END.search(text)
+    if match is None:
+        return None
+    return match.start() if match.group() == "\nQuestion:" else match.end()
+
+
+class StopAtAnswerEnd(StoppingCriteria):
+    """``generate``'s stopping criterion for the rows whose generated text (after ``prompt_length`` tokens)
+    has an answer that ended (:func:`answer_end`): a row stops there, the batch when every row has."""
+
+    def __init__(self, tokenizer, prompt_length: int):
+        self.tokenizer, self.prompt_length = tokenizer, prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        # Decoding needs the tokens on the host: one copy per step, as generate's own end-of-batch check.
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
+        done = [answer_end(text) is not None for text in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # (B,)
+
+
 @torch.no_grad()
 def exact_match(
     model,
@@ -103,23 +135,39 @@ def exact_match(
     max_new_tokens: int = 256,
     batch_size: int = 32,
     amp_dtype: torch.dtype | None = None,
+    progress: bool | None = None,
 ) -> tuple[float, list[Sample]]:
     """Greedy-decode an answer for each (question, reference answer text) and score the final numbers.
 
-    Returns (accuracy, samples). Prompts use the training documents' template (``format_prompt``).
+    Problems are decoded ``batch_size`` at a time; each row stops at the end of its answer
+    (:func:`answer_end`), at the end-of-text token or after ``max_new_tokens``, and the batch when all its
+    rows have. ``progress``: a progress bar over the problems (None: shown when stderr is a terminal).
+
+    Returns (accuracy, samples). Prompts use the training documents' template (``format_prompt``);
+    ``Sample.generated`` is the answer up to its end.
     """
     if not problems:
         raise ValueError("exact_match got no problems")
+    if batch_size < 1 or max_new_tokens < 1:
+        raise ValueError(f"batch_size={batch_size} and max_new_tokens={max_new_tokens} must be positive")
     device = next(model.parameters()).device
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right end of every row
     samples = []
-    with eval_mode(model):
+    bar = tqdm(
+        total=len(problems),
+        desc="exact match",
+        unit="problem",
+        disable=None if progress is None else not progress,  # tqdm's None: off unless a terminal
+        dynamic_ncols=True,
+    )
+    with eval_mode(model), bar:
         try:
             for start in range(0, len(problems), batch_size):
                 chunk = problems[start : start + batch_size]
                 enc = tokenizer([format_prompt(q) for q, _ in chunk], return_tensors="pt", padding=True)
                 enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+                prompt_length = enc["input_ids"].shape[1]
                 # Compiled layers would recompile for every new cache length: decode eagerly.
                 with autocast(device, amp_dtype), torch.compiler.set_stance("force_eager"):
                     out = model.generate(
@@ -128,14 +176,16 @@ def exact_match(
                         do_sample=False,
                         eos_token_id=tokenizer.eos_token_id,
                         pad_token_id=tokenizer.pad_token_id,
+                        stopping_criteria=StoppingCriteriaList([StopAtAnswerEnd(tokenizer, prompt_length)]),
                     )
-                texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+                texts = tokenizer.batch_decode(out[:, prompt_length:], skip_special_tokens=True)
                 for (question, answer), text in zip(chunk, texts, strict=True):
-                    # A model may run on into a new "Question:" after its answer: score the first answer only.
-                    text = text.split("\nQuestion:")[0]
+                    end = answer_end(text)
+                    text = text if end is None else text[:end]
                     samples.append(
                         Sample(question, extract_final_answer(answer), text, extract_final_answer(text))
                     )
+                bar.update(len(chunk))
         finally:
             tokenizer.padding_side = side
     return sum(s.correct for s in samples) / len(samples), samples
