@@ -9,9 +9,10 @@ from fractions import Fraction
 import pytest
 
 from coe.data import metamath
-from coe.data.metamath import forms
-from coe.data.metamath.engine import NUMBER_WORDS
+from coe.data.metamath import forms, generator
+from coe.data.metamath.engine import NUMBER_WORDS, counted, fix_articles
 from coe.data.metamath.generator import EXTRA_SOLUTION
+from coe.data.metamath.words import OPENINGS
 from coe.data.sources import DataSpec, load_splits
 from coe.data.synthetic_math import SPLITS, extract_final_answer, split_of_question, split_question_answer
 
@@ -240,6 +241,59 @@ def test_questions_are_varied() -> None:
         for line in p.answer.split("\n")
     }
     assert len(lines) >= 2500
+
+
+def test_articles_and_counted_nouns() -> None:
+    assert (
+        fix_articles("A aquarium has a ice chest and a orange one.")
+        == "An aquarium has an ice chest and an orange one."
+    )
+    assert fix_articles("a eight by four rectangle, a hour") == "an eight by four rectangle, an hour"
+    kept = "If a is 9 and b is 2, a and b; a used car, a unit, a one-way ticket, an hour, a x"
+    assert fix_articles(kept) == kept
+    assert counted("the hours it takes Ana") == "the number of hours it takes Ana"
+    assert counted("the candies that belong to Jo") == "the number of candies that belong to Jo"
+    for noun in (
+        "the total cost",
+        "the class average",
+        "the sum of the roots",
+        "the savings of Jo",
+        "term 3",
+    ):
+        assert counted(noun) == noun
+
+
+def test_no_known_wording_defects() -> None:
+    """Defects once found in 64,000 generated documents, each a pattern that must not come back."""
+    docs = [d for p in metamath.generate("train", 3000, seed=4) for d in metamath.format_documents(p)]
+    vowel = re.compile(
+        r"\b[Aa] (?!(?:and|are|as|at|equals|if|in|into|is|of|on|or|over|only|one|once)\b)[aeio]\w"
+    )
+    time = re.compile(r"\b(?:today|this week|this month|on monday|in the morning)\b", re.IGNORECASE)
+    defects = {
+        "a before a vowel": [d for d in docs if vowel.search(d)],
+        "0 more / 0 fewer": [d for d in docs if re.search(r"\b0 (?:more|fewer)\b", d)],
+        "what is the <plural>": [d for d in docs if re.search(r"[Ww]hat is the [a-z-]+[^su\W]s\b", d)],
+        "a doubled word": [d for d in docs if re.search(r"\b(identical|the|a|of|to) \1\b", d)],
+        "a month on a weekly schedule": [d for d in docs if re.search(r"this month[^\n]*\bweeks\b", d)],
+        "two times in one sentence": [
+            d
+            for d in docs
+            for opening in OPENINGS
+            if d.startswith(f"Question: {opening}, ")
+            and time.search(re.split(r"(?<=[.?!]) ", d[len(f"Question: {opening}, ") :])[0])
+        ],
+    }
+    assert {name: found[:2] for name, found in defects.items() if found} == {}
+
+
+def test_documents_are_distinct(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = metamath.generate("train", 6, seed=3)
+    repeated = [problems[0], problems[1], problems[0], problems[2], problems[1], *problems[3:]]
+    monkeypatch.setattr(generator, "iter_problems", lambda split, seed: iter(repeated))
+    docs = generator.generate_documents("train", 4)
+    flat = [d for p in problems for d in metamath.format_documents(p)]
+    assert docs == list(dict.fromkeys(flat))[:4]
 
 
 def test_bad_arguments() -> None:

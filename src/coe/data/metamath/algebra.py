@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from coe.data.metamath.engine import Draft, Family
+from coe.data.metamath.engine import Draft, Family, Redraw
 from coe.data.metamath.words import SO, number_word, people, person, presented
 
 _SOLVE = (
@@ -179,6 +179,8 @@ def linear_system(d: Draft) -> None:
         x, y = d.rng.randint(5, 60), d.rng.randint(1, 40)
         if y > x:
             x, y = y, x
+        if x == y:
+            raise Redraw('equal numbers: the difference would be 0 ("0 fewer stamps")')
         s = d.given(x + y, "the sum of the two numbers")
         t = d.given(x - y, "the difference of the two numbers")
         things = d.pick(

@@ -44,6 +44,32 @@ WORDED_UNITS = 0.2
 ``5 dollars``)."""
 
 
+# "a" before a vowel sound is "an": family templates write "a {thing}" whatever the thing drawn ("a ice
+# chest", "a eight by four"). Not before the variable words of algebra ("if a is 9", "a and b") or u- and
+# one-words that sound like "you" / "won".
+_ARTICLE = re.compile(
+    r"\b([Aa]) (?=(?!(?:and|are|as|at|equals|if|in|into|is|of|on|or|over|only|one|once)\b|one-)"
+    r"(?:[aeio][a-z-]|u[nmpg](?!i)|hour|honest))"
+)
+# A counted thing as the subject of "what is ..." / "... is 5" needs "the number of": "the hours it takes" ->
+# "the number of hours it takes".
+_PLURAL_NOUN = re.compile(
+    r"the (?!(?:odds|savings|earnings|winnings|means|news|remains|proceeds|sales|goods|series) )"
+    r"([a-z-]*[^su\W]s|[a-z-]*ies) "
+)
+
+
+def fix_articles(text: str) -> str:
+    """``text`` with "a" before a vowel sound made "an"."""
+    return _ARTICLE.sub(r"\1n ", text)
+
+
+def counted(noun: str) -> str:
+    """A noun phrase headed by a plural count as a singular quantity: "the pages Kate needs next" -> "the
+    number of pages Kate needs next"; other phrases as they are."""
+    return re.sub(r"^the ", "the number of ", noun) if _PLURAL_NOUN.match(noun) else noun
+
+
 class Nonlinear(Exception):
     """The unknown entered a step that is not linear in it (``x * x``, ``12 / x``, ``x ** 2``)."""
 
@@ -377,12 +403,13 @@ class Draft:
 
     def tell(self, *sentences: str) -> None:
         """Appends sentences to the question."""
-        self.sentences.extend(sentences)
+        self.sentences.extend(fix_articles(sentence) for sentence in sentences)
 
     def ask(self, final: Q, question: str, statement: str, noun: str | None = None) -> None:
         """Sets what the question asks and its answer ``final`` (see ``Target``)."""
         self.final = final
-        self.target = Target(question, statement, noun)
+        noun = counted(fix_articles(noun)) if noun else noun
+        self.target = Target(fix_articles(question), fix_articles(statement), noun)
 
     # -- the solution -------------------------------------------------------------------------------------
 
@@ -390,7 +417,7 @@ class Draft:
         """Appends a solution line: one of ``options`` (solution-wording generator) formatted with ``fields``.
         The first letter is capitalised."""
         text = options if isinstance(options, str) else self.word(options)
-        line = text.format(**fields)
+        line = fix_articles(text.format(**fields))
         # "x pens cost ...", "n = 20": an unknown or a variable opening the line keeps its case
         if not re.match(rf"\$?{self.var}\b|[a-z]( =|\^| \*|\()", line):
             line = line[:1].upper() + line[1:]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 from itertools import pairwise
 
-from coe.data.metamath.engine import Draft, Family
+from coe.data.metamath.engine import Draft, Family, Redraw
 from coe.data.metamath.words import SO, TOTAL_WORDS, join, ordinal, people, person
 
 # fmt: off
@@ -1290,6 +1290,8 @@ def comparison(d: Draft) -> None:
             if counts[2].value >= counts[0].value
             else (counts[0], counts[2], a, c_)
         )
+        if hi.value == lo.value:
+            raise Redraw('equal counts: the difference would be 0 ("0 more buttons")')
         diff = d.calc(hi, "-", lo)
         d.say(
             ("{h.name} has {c} more {t} than {l.name}.", "The difference is {c} {t}."),

@@ -243,12 +243,13 @@ def generate(split: str, n: int, *, seed: int = 0, **restrict: Sequence[str] | N
 
 
 def generate_documents(split: str, n: int, *, seed: int = 0) -> list[str]:
-    """The first ``n`` documents of ``split``: the documents of problems 0, 1, ... in order (an
-    answer-augmented problem gives one per solution), cut at ``n``."""
+    """The first ``n`` distinct documents of ``split``: the documents of problems 0, 1, ... in order (an
+    answer-augmented problem gives one per solution), a document equal to an earlier one left out (small
+    families, such as permutation counts, now and then draw a problem twice), cut at ``n``."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    documents: list[str] = []
+    documents: dict[str, None] = {}  # ordered set
     it = iter_problems(split, seed=seed)
     while len(documents) < n:
-        documents += format_documents(next(it))
-    return documents[:n]
+        documents.update(dict.fromkeys(format_documents(next(it))))
+    return list(documents)[:n]

@@ -204,7 +204,7 @@ def wages(d: Draft) -> None:
     extra = d.given(d.rng.randint(2, 12), "the number of overtime hours")
     job = d.pick(_WORK)
     when = d.pick(
-        ("This week", "Last week", "During a busy week", "In the week before the holidays", "This month")
+        ("This week", "Last week", "During a busy week", "In the week before the holidays", "In a usual week")
     )
     d.tell(
         d.pick(

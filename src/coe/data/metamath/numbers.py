@@ -884,7 +884,7 @@ _KITS = (
     ("apples", "oranges", "fruit baskets"), ("chocolate bars", "lollipops", "gift bags"),
     ("boys", "girls", "teams"),
     ("granola bars", "juice boxes", "snack packs"), ("stickers", "postcards", "party favors"),
-    ("bandages", "wipes", "first aid kits"), ("blue tiles", "white tiles", "identical panels"),
+    ("bandages", "wipes", "first aid kits"), ("blue tiles", "white tiles", "panels"),
 )
 # fmt: on
 

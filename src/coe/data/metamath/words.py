@@ -164,10 +164,19 @@ def tell_through_someone(d: Draft, chance: float = 0.5) -> None:
         d.sentences[0] = f"{p.name} {d.pick(_OBSERVERS)} {lower_first(d.sentences[0], d.names)}"
 
 
+# A time the sentence states already ("reads 40 pages this week"): an opening would give it a second one.
+_TIME = re.compile(
+    r"\b(?:today|tonight|tomorrow|yesterday|(?:this|last|next) (?:week|month|year|morning|afternoon|evening)"
+    r"|(?:on|every) (?:mon|tues|wednes|thurs|fri|satur|sun)day|in the (?:morning|afternoon|evening))\b",
+    re.IGNORECASE,
+)
+
+
 def open_with_setting(d: Draft, chance: float = 0.7) -> None:
     """Now and then opens the question's first sentence with an adjunct of ``OPENINGS`` (question generator),
-    where that sentence is about a person (it names one)."""
-    if not d.sentences or not set(re.findall(r"[A-Z][a-z]+", d.sentences[0])) & d.names:
+    where that sentence is about a person (it names one) and states no time of its own."""
+    first = d.sentences[0] if d.sentences else ""
+    if not set(re.findall(r"[A-Z][a-z]+", first)) & d.names or _TIME.search(first):
         return
     if d.rng.random() < chance:
         d.sentences[0] = f"{d.pick(OPENINGS)}, {lower_first(d.sentences[0], d.names)}"
