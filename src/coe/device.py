@@ -2,7 +2,7 @@
 
 ``resolve_device`` turns a user's ``"auto"`` / ``"cpu"`` / ``"cuda[:N]"`` into a ``torch.device``;
 ``autocast_dtype`` decides a run's autocast dtype; ``autocast`` enters it; ``peak_memory_gib`` reads the peak;
-``configure_threads`` sets the CPU thread count.
+``configure_threads`` sets the CPU thread count (``auto_threads``: from the free cores).
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import statistics
+import time
+from pathlib import Path
 
 import torch
 
@@ -55,10 +58,47 @@ def peak_memory_gib(device: torch.device) -> float:
 
 
 def configure_threads(threads: int | None) -> int:
-    """Set torch's intra-op CPU threads to ``threads``, or with None to the cores this process may use
-    (its CPU affinity, not the machine's count), and return the number set."""
+    """Set torch's intra-op CPU threads to ``threads``, or with None to :func:`auto_threads`, and return the
+    number set."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise invalid("runtime.threads", threads, "a positive integer, or unset for the usable cores")
-    count = threads if threads is not None else len(os.sched_getaffinity(0))
+    count = threads if threads is not None else auto_threads()
     torch.set_num_threads(count)
     return count
+
+
+def auto_threads(samples: int = 10, interval_s: float = 0.05) -> int:
+    """The cores this process may use (its CPU affinity) less those other tasks hold now, at least one.
+
+    Why: torch's intra-op threads meet at a barrier after every parallel operator, so one thread that shares
+    its core with another busy process stalls them all. Measured on a 2-core machine (2026-12-02, the small
+    CoE-2(4/64) training step of the CPU experiment, 16 x 128 tokens): with other work holding the cores
+    (load average 2.5-3.8), 1 thread took 0.99-1.08 s a step and 2 threads 3.3-4.0 s (3.4-3.7x slower); on
+    free cores 2 threads were faster (see ``benchmarks/results/cpu-main-job-*`` for the measurements).
+
+    "Hold" is counted from the runnable tasks the kernel reports (/proc/loadavg's fourth field, less the
+    caller), sampled ``samples`` times ``interval_s`` apart: a core counts as taken when another task was
+    runnable in half the samples or more. The instantaneous count, not the 1-minute load average, so that this
+    process's own earlier work (the previous run of a comparison) does not count against it. Where
+    /proc/loadavg does not exist, the 1-minute load average stands in.
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    machine = os.cpu_count() or usable
+    busy = round(statistics.mean(_other_runnable() for _ in _ticks(samples, interval_s)))
+    return max(1, min(usable, machine - busy))
+
+
+def _ticks(samples: int, interval_s: float):
+    for i in range(samples):
+        if i:
+            time.sleep(interval_s)
+        yield i
+
+
+def _other_runnable() -> float:
+    """Tasks runnable on the machine now, the calling thread not counted."""
+    try:
+        running = Path("/proc/loadavg").read_text().split()[3].split("/")[0]
+    except (OSError, IndexError):
+        return os.getloadavg()[0]
+    return max(0, int(running) - 1)
