@@ -1,9 +1,11 @@
-"""The one style of configuration errors (the option's dotted name, the bad value and what is allowed), and
-configuration sections built from mappings such as YAML files give."""
+"""The one style of configuration errors (the option's dotted name, the bad value and what is allowed), the
+one style of errors in files (the file, then what is wrong with it), and configuration sections built from
+mappings such as YAML files give."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from typing import Any
 
@@ -11,6 +13,16 @@ from typing import Any
 def invalid(name: str, value: Any, allowed: str) -> ValueError:
     """``ValueError("name=value is invalid: allowed")``, e.g. ``optim.lr=-1.0 is invalid: must be > 0``."""
     return ValueError(f"{name}={value!r} is invalid: {allowed}")
+
+
+class FileError(ValueError):
+    """A file that cannot be used as it is (truncated, missing, not what it should hold): the message is
+    ``"<file>: <reason>"``, and ``file`` names it."""
+
+    def __init__(self, file: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.file = str(file)
+        self.reason = reason
 
 
 def from_dict(cls: type, mapping: Any, *, name: str = "") -> Any:

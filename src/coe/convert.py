@@ -31,6 +31,7 @@ the model.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -48,10 +49,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
+from coe.checks import FileError
 from coe.config import Attention, BalanceLoss, CoEConfig, ScoringFunc
-from coe.modeling import CoEForCausalLM
+from coe.modeling import CoEForCausalLM, index_files
 from coe.nn.attention import yarn_mscale
 
 logger = logging.getLogger(__name__)
@@ -584,8 +586,7 @@ def weight_files(path: Path) -> list[Path]:
         ("pytorch_model.bin", "pytorch_model.bin.index.json"),
     ):
         if (path / index).is_file():
-            weight_map = json.loads((path / index).read_text())["weight_map"]
-            return [path / name for name in dict.fromkeys(weight_map.values())]
+            return index_files(path / index)
         if (path / single).is_file():
             return [path / single]
     raise FileNotFoundError(f"{path} has no model.safetensors, pytorch_model.bin or index of either")
@@ -606,10 +607,14 @@ class CheckpointReader:
         self._bins: dict[Path, dict[str, torch.Tensor]] = {}
         for file in weight_files(self.path):
             if file.suffix == ".safetensors":
-                with safe_open(file, "pt") as f:
-                    for key in f.keys():
-                        view = f.get_slice(key)
-                        self._add(key, file, tuple(view.get_shape()), SAFETENSORS_DTYPES[view.get_dtype()])
+                try:
+                    with safe_open(file, "pt") as f:
+                        for key in f.keys():
+                            view = f.get_slice(key)
+                            dtype = SAFETENSORS_DTYPES[view.get_dtype()]
+                            self._add(key, file, tuple(view.get_shape()), dtype)
+                except SafetensorError as e:
+                    raise FileError(file, f"unreadable safetensors file ({e})") from e
             else:
                 for key, t in self._bin(file).items():
                     self._add(key, file, tuple(t.shape), t.dtype)
@@ -794,7 +799,8 @@ class _Plan:
 def _atomic_directory(dst: Path, overwrite: bool) -> Iterator[Path]:
     """A temporary directory next to ``dst`` that replaces it on success and is removed on failure."""
     if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise FileExistsError(f"{dst} exists and is not empty (pass overwrite=True to replace it)")
+        why = "exists and is not empty (overwrite=True, `--overwrite true`, replaces it)"
+        raise FileExistsError(errno.EEXIST, why, str(dst))
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent))
     try:

@@ -3,17 +3,22 @@
 A transformers ``PreTrainedModel`` with ``GenerationMixin``: save_pretrained / from_pretrained through
 safetensors, ``generate()`` with transformers' cache classes, registered with the Auto classes. Checkpoints of
 the reference code or of transformers' DeepSeek-V2 are converted first (:mod:`coe.convert`, ``coe convert``);
-from_pretrained refuses them.
+from_pretrained refuses them. Loading is strict: a missing, unexpected or misshapen weight is an error naming
+it, a directory without config.json is not a checkpoint, and a sharded index names files inside its directory.
 
 Shapes: B batch, S positions, D hidden, V vocabulary, T = B * S tokens, N experts, K choices.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 from torch.nn.attention.flex_attention import BlockMask
 from transformers import GenerationMixin, PreTrainedModel
@@ -22,6 +27,7 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 
+from coe.checks import FileError
 from coe.config import CoEConfig, RouterInit
 from coe.nn.attention import (
     RotaryEmbedding,
@@ -92,6 +98,31 @@ class CoEDecoderLayer(GradientCheckpointingLayer):
         return (chain.hidden + h if self.outer_residual else chain.hidden), chain
 
 
+def index_files(index: Path) -> list[Path]:
+    """The weight files a sharded checkpoint's index (``*.index.json``) names, each inside the index's
+    directory; FileError for an unreadable index or a file outside (an index must not make a loader read
+    elsewhere)."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise FileError(index, f"not a weight index ({e!r})") from e
+    root = index.parent.resolve()
+    files = []
+    for name in dict.fromkeys(weight_map.values()):
+        if not isinstance(name, str) or not (index.parent / name).resolve().is_relative_to(root):
+            raise FileError(index, f"weight file {name!r} lies outside the checkpoint directory")
+        files.append(index.parent / name)
+    return files
+
+
+def check_checkpoint_files(path: Path) -> None:
+    """A local checkpoint directory holds config.json, and its sharded indexes name files inside it."""
+    if not (path / "config.json").is_file():
+        raise FileError(path, "no config.json: not a checkpoint directory")
+    for index in path.glob("*.index.json"):
+        index_files(index)
+
+
 class CoEPreTrainedModel(PreTrainedModel):
     config: CoEConfig
     config_class = CoEConfig
@@ -100,6 +131,34 @@ class CoEPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["CoEDecoderLayer"]
     _supports_sdpa = True
     _keep_in_fp32_modules_strict = ["routers"]
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, **kwargs):
+        """transformers' from_pretrained, strictly: a weight the checkpoint lacks, one the model has no place
+        for, or one of another shape fails with ``FileError`` naming it (``strict=False``: transformers'
+        report, and fresh initialisation of what did not load). A local directory must hold config.json
+        (without it transformers would build the paper-size defaults), and its weights must be readable."""
+        source = pretrained_model_name_or_path
+        local = isinstance(source, str | os.PathLike) and Path(source).is_dir()
+        if local:
+            check_checkpoint_files(Path(source))
+        wants_info = kwargs.pop("output_loading_info", False)
+        if strict:
+            kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below, by name
+        try:
+            model, info = super().from_pretrained(source, *model_args, output_loading_info=True, **kwargs)
+        except SafetensorError as e:
+            raise FileError(source, f"unreadable weights ({e})") from e
+        problems = [f"{key}: missing from the checkpoint" for key in sorted(info["missing_keys"])]
+        problems += [f"{key}: in the checkpoint, not in the model" for key in sorted(info["unexpected_keys"])]
+        problems += [
+            f"{key}: shape {tuple(saved)} in the checkpoint, {tuple(wanted)} in the model"
+            for key, saved, wanted in sorted(info["mismatched_keys"])
+        ]
+        if strict and problems:
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise FileError(source, f"weights do not match the model: {shown} (strict=False loads it anyway)")
+        return (model, info) if wants_info else model
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
