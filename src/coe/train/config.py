@@ -8,7 +8,7 @@
       eval:       EvalSpec              validation loss and end-of-run exact match
       logging:    LoggingSpec           train metrics, TensorBoard, W&B, progress bar
       checkpoint: CheckpointSpec        how often, how many, resume
-      runtime:    RuntimeSpec           device, precision, compilation, expert parallelism
+      runtime:    RuntimeSpec           device, precision, compilation, expert parallelism, CPU threads
 
 Loadable from YAML and overridable from the command line (``coe train --config run.yaml --optim.lr 1e-3``);
 every run writes its resolved configuration to ``run_dir/config.yaml``. A bad value raises ``ValueError`` when
@@ -166,8 +166,14 @@ class RuntimeSpec:
     """Under torchrun: ranks that split each layer's routed experts between them (expert parallelism), tokens
     travelling by all-to-all; must divide the number of ranks. 1: FSDP shards the experts like every other
     weight. See docs/distributed.md."""
+    threads: int | None = None
+    """CPU threads for torch; unset: the cores this process may use."""
 
     def __post_init__(self) -> None:
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise invalid("runtime.threads", self.threads, "must be a positive integer or unset")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise invalid("runtime.precision", self.precision, "choose 'auto', 'bf16' or 'fp32'")
         if not (_number(self.activation_memory_budget) and 0 < self.activation_memory_budget <= 1):

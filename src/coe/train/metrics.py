@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import torch
 
 from coe.analysis.stats import load_imbalance, reselection_rate, score_entropy
+from coe.checks import FileError
+
+log = logging.getLogger(__name__)
 
 
 def router_metric_values(model, out, counts: torch.Tensor) -> tuple[list[str], torch.Tensor]:
@@ -49,7 +53,8 @@ class MetricsLogger:
     A context manager: the file and the writers are closed on every way out of the block (a run stopped by a
     non-finite loss or a signal leaks nothing into the next run of the same process).
     ``resume_step``: the step a resumed run continues from (records after it are dropped: the run repeats
-    those steps); None starts an empty log (a fresh run in a used directory)."""
+    those steps); None starts an empty log (a fresh run in a used directory). A partial last line (a run
+    killed or out of disk space while writing it) is dropped."""
 
     def __init__(
         self,
@@ -65,11 +70,7 @@ class MetricsLogger:
             self.path.write_text("")
         elif resume_step is not None and self.path.exists():
             # Drop what an interrupted run logged after its last checkpoint: those steps are run again.
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line and json.loads(line)["step"] <= resume_step
-            ]
+            kept = [json.dumps(r) for r in _records(self.path) if r["step"] <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
         self._file = self.path.open("a")
         self._tb = self._wandb = None
@@ -130,7 +131,29 @@ class NullLogger:
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of ``run_dir/metrics.jsonl`` (none when there is none), a partial last line left out."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    return _records(path)
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The JSON records of a JSONL file; a last line cut short (no newline, not JSON) is left out with a
+    warning, any other line that is not a record is a FileError naming it."""
+    lines = path.read_text(errors="replace").split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(lines):  # no newline after it: the write was cut short
+                log.warning("%s: dropping the partial last line %d (%d characters)", path, number, len(line))
+                break
+            raise FileError(path, f"line {number} is not a JSON record") from None
+        if not isinstance(record, dict) or "step" not in record:
+            raise FileError(path, f"line {number} is not a metrics record")
+        records.append(record)
+    return records

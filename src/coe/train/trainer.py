@@ -1,6 +1,11 @@
 """The training loop: AdamW with warm-up, gradient accumulation, bf16 autocast on CUDA, clipping, validation,
 router metrics, atomic checkpoints, exact resumption, signal handling and a non-finite-loss stop.
 
+A run survives being killed at any moment: it resumes from the newest intact checkpoint
+(:mod:`coe.train.checkpoint`) and repeats the steps after it exactly. SIGINT / SIGTERM are handled from the
+first step to the end of the final evaluation: in the loop and during a save they stop the run after the
+step's checkpoint; after the final checkpoint they stop the evaluation at once.
+
 The hot path does not synchronise with the host: losses stay on the device and are read once per log step.
 Under torchrun the same loop runs on every rank with FSDP2 and, if asked, expert parallelism
 (:mod:`coe.train.distributed`); rank 0 alone writes logs, metrics, the summary and the model directory.
@@ -9,6 +14,7 @@ Under torchrun the same loop runs on every rank with FSDP2 and, if asked, expert
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import signal
@@ -28,18 +34,28 @@ from coe.analysis.stats import expert_combinations
 from coe.checks import invalid
 from coe.config import CoEConfig
 from coe.data import TokenizerSpec
-from coe.device import autocast, autocast_dtype, peak_memory_gib, resolve_device
+from coe.device import autocast, autocast_dtype, configure_threads, peak_memory_gib, resolve_device
 from coe.evaluate import exact_match, model_inputs, validation_sums
 from coe.flops import active_parameters, total_parameters
 from coe.modeling import CoEForCausalLM
-from coe.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from coe.train.checkpoint import (
+    NonFiniteError,
+    clean_checkpoints,
+    latest_checkpoint,
+    load_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
 from coe.train.config import TRAINING_REVISION, TrainConfig
 from coe.train.data import RunData, prepare_run_data, restore_position
 from coe.train.distributed import Parallel, parallel, parallelize, take_routing_counts, torchrun_env
 from coe.train.metrics import MetricsLogger, NullLogger, router_metric_values
 
+log = logging.getLogger(__name__)
 
-class NonFiniteLossError(RuntimeError):
+
+class NonFiniteLossError(NonFiniteError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
@@ -137,10 +153,12 @@ def check_writable(run_dir: Path) -> None:
 
 
 class _Signals:
-    """Turns SIGINT / SIGTERM into a flag the loop checks after each step."""
+    """Turns SIGINT / SIGTERM into a flag the loop checks after each step; after :meth:`stop_at_once` (when
+    the final checkpoint is written) they raise TrainingInterrupted where the run is."""
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self._at_once: str | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Signals:
@@ -153,6 +171,12 @@ class _Signals:
 
     def _handle(self, signum, frame) -> None:
         self.received = signum
+        if self._at_once is not None:
+            raise TrainingInterrupted(f"signal {signum} {self._at_once}")
+
+    def stop_at_once(self, why: str) -> None:
+        """From now on a signal raises TrainingInterrupted(``"signal N " + why``) at once."""
+        self._at_once = why
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
@@ -167,6 +191,7 @@ def train(cfg: TrainConfig) -> RunResult:
     global, so a run trains on the same batches, and to the same losses, on any number of ranks.
     """
     _, world_size, local_rank = torchrun_env()
+    configure_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
     if world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
@@ -292,6 +317,7 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     step: int = 0
     elapsed: float = 0.0  # seconds of training (validation and checkpoints not counted)
+    saved_step: int | None = None  # the step of the newest checkpoint this process wrote or resumed from
 
     @property
     def tokens_per_step(self) -> int:
@@ -317,43 +343,41 @@ def _train(cfg: TrainConfig, device: torch.device, par: Parallel) -> RunResult:
     progress = partial(
         tqdm, total=cfg.steps, initial=run.step, disable=not show, unit="step", dynamic_ncols=True
     )
-    with open_logger() as logger, progress() as bar:
-        with _Signals() as signals:
-            window = _LogWindow(run)
-            while run.step < cfg.steps:
-                log_now = (run.step + 1) % cfg.logging.every == 0 or run.step + 1 == cfg.steps
-                micro_batches = [next(run.data.train) for _ in range(cfg.accumulation)]
-                result = train_step(
-                    run.model,
-                    micro_batches,
-                    run.optimizer,
-                    par,
-                    amp=run.amp,
-                    grad_clip=cfg.optim.grad_clip,
-                    router_logits=log_now,
+    with open_logger() as logger, progress() as bar, _Signals() as signals:
+        window = _LogWindow(run)
+        while run.step < cfg.steps:
+            log_now = (run.step + 1) % cfg.logging.every == 0 or run.step + 1 == cfg.steps
+            micro_batches = [next(run.data.train) for _ in range(cfg.accumulation)]
+            result = train_step(
+                run.model,
+                micro_batches,
+                run.optimizer,
+                par,
+                amp=run.amp,
+                grad_clip=cfg.optim.grad_clip,
+                router_logits=log_now,
+            )
+            run.scheduler.step()
+            run.step += 1
+            bar.update(1)
+            window.add(result)
+            if log_now:
+                metrics = window.record(result)
+                logger.log(run.step, metrics)
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
+            if run.step % cfg.eval.every == 0 or run.step == cfg.steps:
+                for split, loss in _validate(run).items():
+                    logger.log(run.step, {"loss": loss}, split)
+                window.restart_clock()  # validation time is not training time
+            if run.step % cfg.checkpoint.every == 0 and run.step < cfg.steps:
+                _save(run, window)
+                window.restart_clock()
+            if par.any(signals.received is not None):  # every rank stops at the same step
+                path = _save(run, window)
+                raise TrainingInterrupted(
+                    f"signal {signals.received or 'on another rank'} at step {run.step}: checkpoint {path}"
                 )
-                run.scheduler.step()
-                run.step += 1
-                bar.update(1)
-                window.add(result)
-                if log_now:
-                    metrics = window.record(result)
-                    logger.log(run.step, metrics)
-                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", tok_s=f"{metrics['tokens_per_s']:.0f}")
-                if run.step % cfg.eval.every == 0 or run.step == cfg.steps:
-                    for split, loss in _validate(run).items():
-                        logger.log(run.step, {"loss": loss}, split)
-                    window.restart_clock()  # validation time is not training time
-                if run.step % cfg.checkpoint.every == 0 and run.step < cfg.steps:
-                    _save(run)
-                    window.restart_clock()
-                if par.any(signals.received is not None):  # every rank stops at the same step
-                    path = _save(run)
-                    raise TrainingInterrupted(
-                        f"signal {signals.received or 'on another rank'} at step "
-                        f"{run.step}: checkpoint {path}"
-                    )
-        summary = _finish(run, logger)
+        summary = _finish(run, logger, window, signals)
     return RunResult(run.dir, summary)
 
 
@@ -362,15 +386,14 @@ def _start(cfg: TrainConfig, device: torch.device, par: Parallel) -> _Run:
     run_dir = Path(cfg.out_dir)
     if par.is_main:
         check_writable(run_dir)
+        clean_checkpoints(run_dir)  # what a crash left: trash deleted, a complete temporary one recovered
     par.barrier()
     amp = autocast_dtype(cfg.runtime.precision, device)
-    checkpoint = latest_checkpoint(run_dir) if cfg.checkpoint.resume else None
+    checkpoint = resume_checkpoint(run_dir) if cfg.checkpoint.resume else None
     config = model_config(cfg)
     data = _run_data(cfg, config, run_dir, checkpoint, par)
     # A resumed run keeps the model configuration it was saved with.
     config = CoEConfig.from_pretrained(checkpoint) if checkpoint else attach_tokenizer(config, data.tokenizer)
-    if par.is_main:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     seed_everything(cfg.seed)  # the same initial weights on every rank, whatever ran before in this process
     model = CoEForCausalLM(config).to(device)
@@ -387,6 +410,9 @@ def _start(cfg: TrainConfig, device: torch.device, par: Parallel) -> _Run:
         restore_position(data.train, state["data"])
         set_rng_state(state["rng"])
         run.step, run.elapsed = state["step"], state["elapsed"]
+        run.saved_step = run.step
+    if par.is_main:  # only now: a resume that fails its checks leaves the run's config.yaml as it was
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     return run
@@ -414,6 +440,14 @@ class _LogWindow:
             self.aux_loss += result.aux_loss
         self.counts += result.routing_counts
         self.steps += 1
+
+    def check_finite(self) -> None:
+        """NonFiniteLossError when a loss of the window's steps (on any rank) is not finite; a host sync."""
+        if self.run.par.any(not bool(torch.isfinite(self.lm_loss + self.aux_loss))):
+            raise NonFiniteLossError(
+                f"non-finite loss at or before step {self.run.step}; the last good checkpoint "
+                f"{latest_checkpoint(self.run.dir)} is kept. Lower optim.lr or check the data."
+            )
 
     def record(self, last: StepResult) -> dict[str, float]:
         """The window's means (over steps and ranks) and router statistics of ``last``; starts a new window.
@@ -471,8 +505,15 @@ def _validate(run: _Run) -> dict[str, float]:
     return losses
 
 
-def _save(run: _Run) -> Path:
-    return save_checkpoint(
+def _save(run: _Run, window: _LogWindow) -> Path:
+    """Checkpoint the current step, unless this process already did (a signal right after a periodic save).
+    NonFiniteLossError instead when a loss since the last record was not finite: such a state is never
+    written, and the last good checkpoint stays (save_checkpoint checks the weights)."""
+    path = run.dir / "checkpoints" / f"step-{run.step:08d}"
+    if run.saved_step == run.step and path.is_dir():
+        return path
+    window.check_finite()
+    path = save_checkpoint(
         run.dir,
         run.step,
         model=run.model,
@@ -483,14 +524,23 @@ def _save(run: _Run) -> Path:
         par=run.par,
         trainer_state={"step": run.step, "elapsed": run.elapsed, "data": run.data.train.state_dict()},
     )
+    run.saved_step = run.step
+    return path
 
 
-def _finish(run: _Run, logger: MetricsLogger | NullLogger) -> dict[str, Any]:
+def _finish(
+    run: _Run, logger: MetricsLogger | NullLogger, window: _LogWindow, signals: _Signals
+) -> dict[str, Any]:
     """The final checkpoint, validation loss and (on rank 0) exact-match accuracy: the run's summary, also
-    written to summary.json and logged as the "final" record."""
+    written to summary.json and logged as the "final" record. A signal during the final save stops the run
+    after it; one during the evaluation stops it at once (the checkpoint is complete)."""
     cfg, config, par = run.cfg, run.config, run.par
     peak = peak_memory_gib(run.device)  # the training peak (validation included), before the final save
-    final = _save(run)
+    final = _save(run, window)
+    if par.any(signals.received is not None):
+        who = signals.received or "on another rank"
+        raise TrainingInterrupted(f"signal {who} at the final step: checkpoint {final}")
+    signals.stop_at_once(f"during the final evaluation; the final checkpoint {final} is complete")
     losses = _validate(run)
     summary: dict[str, Any] = {
         "preset": cfg.model.preset,
