@@ -10,12 +10,17 @@
     coe convert SRC DST [--to coe|reference]      reference / DeepSeek-V2 checkpoints in and out
 
 ``--help`` on each explains every option; ``coe train`` and ``coe compare`` take ``--print_config``.
+
+Every failure the user can act on ends the same way: one line ``coe <command>: error: <file>: <reason>`` (or
+the bad option and what is allowed) on stderr and exit status 2; a non-finite loss exits with 3, SIGINT /
+SIGTERM with 130. A traceback means a bug.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -67,11 +72,12 @@ def open_checkpoint(checkpoint: str, runtime: RuntimeSpec):
     import torch
 
     from coe.data import load_tokenizer
-    from coe.device import resolve_device
+    from coe.device import configure_threads, resolve_device
     from coe.modeling import CoEForCausalLM
 
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(runtime.device)
+    configure_threads(runtime.threads)
     model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
     return path, model, load_tokenizer(path), dev
 
@@ -112,7 +118,7 @@ def cmd_eval(
         checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
         data: where the validation and held-out documents come from (the training split is not used)
         eval: validation batches, held-out problems and generation length (eval.every is not used)
-        runtime: the device and precision (the rest is not used)
+        runtime: the device, precision and CPU threads (the rest is not used)
         seq_len: tokens per validation sequence
         batch_size: sequences per validation batch
     """
@@ -124,7 +130,7 @@ def cmd_eval(
     from coe.train.data import held_out_problems
 
     only_used("eval", "eval", eval, ("batches", "accuracy_problems", "max_new_tokens"))
-    only_used("eval", "runtime", runtime, ("device", "precision"))
+    only_used("eval", "runtime", runtime, ("device", "precision", "threads"))
     only_used("eval", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer"))
     path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     amp = autocast_dtype(runtime.precision, dev)
@@ -138,6 +144,10 @@ def cmd_eval(
         max_batches=eval.batches,
     )
     result["val_loss"] = validation_loss(model, val, amp_dtype=amp)
+    if not math.isfinite(result["val_loss"]):
+        from coe.train.checkpoint import NonFiniteError
+
+        raise NonFiniteError(f"{path}: the validation loss is {result['val_loss']} (non-finite weights?)")
     held_out = held_out_problems(splits, eval.accuracy_problems)
     if held_out:
         result["accuracy"], _ = exact_match(
@@ -161,9 +171,15 @@ def cmd_generate(
         prompt: the text to continue
         max_new_tokens: tokens to generate at most
         temperature: 0 for greedy decoding, > 0 to sample at this temperature
-        runtime: the device (the rest is not used)
+        runtime: the device and CPU threads (the rest is not used)
     """
-    only_used("generate", "runtime", runtime, ("device",))
+    if not prompt:
+        raise invalid("prompt", prompt, "must not be empty: the model continues a text")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise invalid("max_new_tokens", max_new_tokens, "must be a positive integer")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise invalid("temperature", temperature, "must be finite and >= 0 (0: greedy)")
+    only_used("generate", "runtime", runtime, ("device", "threads"))
     _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
@@ -198,16 +214,17 @@ def cmd_analyze(
         seq_len: tokens per sequence fed to the model
         batch_size: sequences per forward
         out: the report directory
-        runtime: the device (the rest is not used)
+        runtime: the device and CPU threads (the rest is not used)
     """
     from coe.analysis.report import analyze_checkpoint
-    from coe.device import resolve_device
+    from coe.device import configure_threads, resolve_device
 
-    only_used("analyze", "runtime", runtime, ("device",))
+    only_used("analyze", "runtime", runtime, ("device", "threads"))
     only_used(
         "analyze", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer")
     )
     path = resolve_checkpoint(checkpoint)
+    configure_threads(runtime.threads)
     report = analyze_checkpoint(
         path,
         out,
@@ -236,13 +253,13 @@ def cmd_explain(
         jsonl: also write the audit log here: one JSON record per token (id, text, position, and the experts
             and weights of every layer and iteration)
         html: also write an HTML page with the token x (layer, iteration) grid here
-        runtime: the device (the rest is not used)
+        runtime: the device and CPU threads (the rest is not used)
     """
     from rich.console import Console
 
     from coe.analysis.explain import explain, routes_table, write_html, write_jsonl
 
-    only_used("explain", "runtime", runtime, ("device",))
+    only_used("explain", "runtime", runtime, ("device", "threads"))
     path, model, tokenizer, _ = open_checkpoint(checkpoint, runtime)
     routes = explain(model, tokenizer, text)
     Console().print(routes_table(routes))
@@ -399,20 +416,15 @@ def _config_text(command: str, value: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a ``coe`` command; the exit status. The one error boundary: see the module's docstring."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
     try:
         argv = upgrade_argv(argv)
-    except ValueError as e:
-        print(f"coe {command}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    command = args.command
-    from coe.train.trainer import NonFiniteLossError, TrainingInterrupted
-
-    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
         ns = parser.instantiate(args)[command]  # builds the config dataclasses: their checks run here
         options = {k: getattr(ns, k) for k in ns.as_dict() if k not in ("config", "experiment", "__path__")}
         if command == "presets":
@@ -430,16 +442,42 @@ def main(argv: list[str] | None = None) -> int:
                 "explain": cmd_explain,
             }[command]
             fn(**options)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
-        print(f"coe {command}: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteLossError as e:
-        print(f"coe {command}: {e}", file=sys.stderr)
-        return EXIT_NON_FINITE
-    except TrainingInterrupted as e:
-        print(f"coe {command}: interrupted: {e}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except BaseException as e:  # sorted by _failure; anything else is re-raised
+        failure = _failure(e)
+        if failure is None:
+            raise
+        code, message = failure
+        print(f"coe {command}: {message}", file=sys.stderr)
+        return code
     return 0
+
+
+def _failure(e: BaseException) -> tuple[int, str] | None:
+    """The exit status and message of an error the user can act on; None for a bug (its traceback shows)
+    and for SystemExit. Library modules are looked up only when already imported: `coe presets` does not
+    import torch to report a bad option."""
+
+    def raised(module: str, name: str) -> bool:
+        cls = getattr(sys.modules.get(module), name, None)
+        return isinstance(cls, type) and isinstance(e, cls)
+
+    if isinstance(e, SystemExit):
+        return None
+    if raised("coe.train.trainer", "TrainingInterrupted"):
+        return EXIT_INTERRUPTED, f"interrupted: {e}"
+    if isinstance(e, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if raised("coe.train.checkpoint", "NonFiniteError"):
+        return EXIT_NON_FINITE, f"error: {e}"
+    if raised("torch.distributed.checkpoint.api", "CheckpointException"):
+        first = next(iter(e.failures.values()), (None,))[0]  # the first rank's own exception
+        return EXIT_BAD_INPUT, f"error: distributed checkpoint: {first if first is not None else e}"
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return EXIT_BAD_INPUT, f"error: {where}{e.strerror or e}"
+    if isinstance(e, ValueError | yaml.YAMLError) or raised("safetensors", "SafetensorError"):
+        return EXIT_BAD_INPUT, f"error: {e}"
+    return None
 
 
 if __name__ == "__main__":
