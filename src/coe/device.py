@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import resource
 import statistics
@@ -84,7 +85,7 @@ def auto_threads(samples: int = 10, interval_s: float = 0.05) -> int:
     """
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     machine = os.cpu_count() or usable
-    busy = round(statistics.mean(_other_runnable() for _ in _ticks(samples, interval_s)))
+    busy = math.floor(statistics.mean(_other_runnable() for _ in _ticks(samples, interval_s)) + 0.5)
     return max(1, min(usable, machine - busy))
 
 

@@ -1,11 +1,17 @@
-"""The grouped backend against the plain loop: outputs and every gradient, edge cases, no host syncs."""
+"""The grouped backend against the plain loop: outputs and every gradient, edge cases, no host syncs. The
+grouped backend has two ways back to tokens (the gather-only combine of the GPU, sum_copies of the CPU):
+both run here."""
+
+import functools
 
 import pytest
 import torch
 
-from coe.nn.dispatch import combine, permute, sort_by_expert
+from coe.nn.dispatch import combine, permute, sort_by_expert, sorted_weights, sum_copies
 from coe.nn.experts import Experts
 from tests.conftest import rel_err
+
+GROUPED = ["grouped-combine", "grouped-add"]  # _grouped(add_copies=False / True)
 
 
 def make_experts(N=6, D=24, F=10):
@@ -15,17 +21,33 @@ def make_experts(N=6, D=24, F=10):
     return experts
 
 
-def run(experts, backend, x, idx, w):
+def layer(experts, backend):
+    if backend in GROUPED:
+        return functools.partial(experts._grouped, add_copies=backend == "grouped-add")
     experts.backend = backend
+    return experts
+
+
+def run(experts, backend, x, idx, w):
     x, w = x.clone().requires_grad_(), w.clone().requires_grad_()
     experts.zero_grad()
-    y = experts(x, idx, w)
+    y = layer(experts, backend)(x, idx, w)
     y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(1)))
     return y, x.grad, w.grad, experts.gate_up_proj.grad.clone(), experts.down_proj.grad.clone()
 
 
+def test_cpu_forward_takes_the_add_path(monkeypatch):
+    experts = make_experts()
+    seen = []
+    original = experts._grouped
+    monkeypatch.setattr(experts, "_grouped", lambda *a, **kw: seen.append(kw) or original(*a, **kw))
+    experts(torch.randn(5, 24), torch.randint(0, 6, (5, 2)), torch.rand(5, 2))
+    assert seen == [{"add_copies": True}]
+
+
+@pytest.mark.parametrize("grouped", GROUPED)
 @pytest.mark.parametrize("routing", ["random", "one_expert", "some_unused"])
-def test_grouped_equals_loop_outputs_and_gradients(routing):
+def test_grouped_equals_loop_outputs_and_gradients(routing, grouped):
     N, T, K = 6, 37, 3
     experts = make_experts(N)
     x = torch.randn(T, 24)
@@ -36,7 +58,7 @@ def test_grouped_equals_loop_outputs_and_gradients(routing):
         idx = torch.full((T, K), 4)
     else:  # experts 0 and 5 receive nothing
         idx = torch.stack([torch.randperm(4)[:K] + 1 for _ in range(T)])
-    grouped = run(experts, "grouped", x, idx, w)
+    grouped = run(experts, grouped, x, idx, w)
     loop = run(experts, "loop", x, idx, w)
     for name, a, b in zip(["y", "dx", "dw", "dgate_up", "ddown"], grouped, loop, strict=True):
         assert rel_err(a, b) < 1e-5, name
@@ -62,6 +84,52 @@ def test_loop_matches_float64_formula():
         assert torch.allclose(y[t], ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("grouped", GROUPED)
+def test_grouped_matches_float64_loop_at_cpu_experiment_shape(grouped):
+    """The CPU experiment's layer shape (hidden 128, width 64, 63 experts, K = 8) on fewer tokens, float32
+    against the loop in float64: outputs and every gradient."""
+    experts = make_experts(N=63, D=128, F=64)
+    T, K = 96, 8
+    x, w = torch.randn(T, 128), torch.rand(T, K)
+    idx = torch.randn(T, 63).topk(K, dim=-1).indices
+    got = run(experts, grouped, x, idx, w)
+    experts.double()
+    want = run(experts, "loop", x.double(), idx, w.double())
+    for name, a, b in zip(["y", "dx", "dw", "dgate_up", "ddown"], got, want, strict=True):
+        assert a.dtype == torch.float32 and rel_err(a.double(), b) < 1e-5, name
+
+
+def test_sorted_weights_and_sum_copies_against_a_loop():
+    T, K, N, D = 7, 3, 5, 4
+    idx = torch.stack([torch.randperm(N)[:K] for _ in range(T)])
+    d = sort_by_expert(idx, N)
+    w = torch.rand(T, K, requires_grad=True)
+    ws = sorted_weights(w, d)  # (M, 1) in expert order
+    y = torch.randn(T * K, D, requires_grad=True)
+    out = sum_copies(y * ws, d, T)
+    want = torch.zeros(T, D)
+    for i in range(T * K):
+        t, k = divmod(d.slot[i].item(), K)
+        assert d.token[i] == t and ws[i, 0] == w[t, k]
+        want[t] += w[t, k] * y[i]
+    assert torch.allclose(out, want, atol=1e-6)
+    g = torch.randn(T, D)
+    out.backward(g)
+    assert torch.allclose(y.grad, g[d.token] * ws.detach(), atol=1e-6)
+    want_dw = torch.zeros(T, K)
+    for i in range(T * K):
+        t, k = divmod(d.slot[i].item(), K)
+        want_dw[t, k] = (g[t] * y[i]).sum()
+    assert torch.allclose(w.grad, want_dw, atol=1e-5)
+
+
+def test_sum_copies_adds_bf16_copies_in_float32():
+    d = sort_by_expert(torch.tensor([[0, 1, 2, 3]]), 4)  # one token, four copies
+    y = torch.tensor([[256.0], [1.0], [1.0], [1.0]], dtype=torch.bfloat16)  # bf16: 256 + 1 rounds to 256
+    out = sum_copies(y, d, 1)
+    assert out.dtype == torch.float32 and out.item() == 259.0
+
+
 def test_dispatch_permute_combine_round_trip():
     idx = torch.tensor([[2, 0], [1, 2], [2, 1]])
     d = sort_by_expert(idx, num_experts=4)
@@ -85,6 +153,8 @@ def test_grouped_path_traces_without_graph_breaks():
     x = torch.randn(16, 24, dtype=torch.bfloat16)
     idx = torch.randint(0, 6, (16, 2))
     w = torch.rand(16, 2)
-    torch._dynamo.reset()
-    compiled = torch.compile(experts._grouped, backend="eager", fullgraph=True)
-    assert rel_err(compiled(x, idx, w), experts._grouped(x, idx, w)) < 1e-6
+    for add_copies in (False, True):
+        torch._dynamo.reset()
+        grouped = functools.partial(experts._grouped, add_copies=add_copies)
+        compiled = torch.compile(grouped, backend="eager", fullgraph=True)
+        assert rel_err(compiled(x, idx, w), grouped(x, idx, w)) < 1e-6

@@ -2,6 +2,10 @@
 
 Shapes: T tokens, D hidden, N experts, K choices per token, M = T * K token copies.
 Nothing here synchronises with the host: sizes are static and counts stay on the device.
+
+Two ways back to tokens: :func:`combine` (gathers only: deterministic and atomic-free on a GPU) and, for the
+CPU, :func:`sorted_weights` with :func:`sum_copies` (the routing weight applied to the F-wide expert hidden
+state, the copies added into their tokens in one pass; CPU index_add is sequential, so deterministic).
 """
 
 from __future__ import annotations
@@ -77,3 +81,21 @@ def combine(y: torch.Tensor, weight: torch.Tensor, dispatch: Dispatch) -> torch.
     T, K = weight.shape
     unsorted = _PermuteRows.apply(y, dispatch.inverse, dispatch.slot, 1).view(T, K, -1)  # (T, K, D)
     return (unsorted * weight.to(y.dtype).unsqueeze(-1)).sum(1)
+
+
+def sorted_weights(weight: torch.Tensor, dispatch: Dispatch) -> torch.Tensor:
+    """Each sorted copy's routing weight, for scaling inside the expert. weight: (T, K) -> (M, 1)."""
+    flat = weight.reshape(-1, 1)
+    return _PermuteRows.apply(flat, dispatch.slot, dispatch.inverse, 1)
+
+
+def sum_copies(y: torch.Tensor, dispatch: Dispatch, num_tokens: int) -> torch.Tensor:
+    """Each token's sum of its K (already weighted) copies. y: (M, D) in expert order -> (T, D), at least
+    float32 (bf16 copies are added in float32, as :func:`combine` does).
+
+    One ``index_add`` pass over y; its backward is the gather ``grad[token]``. Meant for the CPU, where
+    index_add runs sequentially: on a GPU it takes atomics (non-deterministic, slow in bf16), and
+    :func:`combine` is the way there.
+    """
+    dtype = torch.promote_types(y.dtype, torch.float32)
+    return y.new_zeros(num_tokens, y.shape[-1], dtype=dtype).index_add_(0, dispatch.token, y.to(dtype))
