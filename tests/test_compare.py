@@ -38,8 +38,9 @@ def tiny_experiment(out_dir, *, reference=True, **train) -> CompareConfig:
     )
 
 
-def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
+def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path, caplog):
     cfg = tiny_experiment(tmp_path / "cmp")
+    caplog.set_level("INFO")
     out = compare(cfg).parent
     for name in ("report.md", "report.html", "loss_curves.png", "results.json"):
         assert (out / name).stat().st_size > 0, name
@@ -51,6 +52,14 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
     assert rows["moe-8-64"]["tokens"] == rows["coe-2-4-64"]["tokens"] == 4 * 2 * 32
     report = (out / "report.md").read_text()
     assert "| coe-2-4-64 |" in report and "1.121" in report and "loss_curves.png" in report
+    # The answer opens the report and closes the terminal's output, numbers from the runs' summaries.
+    coe, moe = rows["coe-2-4-64"]["val_loss"], rows["moe-8-64"]["val_loss"]
+    answer = (
+        f"CoE-2(4/64) {coe:.3f} vs MoE(8/64) {moe:.3f}: {coe - moe:+.3f} ({100 * (coe - moe) / moe:+.1f}%), "
+        "1 seed"
+    )
+    assert report.startswith(f"# CoE vs MoE: cpu\n\n**{answer}.**\n")
+    assert caplog.messages[-2:] == ["cpu, final validation loss (lower is better):", f"  {answer}"]
     assert (out / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
     # Routing of each final checkpoint: load for both, co-selection only where there are two iterations.
     for preset, figures in (("coe-2-4-64", {"coselection", "load"}), ("moe-8-64", {"load"})):
@@ -125,7 +134,8 @@ def test_compare_writes_a_complete_report_and_skips_finished_runs(tmp_path):
         )
         assert by_seed["0"] != by_seed["1"]  # another initialisation and data order
         assert r["val_loss"] == pytest.approx((by_seed["0"] + by_seed["1"]) / 2)
-    assert f"| moe-8-64 | {rows['moe-8-64']['val_loss']:.4f} | 2 (" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert f"| moe-8-64 | {rows['moe-8-64']['val_loss']:.4f} | baseline | 0, 1 | " in text
     with pytest.raises(ValueError, match=r"seeds=\[1, 1\] is invalid"):
         CompareConfig(seeds=[1, 1])
 
@@ -156,7 +166,13 @@ def test_the_cpu_experiment_gives_the_run_it_gave_before_it_was_a_file(tmp_path)
     legacy.mkdir()
     (legacy / "config.yaml").write_text((ROOT / "tests/fixtures/legacy_cpu_run_config.yaml").read_text())
     now = yaml.safe_load(yaml.safe_dump(run.to_dict()))
-    assert saved_settings(legacy) == now  # every option, housekeeping included
+    saved = saved_settings(legacy)
+    # Every option, housekeeping included, but the end-of-run scoring, resized on purpose (answers stop at
+    # their end, so the longest reference answer fits in max_new_tokens at a small cost).
+    assert (saved["eval"]["accuracy_problems"], saved["eval"]["max_new_tokens"]) == (50, 96)
+    assert (now["eval"]["accuracy_problems"], now["eval"]["max_new_tokens"]) == (32, 192)
+    saved["eval"].update(accuracy_problems=32, max_new_tokens=192)
+    assert saved == now
     assert run.out_dir == "reports/compare/runs/coe-2-4-64-seed1" and run.checkpoint.resume
 
 

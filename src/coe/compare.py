@@ -136,7 +136,8 @@ def finished_run(cfg: CompareConfig, preset: str, seed: int, summary: dict) -> F
 
 def compare(cfg: CompareConfig) -> Path:
     """Train every preset with every seed (skipping finished runs, resuming interrupted ones) and write the
-    report of every preset with at least one finished seed; returns the report's path."""
+    report of every preset with at least one finished seed; returns the report's path. The report's answer
+    (:func:`coe.analysis.comparison.headline`) is logged last."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     finished = []
@@ -149,11 +150,17 @@ def compare(cfg: CompareConfig) -> Path:
         raise ValueError(
             f"none of the presets {cfg.presets} has finished in {out / 'runs'}: nothing to report"
         )
-    return write_report(
+    report = write_report(
         out,
         finished,
         title=f"CoE vs MoE: {cfg.name}",
         description=cfg.description,
         reference=cfg.reference,
         device=cfg.train.runtime.device,
+        progress=cfg.train.logging.progress,
     )
+    answer = json.loads((out / "results.json").read_text())["headline"]
+    log.info("%s, final validation loss (lower is better):", cfg.name)
+    for line in answer:
+        log.info("  %s", line)
+    return report

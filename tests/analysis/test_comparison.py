@@ -2,7 +2,6 @@
 analysis) with summaries overridden by known numbers, so that the means, ranges and peaks of the table can be
 checked."""
 
-import html
 import json
 from dataclasses import replace
 
@@ -12,6 +11,8 @@ from coe.analysis.comparison import (
     FinishedRun,
     ReferenceResults,
     analyze_run,
+    headline,
+    label,
     mean_metrics,
     routing_sentence,
     run_name,
@@ -110,14 +111,39 @@ def test_report_files_and_table(report):
     assert moe["tokens"] == coe["tokens"] == 4 * 4 * 32
     assert moe["revisions"] == coe["revisions"] == [TRAINING_REVISION]
 
+    # The answer first: CoE's loss against the baseline's (the first preset), the gap, the seeds and their
+    # ranges, computed here from the runs' numbers.
+    v = coe["val_loss"]
+    gap = f"{v - 2.5:+.3f} ({100 * (v - 2.5) / 2.5:+.1f}%)"
+    apart = "do not overlap" if v < 2.0 or v > 3.0 else "overlap"
+    answer = (
+        f"CoE-2(4/64) {v:.3f} vs MoE(8/64) 2.500: {gap}, 1 and 2 seeds (over seeds: CoE-2(4/64) {v:.3f}, "
+        f"MoE(8/64) 2.000-3.000; the ranges {apart})"
+    )
+    assert results["headline"] == [answer]
     text = md.read_text()
-    assert text.startswith("# CoE vs MoE\n\nTiny runs. Every run: the same data")
-    assert f"| {REFERENCE.label} |" in text and REFERENCE.note in text
-    assert "| moe-8-64 | 2.5000 | 2 (2.0000-3.0000) | 1.196 | 20.0% |" in text
-    assert f"| coe-2-4-64 | {coe['val_loss']:.4f} | 1 | 1.121 | - |" in text
-    assert "| 2.50 | 20 | " in text  # peak memory, mean train time
+    assert text.startswith(f"# CoE vs MoE\n\n**{answer}.**\n\nFinal validation loss, mean over seeds")
+    assert "Tiny runs. Every run: the same data" in text
+    assert (
+        "| preset | val loss | vs MoE(8/64) | seeds | val loss over seeds | accuracy | params (M) |" in text
+    )
+    assert "| moe-8-64 | 2.5000 | baseline | 0, 1 | 2.000-3.000 | 20.0% |" in text
+    assert f"| coe-2-4-64 | {v:.4f} | {gap} | 0 | - | - |" in text
+    assert "| 2.50 | 20 | cpu |" in text  # peak memory, mean train time, device
+    assert "revision" not in text  # every run is of the current revision
+    # Every column is explained.
+    header = next(line for line in text.splitlines() if line.startswith("| preset |"))
+    for name in header.strip("| ").split(" | "):
+        assert f"- **{name}**: " in text, name
     assert "finished different seeds" in text and "Training revisions" not in text
     assert "loss_curves.png" in text
+    # The published numbers in a table of their own, not a column beside ours.
+    published = text.split(f"## Published numbers: {REFERENCE.label}\n\n{REFERENCE.note}\n\n")[1]
+    assert published.startswith(
+        f"| preset | {REFERENCE.label} | published vs MoE(8/64) | here vs MoE(8/64) |\n|---|---|---|---|\n"
+        f"| moe-8-64 | 1.196 | baseline | baseline |\n| coe-2-4-64 | 1.121 | -0.075 (-6.3%) | {gap} |\n"
+    )
+    assert f"| {REFERENCE.label} |" not in text.split("## Published")[0]
 
 
 def test_report_routing(report, tmp_path):
@@ -131,7 +157,7 @@ def test_report_routing(report, tmp_path):
         assert {p.stem for p in routing.glob("*.png")} == figures, preset
         assert (routing / "report.html").is_file() and (routing / "analysis.json").is_file()
         assert all(f"routing/{preset}/{name}.png" in text for name in figures)
-        assert all(f"<img src='routing/{preset}/{name}.png'" in page for name in figures)
+        assert all(f'<img src="routing/{preset}/{name}.png"' in page for name in figures)
         assert set(rows[preset]["routing"]["figures"]) == figures
         assert routing_sentence(rows[preset]["routing"]) in text
     assert not (out / "routing" / "moe-8-64-seed1").exists()
@@ -158,13 +184,18 @@ def test_report_without_reference_escapes_and_names_old_revisions(tiny_runs, tmp
     assert results["reference"] is None and results["runs"][0]["reference_val_loss"] is None
     assert results["runs"][0]["revisions"] == [1]
     text = md.read_text()
-    assert "paper" not in text and "|---" * 11 + "|" in text  # no reference column
+    # One preset: its loss alone; no published table; the revision column, explained, for an old revision.
+    assert text.startswith(f"# <b>CoE</b> & MoE\n\n**MoE(8/64) {run.summary['val_loss']:.3f}, 1 seed.**")
+    assert "paper" not in text and "Published" not in text and "|---" * 11 + "|" in text
+    assert "- **revision**: the training revisions of the preset's runs: 1: until 2026-12-01" in text
     assert "Training revisions (the last column): 1: until 2026-12-01" in text
     assert "finished different seeds" not in text
+    assert "Accuracy was not measured" in text and "| accuracy |" not in text
     page = (tmp_path / "report.html").read_text()
     assert "<script>" not in page and "<b>" not in page
-    assert html.escape(HOSTILE) in page and "<title>&lt;b&gt;CoE&lt;/b&gt; &amp; MoE</title>" in page
+    assert "&lt;script&gt;alert(" in page and "<title>&lt;b&gt;CoE&lt;/b&gt; &amp; MoE</title>" in page
     assert page.count("<th>") == 11
+    assert "<code>coe analyze RUN_DIR</code>" in page and "`" not in page  # Markdown rendered
 
 
 def test_write_report_rejects_no_runs_and_repeated_runs(tiny_runs, tmp_path):
@@ -232,5 +263,63 @@ def test_report_shows_the_test_loss_where_runs_measured_it(tiny_runs, tmp_path):
     rows = {r["preset"]: r for r in json.loads((tmp_path / "r" / "results.json").read_text())["runs"]}
     assert rows["moe-8-64"]["test_loss"] == pytest.approx(3.0) and rows["coe-2-4-64"]["test_loss"] is None
     text = md.read_text()
-    assert "| val loss | seeds (range) | test loss | accuracy |" in text
+    assert "| val loss | vs MoE(8/64) | seeds | val loss over seeds | test loss | params (M) |" in text
     assert "| 3.0000 | " in text and " | - | " in text
+    # Both measured the test loss: the answer gives it beside the validation loss.
+    coe_1 = replace(coe, seed=1, run_dir=tmp_path / "none", summary={**coe.summary, "test_loss": 3.5})
+    md = write_report(
+        tmp_path / "s",
+        [moe, moe_1, replace(coe, summary={**coe.summary, "test_loss": 2.5}), coe_1],
+        title="t",
+        description="d.",
+        device="cpu",
+    )
+    v, mv = coe.summary["val_loss"], moe.summary["val_loss"]
+    assert md.read_text().startswith(
+        f"# t\n\n**CoE-2(4/64) vs MoE(8/64): validation loss {v:.3f} vs {mv:.3f}, "
+        f"{v - mv:+.3f} ({100 * (v - mv) / mv:+.1f}%); test loss 3.000 vs 3.000, +0.000 (+0.0%); 2 seeds"
+    )
+
+
+def _row(preset, losses, test=None):
+    """A results.json entry with the fields the answer reads."""
+    return {
+        "preset": preset,
+        "label": label(preset),
+        "seeds": list(range(len(losses))),
+        "val_loss": sum(losses) / len(losses),
+        "val_loss_by_seed": {str(i): x for i, x in enumerate(losses)},
+        "test_loss": test,
+    }
+
+
+def test_headline_states_each_comparison_in_numbers():
+    moe = _row("moe-8-64", [1.17, 1.19, 1.186])
+    coe = _row("coe-2-4-64", [1.13, 1.15, 1.137])
+    wide = _row("moe-16-64", [1.16, 1.20, 1.18], test=1.5)
+    assert label("moe-8-64-12l") == "moe-8-64-12l" and label("coe-2-8-64") == "CoE-2(8/64)"
+    assert headline([moe, coe, wide]) == [
+        "CoE-2(4/64) 1.139 vs MoE(8/64) 1.182: -0.043 (-3.6%), 3 seeds (over seeds: CoE-2(4/64) "
+        "1.130-1.150, MoE(8/64) 1.170-1.190; the ranges do not overlap)",
+        "MoE(16/64) 1.180 vs MoE(8/64) 1.182: -0.002 (-0.2%), 3 seeds (over seeds: MoE(16/64) "
+        "1.160-1.200, MoE(8/64) 1.170-1.190; the ranges overlap)",
+    ]
+    moe["test_loss"] = 1.6
+    assert headline([moe, wide])[0] == (
+        "MoE(16/64) vs MoE(8/64): validation loss 1.180 vs 1.182, -0.002 (-0.2%); test loss 1.500 vs "
+        "1.600, -0.100 (-6.3%); 3 seeds (over seeds: MoE(16/64) 1.160-1.200, MoE(8/64) 1.170-1.190; the "
+        "ranges overlap)"
+    )
+    assert headline([_row("coe-2-4-64", [1.5])]) == ["CoE-2(4/64) 1.500, 1 seed"]
+    assert headline([_row("moe-8-64", [1.2, 1.0])]) == ["MoE(8/64) 1.100, 2 seeds (1.000-1.200)"]
+
+
+def test_report_leaves_out_an_accuracy_of_zero_for_every_preset(tiny_runs, tmp_path):
+    moe = finished(tiny_runs["moe-8-64"], "moe-8-64", accuracy=0.0, accuracy_problems=32)
+    coe = finished(tiny_runs["coe-2-4-64"], "coe-2-4-64", accuracy=0.0, accuracy_problems=32)
+    text = write_report(tmp_path / "zero", [moe, coe], title="t", description="d.", device="cpu").read_text()
+    assert "| accuracy |" not in text and "**accuracy**" not in text
+    assert "exact match was 0% on 32 held-out problems for every preset" in text
+    coe = replace(coe, summary={**coe.summary, "accuracy": 1 / 32})
+    text = write_report(tmp_path / "one", [moe, coe], title="t", description="d.", device="cpu").read_text()
+    assert "| accuracy |" in text and "| 3.1% |" in text and "0% on" not in text

@@ -92,3 +92,16 @@ def test_a_padded_run_is_analysed_on_its_documents_without_padding(tiny_runs, tm
     assert json.loads((report.parent / "analysis.json").read_text())["tokens"] == 256
     batch = made[0].batch([0, 1])
     assert "document_ids" in batch and "attention_mask" not in batch
+
+
+def test_analysis_shows_progress_when_asked(tiny_runs, tmp_path, capsys):
+    checkpoint = latest_checkpoint(tiny_runs["coe-2-4-64"])
+    # 256 tokens in sequences of 32, 2 a batch: 4 forwards.
+    options = {"data": DATA, "tokens": 256, "seq_len": 32, "batch_size": 2, "figures": ["load"]}
+    analyze_checkpoint(checkpoint, tmp_path / "a", progress=True, description="routing of x", **options)
+    err = capsys.readouterr().err
+    assert "routing of x" in err and "4/4" in err and "batch" in err
+    assert "figures" in err and "1/1" in err
+    analyze_checkpoint(checkpoint, tmp_path / "b", progress=False, **options)
+    err = capsys.readouterr().err
+    assert "routing" not in err and "figures" not in err

@@ -1,23 +1,28 @@
 """The report of a comparison: finished training runs of several presets side by side (one row per preset, the
 mean over its seeds), their loss curves, and the routing of each preset's final checkpoint.
 
-    out/report.md, out/report.html   the table with its notes, the loss curves, the routing per preset
+    out/report.md, out/report.html   the answer in numbers, the table with its columns explained, the loss
+                                     curves, published numbers, the routing per preset
     out/loss_curves.png              validation and training loss, each preset's mean over its seeds
-    out/results.json                 every number of the table, one entry per preset
+    out/results.json                 every number of the table, one entry per preset, and the answer's lines
     out/routing/<run name>/          the routing analysis of each preset's lowest finished seed
 
-Published numbers (:class:`ReferenceResults`) go in a column of their own when they are given.
+The first preset is the baseline: the report opens with every other preset's final validation loss against
+it (:func:`headline`). Published numbers (:class:`ReferenceResults`) get a table of their own when given.
+report.html is report.md rendered (:func:`coe.analysis.html.markdown_html`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coe.analysis.html import escape, page, table
+from coe.analysis.html import markdown_html, page
 from coe.data import DataSpec
 from coe.presets import list_presets
 from coe.train.config import TRAINING_REVISION, TRAINING_REVISIONS, run_revision
@@ -60,6 +65,15 @@ class ReferenceResults:
     """One sentence on how comparable they are (ends the report's introduction)."""
 
 
+_PAPER_LABEL = re.compile(r"(?:CoE-\d+|MoE)\(\d+/\d+\)")
+
+
+def label(preset: str) -> str:
+    """The paper's name of a preset ("CoE-2(4/64)") where its description opens with one, else the preset."""
+    head = list_presets()[preset].split(":")[0]
+    return head if _PAPER_LABEL.fullmatch(head) else preset
+
+
 def run_name(preset: str, seed: int) -> str:
     """The run directory's name: the preset, and the seed unless it is 0 (the runs of one seed keep the names
     they had before there were seeds)."""
@@ -75,9 +89,12 @@ def _mean_of(summaries: list[dict], key: str) -> float | None:
     return _mean([x[key] for x in summaries if x.get(key) is not None])
 
 
-def analyze_run(out: Path, run: FinishedRun, *, device: str = "auto") -> dict[str, Any] | None:
+def analyze_run(
+    out: Path, run: FinishedRun, *, device: str = "auto", progress: bool | None = None
+) -> dict[str, Any] | None:
     """Routing analysis of a run's final checkpoint into ``out/routing/<run name>`` (co-selection and load
-    figures, analysis.json, report.html) and its headline numbers.
+    figures, analysis.json, report.html) and its headline numbers. ``progress``: progress bars of the
+    analysis (None: on a terminal only).
 
     A run whose checkpoints are gone (checkpoints stay out of the repository) keeps the analysis written while
     they were there; None when there is neither.
@@ -98,6 +115,8 @@ def analyze_run(out: Path, run: FinishedRun, *, device: str = "auto") -> dict[st
             seq_len=min(run.seq_len, ROUTING_TOKENS),
             device=resolve_device(device),
             figures=ROUTING_FIGURES,
+            progress=progress,
+            description=f"routing of {name}",
         )
     elif (target / JSON_FILE).is_file():
         log.info("%s has no checkpoint in %s: the routing analysis in %s is kept", name, run.run_dir, target)
@@ -175,11 +194,13 @@ def _row(
     config = CoEConfig.from_preset(first.preset, size=first.model_size)
     return {
         "preset": first.preset,
+        "label": label(first.preset),
         "description": list_presets()[first.preset],
         "seeds": list(summaries),
         "val_loss": _mean_of(values, "val_loss"),
         "test_loss": _mean_of(values, "test_loss"),
         "accuracy": _mean_of(values, "accuracy"),
+        "accuracy_problems": s.get("accuracy_problems"),
         "val_loss_by_seed": {str(seed): x["val_loss"] for seed, x in summaries.items()},
         "revisions": sorted({run_revision(x) for x in values}),
         "reference_val_loss": None if reference is None else reference.val_loss.get(first.preset),
@@ -198,46 +219,200 @@ def _row(
     }
 
 
-def _cells(r: dict[str, Any], reference: ReferenceResults | None, test_loss: bool) -> list[str]:
-    """A results.json entry as the table's cells (``test_loss``: with the test-split loss column)."""
-    acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
-    losses = r["val_loss_by_seed"].values()
-    seeds = str(len(losses)) + (f" ({min(losses):.4f}-{max(losses):.4f})" if len(losses) > 1 else "")
-    published = (
-        []
-        if reference is None
-        else ["-" if r["reference_val_loss"] is None else f"{r['reference_val_loss']:.3f}"]
+def _gap(value: float, baseline: float) -> str:
+    """``value - baseline`` and its share of ``baseline``: "-0.043 (-3.6%)"."""
+    return f"{value - baseline:+.3f} ({100 * (value - baseline) / baseline:+.1f}%)"
+
+
+def _spread(values: list[float]) -> str:
+    """The range of ``values`` ("1.130-1.150"), or the one value."""
+    low, high = min(values), max(values)
+    return f"{low:.3f}" if low == high else f"{low:.3f}-{high:.3f}"
+
+
+def _seeds(r: dict[str, Any], base: dict[str, Any]) -> str:
+    """How many seeds two presets' means are over and, with several, each one's range over its seeds."""
+    n, m = len(r["seeds"]), len(base["seeds"])
+    count = f"{n} seed{'s' if n > 1 else ''}" if n == m else f"{n} and {m} seeds"
+    if n == m == 1:
+        return count
+    a, b = list(r["val_loss_by_seed"].values()), list(base["val_loss_by_seed"].values())
+    apart = max(a) < min(b) or max(b) < min(a)
+    return (
+        f"{count} (over seeds: {r['label']} {_spread(a)}, {base['label']} {_spread(b)}; the ranges "
+        f"{'do not overlap' if apart else 'overlap'})"
     )
-    test = ["-" if r["test_loss"] is None else f"{r['test_loss']:.4f}"] if test_loss else []
-    return [
-        r["preset"],
-        f"{r['val_loss']:.4f}",
-        seeds,
-        *test,
-        *published,
-        acc,
-        f"{r['total_params_M']:.2f}",
-        f"{r['active_params_M']:.2f}",
-        f"{r['expert_combinations']:.3g}",
-        f"{r['tokens_per_s']:,.0f}",
-        f"{r['peak_memory_gib']:.2f}",
-        f"{r['train_time_s']:.0f}",
-        ", ".join(map(str, r["revisions"])),
-    ]
 
 
-def _intro(rows: list[dict[str, Any]], description: str, reference: ReferenceResults | None) -> str:
-    """The paragraph above the table: the experiment, what the runs share, what the numbers are."""
-    tokens = sorted({r["tokens"] for r in rows})
+def headline(rows: list[dict[str, Any]]) -> list[str]:
+    """The comparison in numbers, one line per preset after the first (the baseline): final validation loss
+    (mean over seeds) against the baseline's, the difference and its share, the seeds and their ranges; and
+    the test loss beside it where both measured it. One preset: its loss alone.
+
+    ``rows``: results.json entries (:func:`_row`), the baseline first.
+    """
+    base = rows[0]
+    if len(rows) == 1:
+        n = len(base["seeds"])
+        losses = list(base["val_loss_by_seed"].values())
+        seeds = f"{n} seed{'s' if n > 1 else ''}" + (f" ({_spread(losses)})" if n > 1 else "")
+        return [f"{base['label']} {base['val_loss']:.3f}, {seeds}"]
+    lines = []
+    for r in rows[1:]:
+        a, b = r["label"], base["label"]
+        if r["test_loss"] is not None and base["test_loss"] is not None:
+            lines.append(
+                f"{a} vs {b}: validation loss {r['val_loss']:.3f} vs {base['val_loss']:.3f}, "
+                f"{_gap(r['val_loss'], base['val_loss'])}; test loss {r['test_loss']:.3f} vs "
+                f"{base['test_loss']:.3f}, {_gap(r['test_loss'], base['test_loss'])}; {_seeds(r, base)}"
+            )
+        else:
+            lines.append(
+                f"{a} {r['val_loss']:.3f} vs {b} {base['val_loss']:.3f}: "
+                f"{_gap(r['val_loss'], base['val_loss'])}, {_seeds(r, base)}"
+            )
+    return lines
+
+
+@dataclass
+class Column:
+    """A column of the report's table: its header, what it means, and its cell of a results.json entry."""
+
+    name: str
+    note: str
+    cell: Callable[[dict[str, Any]], str]
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _columns(rows: list[dict[str, Any]], accuracy: bool) -> list[Column]:
+    """The table's columns for ``rows`` (the baseline first): those that say something for these runs.
+    ``accuracy``: with the accuracy column."""
+    base = rows[0]
+    several = any(len(r["seeds"]) > 1 for r in rows)
+    test = any(r["test_loss"] is not None for r in rows)
     revisions = sorted({v for r in rows for v in r["revisions"]})
+    columns = [
+        Column(
+            "preset", "the configuration (`coe presets`; described below the table).", lambda r: r["preset"]
+        ),
+        Column(
+            "val loss",
+            "language-model loss on the validation split at the last step, mean over the preset's seeds; "
+            "lower is better.",
+            lambda r: _loss(r["val_loss"]),
+        ),
+    ]
+    if len(rows) > 1:
+        columns.append(
+            Column(
+                f"vs {base['label']}",
+                f"val loss minus the baseline's ({base['preset']}, the first preset), and that as a share "
+                "of the baseline's.",
+                lambda r: "baseline" if r is base else _gap(r["val_loss"], base["val_loss"]),
+            )
+        )
+    columns.append(
+        Column(
+            "seeds",
+            "the seeds the preset finished; its numbers are means over them (peak memory: the largest).",
+            lambda r: ", ".join(map(str, r["seeds"])),
+        )
+    )
+    if several:
+        columns.append(
+            Column(
+                "val loss over seeds",
+                "the lowest and highest val loss of the preset's seeds ('-' for one seed).",
+                lambda r: "-" if len(r["seeds"]) == 1 else _spread(list(r["val_loss_by_seed"].values())),
+            )
+        )
+    if test:
+        columns.append(
+            Column(
+                "test loss",
+                "language-model loss on the test split (eval.test_loss: a transfer set beside an "
+                "in-distribution validation split), mean over seeds; '-' where not measured.",
+                lambda r: _loss(r["test_loss"]),
+            )
+        )
+    if accuracy:
+        columns.append(
+            Column(
+                "accuracy",
+                "exact match of the number after `####` under greedy decoding on held-out problems, mean "
+                "over seeds; '-' where not measured.",
+                lambda r: "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%",
+            )
+        )
+    columns += [
+        Column("params (M)", "parameters in millions.", lambda r: f"{r['total_params_M']:.2f}"),
+        Column(
+            "active (M)",
+            "parameters a token uses in millions (shared and chosen experts, attention, embeddings).",
+            lambda r: f"{r['active_params_M']:.2f}",
+        ),
+        Column(
+            "expert paths",
+            "routing paths through one MoE layer, C(N, K)^C: K of N routed experts chosen in each of C "
+            "iterations.",
+            lambda r: f"{r['expert_combinations']:.3g}",
+        ),
+        Column(
+            "tokens/s",
+            "training tokens per second, mean over seeds, on the device of the device column.",
+            lambda r: f"{r['tokens_per_s']:,.0f}",
+        ),
+        Column(
+            "peak mem (GiB)",
+            "the largest peak memory of the seeds: allocated GPU memory on a GPU, the process's resident "
+            "set on a CPU (the whole process: data and tokenizer included).",
+            lambda r: f"{r['peak_memory_gib']:.2f}",
+        ),
+        Column("train time (s)", "training time, mean over seeds.", lambda r: f"{r['train_time_s']:.0f}"),
+        Column("device", "where the lowest seed trained.", lambda r: str(r["device"])),
+    ]
+    if revisions != [TRAINING_REVISION]:
+        columns.append(
+            Column(
+                "revision",
+                "the training revisions of the preset's runs: "
+                + "; ".join(f"{v}: {TRAINING_REVISIONS[v]}" for v in revisions)
+                + ". Runs of different revisions computed different things: compare them with care.",
+                lambda r: ", ".join(map(str, r["revisions"])),
+            )
+        )
+    return columns
+
+
+def _accuracy_note(rows: list[dict[str, Any]]) -> str | None:
+    """Why the accuracy column is left out (None: it is shown): not measured, or 0 for every preset."""
+    measured = [r for r in rows if r["accuracy"] is not None]
+    if not measured:
+        return "Accuracy was not measured (eval.accuracy_problems 0)."
+    if any(r["accuracy"] > 0 for r in measured):
+        return None
+    problems = sorted({r["accuracy_problems"] for r in measured if r.get("accuracy_problems")})
+    on = f" on {', '.join(map(str, problems))} held-out problems" if problems else ""
+    return (
+        f"Accuracy is left out of the table: exact match was 0%{on} for every preset, so it does not tell "
+        "them apart (models this small or this briefly trained do not yet solve the problems)."
+    )
+
+
+def _intro(rows: list[dict[str, Any]], description: str) -> str:
+    """The paragraph under the answer: the experiment, what the runs share, where the seeds differ."""
+    tokens = sorted({r["tokens"] for r in rows})
     sentences = [
         description,
         (
             f"Every run: the same data and token budget ({', '.join(f'{t:,}' for t in tokens)} training "
             "tokens); under one seed every preset has the same initialisation stream and data order."
         ),
-        "Numbers are means over a preset's seeds (peak memory: the largest).",
     ]
+    revisions = sorted({v for r in rows for v in r["revisions"]})
     if revisions != [TRAINING_REVISION]:
         sentences.append(
             "Training revisions (the last column): "
@@ -249,13 +424,40 @@ def _intro(rows: list[dict[str, Any]], description: str, reference: ReferenceRes
             "The presets have finished different seeds (the 'seeds' column), so their means are "
             "not over the same seeds: compare them with care."
         )
-    sentences.append(
-        "Validation loss is the language-model loss on the validation split; accuracy is exact "
-        "match of the number after `####` under greedy decoding on held-out problems."
-    )
-    if reference is not None:
-        sentences.append(reference.note)
     return " ".join(s for s in sentences if s)
+
+
+def _table(header: list[str], cells: list[list[str]]) -> list[str]:
+    """A Markdown table (``|`` in a cell escaped)."""
+    row = lambda values: "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"  # noqa: E731
+    return [row(header), "|" + "---|" * len(header), *map(row, cells)]
+
+
+def _reference_table(rows: list[dict[str, Any]], reference: ReferenceResults) -> list[str]:
+    """The published numbers in a section of their own: each preset's, its gap to the baseline there and
+    ours here (only the ordering is comparable across data)."""
+    base = rows[0]
+    published = [r for r in rows if r["reference_val_loss"] is not None]
+    md = ["", f"## Published numbers: {reference.label}", ""]
+    if reference.note:
+        md += [reference.note, ""]
+    if not published:
+        return [*md, "None of these presets has a published number."]
+    header = ["preset", reference.label]
+    theirs = base["reference_val_loss"]
+    if theirs is not None and len(published) > 1:
+        header += [f"published vs {base['label']}", f"here vs {base['label']}"]
+    cells = []
+    for r in published:
+        cell = [r["preset"], f"{r['reference_val_loss']:.3f}"]
+        if len(header) > 2:
+            same = r is base
+            cell += [
+                "baseline" if same else _gap(r["reference_val_loss"], theirs),
+                "baseline" if same else _gap(r["val_loss"], base["val_loss"]),
+            ]
+        cells.append(cell)
+    return md + _table(header, cells)
 
 
 ROUTING_INTRO = (
@@ -274,17 +476,20 @@ def write_report(
     description: str,
     reference: ReferenceResults | None = None,
     device: str = "auto",
+    progress: bool | None = None,
 ) -> Path:
     """The report of ``runs`` in ``out``: report.md, report.html, loss_curves.png, results.json and
     routing/<run name>/ (the final checkpoint of each preset's lowest finished seed analysed on ``device``).
 
     Args:
         out: the report directory (made if need be)
-        runs: the finished runs, one per (preset, seed); a preset's seeds are averaged
+        runs: the finished runs, one per (preset, seed); a preset's seeds are averaged; the first preset
+            is the baseline the others are measured against
         title: the report's heading
         description: one sentence on the experiment, at the start of the introduction
-        reference: published validation losses, a column of their own (None: no such column)
+        reference: published validation losses, a table of their own (None: no such table)
         device: where the routing analysis runs ("auto", "cpu", "cuda", ...)
+        progress: progress bars of the routing analysis (None: on a terminal only)
 
     Returns the path of report.md.
     """
@@ -298,20 +503,22 @@ def write_report(
     loss_curves(
         out / "loss_curves.png",
         {
-            preset: mean_metrics([run.metrics for run in by_seed.values()])
+            label(preset): mean_metrics([run.metrics for run in by_seed.values()])
             for preset, by_seed in presets.items()
         },
     )
     routing = {
-        preset: analyze_run(out, next(iter(by_seed.values())), device=device)
+        preset: analyze_run(out, next(iter(by_seed.values())), device=device, progress=progress)
         for preset, by_seed in presets.items()
     }
     rows = [_row(by_seed, routing[preset], reference) for preset, by_seed in presets.items()]
+    answer = headline(rows)
     (out / "results.json").write_text(
         json.dumps(
             {
                 "title": title,
                 "description": description,
+                "headline": answer,
                 "reference": None
                 if reference is None
                 else {"label": reference.label, "note": reference.note},
@@ -321,62 +528,36 @@ def write_report(
         )
     )
 
-    # The loss on the test split, where the runs measured it (eval.test_loss): with validation in the
-    # training distribution and a test set from elsewhere (GSM8K test), the transfer beside it.
-    test_loss = any(r["test_loss"] is not None for r in rows)
-    header = [
-        "preset",
-        "val loss",
-        "seeds (range)",
-        *(["test loss"] if test_loss else []),
-        *([] if reference is None else [reference.label]),
-        "accuracy",
-        "params (M)",
-        "active (M)",
-        "expert paths C(N,K)^C",
-        "tokens/s",
-        "peak mem (GiB)",
-        "train time (s)",
-        "revision",
-    ]
-    cells = [_cells(r, reference, test_loss) for r in rows]
-    intro = _intro(rows, description, reference)
-    md = [
-        f"# {title}",
-        "",
-        intro,
-        "",
-        "![validation loss](loss_curves.png)",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
-    md += ["| " + " | ".join(row) + " |" for row in cells]
+    accuracy_note = _accuracy_note(rows)
+    columns = _columns(rows, accuracy=accuracy_note is None)
+    what = "Final validation loss, mean over seeds, lower is better"
+    if len(rows) > 1:
+        what += f"; differences against the baseline, {rows[0]['label']} (the first preset)"
+    md = [f"# {title}", ""]
+    md += [f"**{answer[0]}.**"] if len(answer) == 1 else [f"- **{line}.**" for line in answer]
+    md += ["", what + ".", "", _intro(rows, description), ""]
+    md += _table([c.name for c in columns], [[c.cell(r) for c in columns] for r in rows])
+    md += ["", "Columns:", ""] + [f"- **{c.name}**: {c.note}" for c in columns]
+    if accuracy_note:
+        md += ["", accuracy_note]
     md += ["", "Presets:", ""] + [f"- `{r['preset']}`: {r['description']}" for r in rows]
+    md += [
+        "",
+        "![validation and training loss](loss_curves.png)",
+        "",
+        "Loss curves: each preset's mean over its seeds, on a linear axis zoomed past the first steps; the "
+        "final validation losses are written at the ends of the curves.",
+    ]
+    if reference is not None:
+        md += _reference_table(rows, reference)
     md += ["", "## Routing", "", ROUTING_INTRO]
-    routing_html = []
     for preset, r in routing.items():
         if r is None:
             continue
-        images = [f"{r['dir']}/{figure}.png" for figure in r["figures"]]
         md += ["", f"### {preset}", "", routing_sentence(r) + f" [Report]({r['dir']}/report.html).", ""]
-        md += [f"![{preset} {Path(image).stem}]({image})" for image in images]
-        routing_html.append(
-            f"<h3>{escape(preset)}</h3><p>{escape(routing_sentence(r))} "
-            f"<a href='{escape(r['dir'])}/report.html'>Report</a>.</p>"
-            + "".join(
-                f"<img src='{escape(image)}' alt='{escape(f'{preset} {Path(image).stem}')}'>"
-                for image in images
-            )
-        )
-    (out / "report.md").write_text("\n".join(md) + "\n")
-    (out / "report.html").write_text(
-        page(
-            title,
-            f"<p>{escape(intro)}</p><img src='loss_curves.png' alt='validation loss' width='900'>"
-            + table(header, cells)
-            + f"<h2>Routing</h2><p>{escape(ROUTING_INTRO)}</p>"
-            + "".join(routing_html),
-        )
-    )
+        md += [f"![{preset} {figure}]({r['dir']}/{figure}.png)" for figure in r["figures"]]
+    text = "\n".join(md) + "\n"
+    (out / "report.md").write_text(text)
+    body = text.split("\n", 1)[1]  # the title is the page's own heading
+    (out / "report.html").write_text(page(title, markdown_html(body)))
     return out / "report.md"

@@ -25,6 +25,10 @@ LIFT_PRIOR = 1.0  # pseudo-count of the lift heatmaps: cells expecting few token
 PROBABILITY_CMAP = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
 LIFT_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad="lightgrey")
 LIFT_NORM = TwoSlopeNorm(0, -LIFT_RANGE, LIFT_RANGE)
+# Co-selection lift shows preferred successors only: white up to the independent rate, red above it. On a
+# few thousand tokens most of the 63 x 63 cells expect a token or two, and a diverging scale paints that
+# noise as strongly as the pairs that matter.
+PREFERENCE_CMAP = matplotlib.colormaps["Reds"].with_extremes(bad="lightgrey")
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -44,14 +48,14 @@ def _log2_lift(lift: np.ndarray) -> np.ndarray:
 
 
 def _expert_ticks(ax, order: list[int], axis: str) -> None:
-    """Expert ids (in display order) as tick labels: all when they fit, else every 4th or 16th."""
-    step = 1 if len(order) <= 32 else 4 if len(order) <= 128 else 16
+    """Expert ids (in display order) as tick labels: all when they fit, else every 2nd, 4th or 16th."""
+    step = 1 if len(order) <= 32 else 2 if len(order) <= 64 else 4 if len(order) <= 128 else 16
     positions = list(range(0, len(order), step))
     labels = [str(order[p]) for p in positions]
     if axis == "x":
-        ax.set_xticks(positions, labels, fontsize=5, rotation=90)
+        ax.set_xticks(positions, labels, fontsize=7, rotation=90)
     else:
-        ax.set_yticks(positions, labels, fontsize=5)
+        ax.set_yticks(positions, labels, fontsize=7)
 
 
 def plot_load(summary: dict[str, Any], path: Path) -> Path:
@@ -87,7 +91,7 @@ def plot_coselection(summary: dict[str, Any], path: Path) -> Path | None:
     if not panels:
         return None
     K = summary["model"]["top_k"]
-    fig = Figure(figsize=(11, 5.2 * len(panels)), layout="constrained")
+    fig = Figure(figsize=(14, 6.6 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for (ax_p, ax_l), (layer, t, tr) in zip(axes, panels, strict=True):
         counts = np.array(tr["coselection"], dtype=float)  # (N, N)
@@ -102,18 +106,20 @@ def plot_coselection(summary: dict[str, Any], path: Path) -> Path | None:
         fig.colorbar(im, ax=ax_p, shrink=0.8, label=f"P(j at {b} | i at {a})")
         ax_p.set_title(f"layer {layer['layer']}: iteration {a} -> {b}, P(j | i)", fontsize=10)
         im = ax_l.imshow(
-            _log2_lift(lift[np.ix_(rows, cols)]),
-            cmap=LIFT_CMAP,
-            norm=LIFT_NORM,
+            np.clip(_log2_lift(lift[np.ix_(rows, cols)]), 0, LIFT_RANGE),
+            cmap=PREFERENCE_CMAP,
+            vmin=0,
+            vmax=LIFT_RANGE,
             aspect="auto",
             interpolation="nearest",
         )
-        fig.colorbar(im, ax=ax_l, shrink=0.8, label="log2(observed / independent)")
+        bar = fig.colorbar(im, ax=ax_l, shrink=0.8, label="observed / independent (white: at most 1)")
+        bar.set_ticks(range(int(LIFT_RANGE) + 1), labels=[f"{2**v}x" for v in range(int(LIFT_RANGE) + 1)])
         again = f"re-selection {tr['expert_reselection']:.3f} vs {tr['expert_reselection_expected']:.3f}"
-        ax_l.set_title(f"layer {layer['layer']}: lift over independence ({again})", fontsize=10)
+        ax_l.set_title(f"layer {layer['layer']}: preferred successors ({again})", fontsize=10)
         for ax in (ax_p, ax_l):
-            ax.set_xlabel(f"expert j at iteration {b} (ordered)", fontsize=8)
-            ax.set_ylabel(f"expert i at iteration {a} (ordered)", fontsize=8)
+            ax.set_xlabel(f"expert j at iteration {b} (grouped by who chooses them)", fontsize=9)
+            ax.set_ylabel(f"expert i at iteration {a} (by preferred successor)", fontsize=9)
             _expert_ticks(ax, cols, "x")
             _expert_ticks(ax, rows, "y")
     fig.suptitle(f"Co-selection between iterations over {summary['tokens']:,} tokens (grey: unused expert)")
@@ -242,25 +248,122 @@ def plot_paths(summary: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _zoom(ax, series: list[tuple[list[int], list[float]]], skip: float = 0.2) -> None:
+    """A linear y range that fits every point after the first ``skip`` share of the steps (the steep start
+    would otherwise flatten the part where the curves separate), with a margin."""
+    last = max((x[-1] for x, _ in series if x), default=0)
+    kept = [v for x, y in series for s, v in zip(x, y, strict=True) if s >= skip * last] or [
+        v for _, y in series for v in y
+    ]
+    if not kept:
+        return
+    low, high = min(kept), max(kept)
+    pad = 0.08 * max(high - low, 1e-3 * max(abs(high), 1.0))
+    ax.set_ylim(low - pad, high + pad)
+
+
+def _mark_ends(ax, ends: list[tuple[float, float, str]]) -> None:
+    """Write each curve's final value beside its last point, in its colour, nudged apart when close."""
+    low, high = ax.get_ylim()
+    gap = 0.06 * (high - low)
+    placed: list[float] = []
+    for x, y, color in sorted(ends, key=lambda e: e[1]):
+        at = max(y, placed[-1] + gap) if placed else y
+        placed.append(at)
+        ax.plot([x], [y], marker="o", color=color, ms=5)
+        ax.annotate(
+            f"{y:.3f}",
+            (x, y),
+            xytext=(8, (at - y) / (high - low) * ax.bbox.height * 72 / ax.figure.dpi),
+            textcoords="offset points",
+            va="center",
+            color=color,
+            fontsize=9,
+            fontweight="bold",
+            annotation_clip=False,
+        )
+
+
+def _smooth(values: list[float], window: int) -> np.ndarray:
+    """A trailing moving average (the first points average what there is so far)."""
+    v = np.asarray(values, dtype=float)
+    if window <= 1 or len(v) == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    n = np.minimum(np.arange(1, len(v) + 1), window)
+    return (c[1:] - c[np.arange(1, len(v) + 1) - n]) / n
+
+
 def loss_curves(path: Path, curves: dict[str, list[dict[str, Any]]]) -> Path:
-    """Validation (left) and training (right) loss against the step, one line per entry of ``curves``:
-    label -> loss records ({"split", "step", "loss"}, as :func:`coe.train.metrics.read_metrics` gives them;
-    records of other splits are left out)."""
-    fig = Figure(figsize=(12, 4.5))
-    ax_val, ax_train = fig.subplots(1, 2)
-    for label, metrics in curves.items():
-        val = [m for m in metrics if m["split"] == "val"]
-        train = [m for m in metrics if m["split"] == "train"]
-        ax_val.plot([m["step"] for m in val], [m["loss"] for m in val], marker="o", label=label)
-        ax_train.plot([m["step"] for m in train], [m["loss"] for m in train], label=label)
-    for ax, title in ((ax_val, "validation loss"), (ax_train, "training loss")):
+    """Validation loss (left), with two or more curves each one's validation loss minus the first's
+    (middle), and training loss (right) against the step, one line per entry of ``curves``: label -> loss
+    records ({"split", "step", "loss"}, as :func:`coe.train.metrics.read_metrics` gives them; records of
+    other splits are left out). Linear axes zoomed past the first steps; final validation losses written
+    at the ends of the curves; the training loss as a moving average over the logged points."""
+    diff = len(curves) > 1
+    fig = Figure(figsize=(16 if diff else 12, 4.8), layout="constrained")
+    axes = fig.subplots(1, 3 if diff else 2)
+    ax_val, ax_train = axes[0], axes[-1]
+    colors = matplotlib.colormaps["tab10"].colors
+    val = {
+        label: (
+            [m["step"] for m in ms if m["split"] == "val"],
+            [m["loss"] for m in ms if m["split"] == "val"],
+        )
+        for label, ms in curves.items()
+    }
+    train = {
+        label: (
+            [m["step"] for m in ms if m["split"] == "train"],
+            [m["loss"] for m in ms if m["split"] == "train"],
+        )
+        for label, ms in curves.items()
+    }
+    ends = []
+    for i, (label, (steps, losses)) in enumerate(val.items()):
+        color = colors[i % len(colors)]
+        ax_val.plot(steps, losses, marker="o", ms=3, color=color, label=label)
+        if steps:
+            ends.append((steps[-1], losses[-1], color))
+    _zoom(ax_val, list(val.values()))
+    _mark_ends(ax_val, ends)
+    ax_val.set_title("validation loss (final values marked)")
+    smoothed = {}
+    for i, (label, (steps, losses)) in enumerate(train.items()):
+        color = colors[i % len(colors)]
+        smoothed[label] = (steps, list(_smooth(losses, max(1, len(losses) // 20))))
+        ax_train.plot(steps, losses, color=color, alpha=0.2, lw=0.8)
+        ax_train.plot(*smoothed[label], color=color, label=label)
+    _zoom(ax_train, list(smoothed.values()))
+    ax_train.set_title("training loss (faint: as logged; line: moving average)")
+    if diff:
+        ax_diff = axes[1]
+        first, (base_steps, base_losses) = next(iter(val.items()))
+        base = dict(zip(base_steps, base_losses, strict=True))
+        ax_diff.axhline(0, color=colors[0], lw=1, label=f"{first} (baseline)")
+        for i, (label, (steps, losses)) in enumerate(list(val.items())[1:], start=1):
+            points = [(s, v - base[s]) for s, v in zip(steps, losses, strict=True) if s in base]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax_diff.plot(xs, ys, marker="o", ms=3, color=colors[i % len(colors)], label=label)
+                ax_diff.annotate(
+                    f"{ys[-1]:+.3f}",
+                    (xs[-1], ys[-1]),
+                    xytext=(8, 0),
+                    textcoords="offset points",
+                    va="center",
+                    color=colors[i % len(colors)],
+                    fontsize=9,
+                    fontweight="bold",
+                    annotation_clip=False,
+                )
+        ax_diff.set_title(f"validation loss minus {first}'s (below 0: lower)")
+    for ax in axes:
         ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.set_title(title)
-        ax.set_yscale("log")  # the runs differ by a few percent: a log axis keeps the gap visible
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    fig.tight_layout()
+        ax.set_ylabel("loss" if ax is not axes[1] or not diff else "loss difference")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.margins(x=0.08)
     fig.savefig(path, dpi=110)
     return path
 

@@ -30,8 +30,9 @@ CAPTIONS = {
     "iteration t chooses expert j in iteration t+1 (each row sums to K); right, the same as "
     "the ratio to what independent choices with the same loads would give, with a "
     "pseudo-count of 1 token so that sparse cells do not dominate (red: chosen together more "
-    "often). Columns are ordered by hierarchical clustering of who chooses them, rows by "
-    "where their most frequent successor sits: a diagonal means experts hand their tokens on "
+    "often than independently, up to 8x; white: as often or less). Columns are ordered by "
+    "hierarchical clustering of who chooses them, rows by where their most frequent successor "
+    "sits, and the tick labels are expert ids: a diagonal means experts hand their tokens on "
     "to preferred successors.",
     "reselection": "Left: the share of chosen experts that are chosen again in the next iteration; right: "
     "the share of tokens that choose again at least one of their experts. Grey: the rate "
@@ -172,10 +173,14 @@ def write_report(
     title: str = "Routing analysis",
     figures: Sequence[str] | None = None,
     source: dict[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> Path:
     """Write analysis.json, the figures (all of :data:`coe.analysis.figures.FIGURES`, or those named) and
     report.html into ``out_dir``. ``source`` (checkpoint, data, ...) is saved beside the summary.
-    Returns the path of report.html."""
+    ``progress``: a progress bar over the figures (None: on a terminal only). Returns the path of
+    report.html."""
+    from tqdm.auto import tqdm
+
     unknown = sorted(set(figures or ()) - set(FIGURES))
     if unknown:
         raise ValueError(f"figures {unknown} are unknown: choose from {', '.join(FIGURES)}")
@@ -184,7 +189,13 @@ def write_report(
     # One line, no indentation: the co-selection matrices would otherwise put every count on its own line.
     (out / JSON_FILE).write_text(json.dumps(_finite({"source": source or {}, **summary}), allow_nan=False))
     drawn = {}
-    for name in figures or FIGURES:
+    names = tqdm(
+        list(figures or FIGURES),
+        desc="figures",
+        unit="figure",
+        disable=None if progress is None else not progress,
+    )
+    for name in names:
         path = FIGURES[name](summary, out / f"{name}.png")
         if path is not None:
             drawn[name] = path.name
@@ -214,6 +225,8 @@ def analyze_checkpoint(
     batch_size: int = 8,
     device: str = "cpu",
     figures: Sequence[str] | None = None,
+    progress: bool | None = None,
+    description: str = "routing",
 ) -> Path:
     """Run a checkpoint over ``tokens`` validation tokens, record its routing and write the report.
 
@@ -227,10 +240,13 @@ def analyze_checkpoint(
         batch_size: sequences per forward
         device: where the model runs (a name such as "cpu" or a torch.device)
         figures: figure names to draw (None: all)
+        progress: progress bars over the forwards and the figures (None: on a terminal only)
+        description: the label of the forwards' progress bar
 
     Returns the path of report.html.
     """
     import torch
+    from tqdm.auto import tqdm
 
     from coe.data import DataSpec, load_splits, load_tokenizer, pack_documents
     from coe.modeling import CoEForCausalLM
@@ -248,10 +264,18 @@ def analyze_checkpoint(
     packing = "packed" if data.packing == "packed" else "documents"
     dataset = pack_documents(tokenizer, validation, min(seq_len, tokens), packing=packing)
     sequences = min(len(dataset), -(-tokens // dataset.seq_len))
-    batches = (
-        dataset.batch(range(s, min(s + batch_size, sequences))) for s in range(0, sequences, batch_size)
+    starts = range(0, sequences, batch_size)
+    bar = tqdm(
+        total=len(starts), desc=description, unit="batch", disable=None if progress is None else not progress
     )
-    record = collect_routing(model, batches, max_tokens=tokens)
+
+    def batches():
+        for s in starts:
+            bar.update()  # counted as it goes in: the batch that fills the record ends the loop
+            yield dataset.batch(range(s, min(s + batch_size, sequences)))
+
+    with bar:
+        record = collect_routing(model, batches(), max_tokens=tokens)
     summary = summarize(record, token_kinds(record.token_ids, tokenizer))
     source = {
         "checkpoint": str(checkpoint),
@@ -260,5 +284,10 @@ def analyze_checkpoint(
         "seq_len": dataset.seq_len,
     }
     return write_report(
-        out_dir, summary, title=f"Routing analysis: {checkpoint}", figures=figures, source=source
+        out_dir,
+        summary,
+        title=f"Routing analysis: {checkpoint}",
+        figures=figures,
+        source=source,
+        progress=progress,
     )
