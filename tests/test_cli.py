@@ -272,3 +272,126 @@ def test_bad_input_fails_before_training_with_a_clear_message(case, message, tmp
 def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "coe", "presets"], capture_output=True, text=True, check=True)
     assert "moe-8-64" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny run's newest checkpoint, trained once for the tests below (each works on a copy)."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    assert main(["train", "--out_dir", str(run), *TINY]) == 0
+    from coe.train.checkpoint import latest_checkpoint
+
+    return latest_checkpoint(run)
+
+
+def damaged(trained, tmp_path, case: str):
+    """A copy of the checkpoint with one kind of damage."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "ckpt"
+    shutil.copytree(trained, path)
+    weights = path / "model.safetensors"
+    tensors = load_file(weights)
+    key = "model.norm.weight"
+    if case == "no_config":
+        (path / "config.json").unlink()
+    elif case == "missing_weight":
+        del tensors[key]
+    elif case == "unexpected_weight":
+        tensors["model.extra.weight"] = torch.zeros(2)
+    elif case == "misshapen_weight":
+        tensors[key] = torch.zeros(3)
+    elif case == "truncated_weights":
+        weights.write_bytes(weights.read_bytes()[:-10])
+    elif case == "nan_weights":
+        tensors[key] = torch.full_like(tensors[key], float("nan"))
+    if case.endswith("_weight") or case == "nan_weights":
+        save_file(tensors, weights, metadata={"format": "pt"})
+    return path
+
+
+EVAL = [
+    "--seq_len",
+    "32",
+    "--eval.batches",
+    "1",
+    "--eval.accuracy_problems",
+    "0",
+    "--data.synthetic_eval",
+    "20",
+]
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no_config", "no config.json"),
+        ("missing_weight", "model.norm.weight: missing from the checkpoint"),
+        ("unexpected_weight", "model.extra.weight: in the checkpoint, not in the model"),
+        ("misshapen_weight", "model.norm.weight: shape (3,) in the checkpoint, (32,) in the model"),
+        ("truncated_weights", "unreadable weights"),
+    ],
+)
+def test_a_damaged_checkpoint_is_an_error_naming_what_is_wrong(trained, tmp_path, capsys, case, message):
+    path = damaged(trained, tmp_path, case)
+    for command in (
+        ["eval", str(path), *EVAL],
+        ["generate", str(path), "Question:", "--max_new_tokens", "2"],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        last = err.strip().splitlines()[-1]  # after transformers' progress bar
+        assert last.startswith(f"coe {command[0]}: error: {path}") and message in last, err
+        assert "Traceback" not in err
+
+
+def test_eval_fails_on_a_non_finite_loss(trained, tmp_path, capsys):
+    path = damaged(trained, tmp_path, "nan_weights")
+    assert main(["eval", str(path), *EVAL]) == 3
+    assert "coe eval: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "{ckpt}", ""], "prompt='' is invalid: must not be empty"),
+        (["generate", "{ckpt}", "hi", "--temperature", "-1"], "temperature=-1.0 is invalid"),
+        (["generate", "{ckpt}", "hi", "--runtime.threads", "0"], "runtime.threads=0 is invalid"),
+        (["convert", "{ckpt}", "{tmp}"], "exists and is not empty"),
+        (["train", "--config", "{binary}"], "is not a valid YAML file"),
+    ],
+)
+def test_user_errors_end_in_one_line(trained, tmp_path, capsys, args, message):
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(256)))
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "dst" / "keep").write_text("")
+    names = {"ckpt": str(trained), "tmp": str(tmp_path / "dst"), "binary": str(tmp_path / "binary.yaml")}
+    assert main([a.format(**names) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"coe {args[0]}: error:") and message in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_interrupt_during_start_up_exits_130_without_a_traceback(tmp_path, monkeypatch, capsys):
+    from coe.train import trainer
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "prepare_run_data", interrupted)
+    assert main(["train", "--out_dir", str(tmp_path / "run"), *TINY]) == 130
+    assert capsys.readouterr().err.strip() == "coe train: interrupted"
+
+
+def test_generate_takes_the_thread_count(trained, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["generate", str(trained), "Q", "--max_new_tokens", "1", "--runtime.threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, DeepseekV2Config, DeepseekV2ForCausalLM
 
 from coe import CoEConfig, CoEForCausalLM
+from coe.checks import FileError
 from coe.modeling import CACHE_FIELD
 from coe.train.distributed import take_routing_counts
 from tests.conftest import rel_err
@@ -409,3 +410,48 @@ def test_padding_takes_no_part_in_routing_unless_asked():
     assert not torch.allclose(reference.balance_losses, alone.balance_losses)
     # The padding attends to nothing either way: the real tokens' loss is the same.
     torch.testing.assert_close(reference.logits[:, :7], alone.logits)
+
+
+@pytest.mark.parametrize("damage", ["missing", "unexpected", "misshapen"])
+def test_loading_is_strict_and_names_the_weight(tmp_path, damage):
+    from safetensors.torch import load_file, save_file
+
+    model = CoEForCausalLM(small_config())
+    model.save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    key = "model.layers.0.input_layernorm.weight"
+    if damage == "missing":
+        del tensors[key]
+    elif damage == "unexpected":
+        key = "model.layers.0.extra"
+        tensors[key] = torch.zeros(2)
+    else:
+        tensors[key] = torch.zeros(3)
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(FileError, match=rf"{key}: .*(missing|not in the model|shape \(3,\))"):
+        AutoModelForCausalLM.from_pretrained(tmp_path)
+    loaded, info = CoEForCausalLM.from_pretrained(tmp_path, strict=False, output_loading_info=True)
+    assert isinstance(loaded, CoEForCausalLM) and any(key in str(v) for v in info.values())
+
+
+def test_a_directory_without_config_json_is_not_a_checkpoint(tmp_path):
+    CoEForCausalLM(small_config()).save_pretrained(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(FileError, match=r"no config\.json"):
+        CoEForCausalLM.from_pretrained(tmp_path)
+
+
+def test_a_sharded_index_may_not_point_outside_the_checkpoint(tmp_path):
+    import json
+
+    CoEForCausalLM(small_config()).save_pretrained(tmp_path / "ckpt", max_shard_size="20KB")
+    index = tmp_path / "ckpt" / "model.safetensors.index.json"
+    content = json.loads(index.read_text())
+    first = next(iter(content["weight_map"]))
+    (tmp_path / "outside.safetensors").write_bytes(
+        (tmp_path / "ckpt" / content["weight_map"][first]).read_bytes()
+    )
+    content["weight_map"][first] = "../outside.safetensors"
+    index.write_text(json.dumps(content))
+    with pytest.raises(FileError, match="lies outside the checkpoint directory"):
+        CoEForCausalLM.from_pretrained(tmp_path / "ckpt")

@@ -60,9 +60,9 @@ def resolve_checkpoint(path: str) -> Path:
         return p
     latest = latest_checkpoint(p)
     if latest is None:
-        raise FileNotFoundError(
-            f"{path!r} is neither a checkpoint (no config.json) nor a run directory with checkpoints"
-        )
+        from coe.checks import FileError
+
+        raise FileError(path, "no config.json and no checkpoints: neither a checkpoint nor a run directory")
     return latest
 
 

@@ -143,8 +143,7 @@ class CoEPreTrainedModel(PreTrainedModel):
         if local:
             check_checkpoint_files(Path(source))
         wants_info = kwargs.pop("output_loading_info", False)
-        if strict:
-            kwargs.setdefault("ignore_mismatched_sizes", True)  # reported below, by name
+        kwargs.setdefault("ignore_mismatched_sizes", True)  # strict: reported below, by name
         try:
             model, info = super().from_pretrained(source, *model_args, output_loading_info=True, **kwargs)
         except SafetensorError as e:

@@ -212,6 +212,12 @@ def test_config_checks():
         OptimSpec(lr=None)
     with pytest.raises(ValueError, match=r"model.preset='coe-7'"):
         ModelSpec("coe-7")
+    with pytest.raises(ValueError, match=r"optim.lr=nan is invalid"):
+        OptimSpec(lr=float("nan"))
+    for threads in (0, True, "2", 1.5):
+        with pytest.raises(ValueError, match=r"runtime.threads=.* is invalid"):
+            TrainConfig.from_dict({"runtime": {"threads": threads}})
+    assert TrainConfig.from_dict({"runtime": {"threads": 2}}).runtime.threads == 2
     cfg = TrainConfig()
     assert replace(cfg, micro_batch_size=16).accumulation == 4
 
