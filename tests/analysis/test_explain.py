@@ -9,7 +9,19 @@ import torch
 from rich.console import Console
 
 from coe import CoEForCausalLM
-from coe.analysis.explain import explain, routes_table, to_records, write_html, write_jsonl
+from coe.analysis.explain import (
+    OTHER,
+    PALETTE,
+    Step,
+    TokenRoute,
+    expert_colours,
+    explain,
+    render_html,
+    routes_table,
+    to_records,
+    write_html,
+    write_jsonl,
+)
 from coe.cli import main
 from coe.data import load_tokenizer
 from coe.train.checkpoint import latest_checkpoint
@@ -98,3 +110,36 @@ def test_empty_text_is_rejected(coe_model):
     model, tokenizer = coe_model
     with pytest.raises(ValueError, match="empty"):
         explain(model, tokenizer, "")
+
+
+def _route(position: int, steps: list[tuple[int, int, list[int]]]) -> TokenRoute:
+    """A token's route of (layer, iteration, experts), the first expert with weight 0.75 and the rest 0.25."""
+    return TokenRoute(
+        position,
+        position,
+        f"t{position}",
+        [Step(a, t, e, [0.75] + [0.25] * (len(e) - 1)) for a, t, e in steps],
+    )
+
+
+def test_grid_colours_each_layers_most_used_experts_and_marks_experts_chosen_again():
+    # Layer 0: expert 40 chosen 3 times, 3, 4 and 41 twice, 1, 2, 5-9 once (ties: the smaller id first), so
+    # 40, 3, 4, 41, 1, 2, 5 and 6 are coloured and 7-9 grey. Layer 1 counts on its own.
+    routes = [
+        _route(0, [(0, 1, [40, 41]), (0, 2, [40, 1]), (1, 1, [3, 40])]),
+        _route(1, [(0, 1, [2, 3]), (0, 2, [41, 40]), (1, 1, [3, 5])]),
+        _route(2, [(0, 1, [4, 5]), (0, 2, [6, 7]), (1, 1, [3, 9])]),
+        _route(3, [(0, 1, [9, 8]), (0, 2, [3, 4]), (1, 1, [3, 9])]),
+    ]
+    colours = expert_colours(routes)
+    assert list(colours[0]) == [40, 3, 4, 41, 1, 2, 5, 6] and list(colours[0].values()) == list(PALETTE)
+    assert list(colours[1]) == [3, 9, 5, 40] and 7 not in colours[0]
+    page = render_html(routes)
+    # Outlined: a token's expert also chosen in the previous iteration of the same layer (token 0's 40; not
+    # token 1's 41 and 40, which came after 2 and 3), never across layers or in a first iteration.
+    assert page.count("class='e again'") == 1 + 1  # token 0's expert 40, and the legend's example
+    assert "title='expert 40, gate weight 0.7500, chosen again" in page
+    assert "is expert 16 with weight 0.24" in page and "layer 1: " in page
+    grey = ",".join(str(int(OTHER[i : i + 2], 16)) for i in (1, 3, 5))
+    assert f"style='background:rgba({grey},0.53)' title='expert 7," in page  # grey, paler: weight 1/3 of top
+    assert "white-space:nowrap}table.grid th" not in page  # cells wrap: no horizontal scrolling

@@ -28,7 +28,8 @@ STYLE = (
     "table.grid td.c{max-width:6.4em;line-height:1.1}"
     ".e{display:inline-block;width:2.9em;margin:1px;padding:0 2px;border-radius:3px;font-size:12px;"
     "border:2px solid transparent;white-space:nowrap;box-sizing:border-box}"
-    ".e small{margin-left:2px;color:#333;font-size:9px}.e.again{border-color:#111}"
+    ".e small{margin-left:2px;color:#222;font-size:9px}.e.again{border-color:#111}"
+    ".legend{font-size:13px;margin:0.5em 0 1em}.legend .e{width:auto;min-width:1.8em;text-align:center}"
     ".text{white-space:pre-wrap;font-family:monospace;line-height:1.8;max-width:1100px}"
     ".tok{border:1px solid #bbb;border-radius:2px;margin:0 1px}"
 )
