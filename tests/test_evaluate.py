@@ -7,7 +7,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from coe import CoEConfig, CoEForCausalLM
 from coe.data.tokenizer import train_bpe
-from coe.evaluate import answer_end, exact_match
+from coe.evaluate import answer_end, exact_match, validation_loss
 
 CORPUS = [
     "Question: Ann has 3 boxes of 4 pens. How many pens?\nAnswer: 3*4=12\n#### 12",
@@ -97,3 +97,22 @@ def test_decoding_runs_batched_and_shows_progress(tokenizer, capsys):
 )
 def test_answer_end(text, end):
     assert answer_end(text) == end
+
+
+def test_validation_loss_shows_progress_when_asked(capsys):
+    torch.manual_seed(0)
+    model = CoEForCausalLM(CoEConfig.from_preset("coe-2-4-64", size="tiny", vocab_size=64))
+    ids = torch.randint(0, 64, (2, 2, 9))
+    batches = [{"input_ids": x[:, :-1], "labels": x[:, 1:]} for x in ids]
+    quiet = validation_loss(model, batches, progress=False)
+    assert capsys.readouterr().err == ""
+    assert validation_loss(model, batches, progress=True) == quiet
+    err = capsys.readouterr().err
+    assert "validation loss" in err and "2/2" in err
+    # The loss itself: the mean token cross-entropy of the model's logits.
+    with torch.no_grad():
+        logits = torch.cat([model(b["input_ids"]).logits for b in batches])
+    labels = torch.cat([b["labels"] for b in batches])
+    assert quiet == pytest.approx(
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten()).item()
+    )

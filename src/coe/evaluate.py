@@ -45,17 +45,26 @@ def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[s
     return inputs
 
 
+def _disabled(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for a ``progress`` option: None (tqdm's own None) turns a bar off unless stderr is
+    a terminal."""
+    return None if progress is None else not progress
+
+
 @torch.no_grad()
 def validation_loss(
     model,
     batches: Iterable[dict[str, torch.Tensor]],
     *,
     amp_dtype: torch.dtype | None = None,
+    progress: bool | None = None,
 ) -> float:
     """Mean language-model loss (token-weighted) over ``batches`` of input_ids / labels (B, S), labels being
     the next tokens, and any masks of the batches' packing (``model_inputs``). The model is put in eval mode
-    and restored."""
-    loss_sum, tokens = validation_sums(model, batches, amp_dtype=amp_dtype)
+    and restored. ``progress``: a progress bar over the batches (None: shown when stderr is a terminal)."""
+    total = len(batches) if hasattr(batches, "__len__") else None
+    shown = tqdm(batches, total=total, desc="validation loss", unit="batch", disable=_disabled(progress))
+    loss_sum, tokens = validation_sums(model, shown, amp_dtype=amp_dtype)
     if tokens == 0:
         raise ValueError("validation_loss got no tokens: the validation split is empty")
     return (loss_sum / tokens).item()
@@ -158,7 +167,7 @@ def exact_match(
         total=len(problems),
         desc="exact match",
         unit="problem",
-        disable=None if progress is None else not progress,  # tqdm's None: off unless a terminal
+        disable=_disabled(progress),
         dynamic_ncols=True,
     )
     with eval_mode(model), bar:
