@@ -55,14 +55,14 @@ class FinishedRun:
 
 @dataclass
 class ReferenceResults:
-    """Published numbers to put beside ours, per preset."""
+    """Published numbers to set against ours, per preset (a table of their own in the report)."""
 
     label: str
-    """The column header, e.g. "paper val loss (MetaMathQA, step 1000)"."""
+    """What the numbers are, the heading of their table, e.g. "paper val loss (MetaMathQA, step 1000)"."""
     val_loss: dict[str, float]
     """Preset -> validation loss."""
     note: str = ""
-    """One sentence on how comparable they are (ends the report's introduction)."""
+    """One sentence on how comparable they are (under the heading of their table)."""
 
 
 _PAPER_LABEL = re.compile(r"(?:CoE-\d+|MoE)\(\d+/\d+\)")
