@@ -15,13 +15,18 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def machine(monkeypatch, *, cores: int, usable: int, others: list[float]) -> None:
+def machine(
+    monkeypatch, *, cores: int, usable: int, others: list[float], load: float = 0.0, own: float = 0.0
+) -> None:
     """A machine of ``cores`` cores, ``usable`` of them this process's, where successive samples see
-    ``others`` other runnable tasks."""
+    ``others`` other runnable tasks, with a 1-minute load average ``load`` of which ``own`` is this
+    process's."""
     samples = iter(others)
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(usable)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     monkeypatch.setattr(device, "_other_runnable", lambda: next(samples))
+    monkeypatch.setattr(device, "_own_load", lambda: own)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +44,31 @@ def machine(monkeypatch, *, cores: int, usable: int, others: list[float]) -> Non
 def test_auto_threads_leaves_the_cores_others_hold(monkeypatch, cores, usable, others, want):
     machine(monkeypatch, cores=cores, usable=usable, others=others)
     assert device.auto_threads(samples=len(others), interval_s=0) == want
+
+
+@pytest.mark.parametrize(
+    "load, own, want",
+    [
+        (0.2, 0.0, 2),  # a quiet minute
+        (1.1, 0.0, 1),  # others were busy a moment ago, idle now: one core stays theirs
+        (1.1, 1.0, 2),  # the load was this process's own (a comparison's previous run)
+        (3.0, 1.0, 1),
+    ],
+)
+def test_auto_threads_counts_recent_load_of_others(monkeypatch, load, own, want):
+    machine(monkeypatch, cores=2, usable=2, others=[0, 0, 0], load=load, own=own)
+    assert device.auto_threads(samples=3, interval_s=0) == want
+
+
+def test_own_load_is_this_process_cpu_share(monkeypatch):
+    clock = {"wall": 1000.0, "cpu": 50.0}
+    monkeypatch.setattr(device.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(device.time, "process_time", lambda: clock["cpu"])
+    monkeypatch.setattr(device, "_last_sample", (1000.0, 50.0))
+    clock.update(wall=1300.0, cpu=350.0)  # one core busy for 5 minutes
+    assert device._own_load() == pytest.approx(1.0)
+    clock.update(wall=1310.0, cpu=355.0)  # half a core for 10 s: averaged over a minute
+    assert device._own_load() == pytest.approx(5 / 60)
 
 
 def test_configure_threads_sets_torch(monkeypatch, restore_threads):

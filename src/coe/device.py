@@ -69,24 +69,42 @@ def configure_threads(threads: int | None) -> int:
 
 
 def auto_threads(samples: int = 10, interval_s: float = 0.05) -> int:
-    """The cores this process may use (its CPU affinity) less those other tasks hold now, at least one.
+    """The cores this process may use (its CPU affinity) less those other tasks hold, at least one.
 
     Why: torch's intra-op threads meet at a barrier after every parallel operator, so one thread that shares
     its core with another busy process stalls them all. Measured on a 2-core machine (2026-12-02, the small
     CoE-2(4/64) training step of the CPU experiment, 16 x 128 tokens): with other work holding the cores
     (load average 2.5-3.8), 1 thread took 0.99-1.08 s a step and 2 threads 3.3-4.0 s (3.4-3.7x slower); on
-    free cores 2 threads were faster (see ``benchmarks/results/cpu-main-job-*`` for the measurements).
+    free cores 2 threads were faster (benchmarks/results/cpu-main-job-*). Too few threads costs at most the
+    cores left idle; too many costs several times over, so a core counts as taken on either of two signs:
 
-    "Hold" is counted from the runnable tasks the kernel reports (/proc/loadavg's fourth field, less the
-    caller), sampled ``samples`` times ``interval_s`` apart: a core counts as taken when another task was
-    runnable in half the samples or more. The instantaneous count, not the 1-minute load average, so that this
-    process's own earlier work (the previous run of a comparison) does not count against it. Where
-    /proc/loadavg does not exist, the 1-minute load average stands in.
+    - now: another task was runnable in half or more of ``samples`` samples ``interval_s`` apart
+      (/proc/loadavg's fourth field, less the caller);
+    - lately: the 1-minute load average, less this process's own share of it (its CPU time since the last
+      call, or since the module was imported, over at least a minute), rounded. Without it, a comparison's
+      second run started in a pause of other work takes every core and stalls when that work resumes.
+
+    Where /proc/loadavg does not exist, the load average stands for both.
     """
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     machine = os.cpu_count() or usable
-    busy = math.floor(statistics.mean(_other_runnable() for _ in _ticks(samples, interval_s)) + 0.5)
+    now = statistics.mean(_other_runnable() for _ in _ticks(samples, interval_s))
+    lately = os.getloadavg()[0] - _own_load()
+    busy = math.floor(max(now, lately) + 0.5)
     return max(1, min(usable, machine - busy))
+
+
+_last_sample = (time.monotonic(), time.process_time())  # (wall, this process's CPU seconds)
+
+
+def _own_load() -> float:
+    """This process's share of the 1-minute load average, roughly: the cores it kept busy since the last call
+    (or the import), averaged over at least a minute."""
+    global _last_sample
+    wall, cpu = time.monotonic(), time.process_time()
+    share = (cpu - _last_sample[1]) / max(wall - _last_sample[0], 60.0)
+    _last_sample = (wall, cpu)
+    return share
 
 
 def _ticks(samples: int, interval_s: float):
