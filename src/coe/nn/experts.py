@@ -9,10 +9,12 @@ transformers' DeepseekV2 experts.
 - "grouped": sort token copies by expert, one grouped matmul per projection, un-permute and a weighted sum
   over each token's K copies. No host synchronisation. On the CPU the routing weight scales the F-wide hidden
   state and the copies are added into their tokens in one pass (``sum_copies``), which saves four passes over
-  the (M, D) copies that the gather-only combine makes (1.2-1.4x a layer at the CPU experiment's sizes,
-  benchmarks/cpu_main_job.py). The matmuls stay grouped: at those sizes (2048 tokens, 63 experts of 128 x 64)
-  torch's CPU grouped_mm runs at the speed of one padded batched matmul (~100 GFLOP/s a core, measured), so
-  padding buys nothing and costs up to N x the copies when routing is unbalanced.
+  the (M, D) copies that the gather-only combine makes: a layer's forward + backward at the CPU experiment's
+  sizes on one thread, 53 instead of 68 ms for MoE(8/64), 56 instead of 60 ms for CoE-2(4/64)
+  (benchmarks/cpu_main_job.py, fastest of 9, 2026-12-02). The matmuls stay grouped: at those sizes (2048
+  tokens, 63 experts of 128 x 64) torch's CPU grouped_mm runs as fast as one batched matmul over padded groups
+  (~100 GFLOP/s on a core, measured), so padding buys nothing, and it costs up to N times the copies when the
+  routing is unbalanced (4x slower at a max / mean load of 3.8).
 
 With expert parallelism (``shard`` set by :func:`coe.nn.expert_parallel.shard_experts`) the grouped backend
 holds only its rank's chunk of experts and exchanges token copies with the other ranks around the matmuls.
