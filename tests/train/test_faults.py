@@ -54,6 +54,14 @@ def assert_same(run_dir, reference) -> None:
     assert all(torch.equal(weights[k], reference[1][k]) for k in weights)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _threads_given_back():
+    """The runs here take one thread (runtime.threads); the tests after them get the count they had."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("reference") / "run"
