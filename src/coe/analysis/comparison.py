@@ -396,8 +396,9 @@ def _accuracy_note(rows: list[dict[str, Any]]) -> str | None:
         return None
     problems = sorted({r["accuracy_problems"] for r in measured if r.get("accuracy_problems")})
     on = f" on {', '.join(map(str, problems))} held-out problems" if problems else ""
+    which = "every preset" if len(measured) == len(rows) else "every preset that measured it"
     return (
-        f"Accuracy is left out of the table: exact match was 0%{on} for every preset, so it does not tell "
+        f"Accuracy is left out of the table: exact match was 0%{on} for {which}, so it does not tell "
         "them apart (models this small or this briefly trained do not yet solve the problems)."
     )
 
