@@ -304,7 +304,7 @@ def loss_curves(path: Path, curves: dict[str, list[dict[str, Any]]]) -> Path:
     fig = Figure(figsize=(16 if diff else 12, 4.8), layout="constrained")
     axes = fig.subplots(1, 3 if diff else 2)
     ax_val, ax_train = axes[0], axes[-1]
-    colors = matplotlib.colormaps["tab10"].colors
+    colors = matplotlib.colormaps["tab10" if len(curves) <= 10 else "tab20"].colors
     val = {
         label: (
             [m["step"] for m in ms if m["split"] == "val"],
