@@ -507,7 +507,10 @@ def load_checkpoint(
                     no_dist=not par.enabled,
                 )
         except CheckpointException as e:
-            raise _plain_error(e, path / DCP_DIR) from None
+            error = _plain_error(e, path / DCP_DIR)
+            if isinstance(error, FileError) and not error.file.startswith(str(path)):
+                error = FileError(path / DCP_DIR, str(error))  # the checkpoint named, not just an item
+            raise error from None
         set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
     elif not par.enabled:
         model.load_state_dict(CoEForCausalLM.from_pretrained(path, dtype=torch.float32).state_dict())
