@@ -307,3 +307,11 @@ def test_resume_says_when_it_starts_fresh(tmp_path, caplog):
     with caplog.at_level("INFO"):
         train(config(tmp_path / "run", resume=True, steps=1))
     assert "starting fresh" in caplog.text
+
+
+def test_a_fresh_start_over_an_earlier_run_says_so(tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    train(config(run_dir, steps=2))
+    with caplog.at_level("WARNING"):
+        train(config(run_dir, steps=1))
+    assert "holds an earlier run's checkpoints (newest step-00000002)" in caplog.text

@@ -390,6 +390,13 @@ def _start(cfg: TrainConfig, device: torch.device, par: Parallel) -> _Run:
     par.barrier()
     amp = autocast_dtype(cfg.runtime.precision, device)
     checkpoint = resume_checkpoint(run_dir) if cfg.checkpoint.resume else None
+    if not cfg.checkpoint.resume and par.is_main and (earlier := latest_checkpoint(run_dir)) is not None:
+        log.warning(
+            "starting fresh in %s, which holds an earlier run's checkpoints (newest %s): they stay beside "
+            "this run's, and a resume takes the newest of all (checkpoint.resume continues the earlier run)",
+            run_dir,
+            earlier.name,
+        )
     config = model_config(cfg)
     data = _run_data(cfg, config, run_dir, checkpoint, par)
     # A resumed run keeps the model configuration it was saved with.
