@@ -3,6 +3,7 @@
     python benchmarks/cpu_main_job.py                      # both tables, JSON to benchmarks/results/
     python benchmarks/cpu_main_job.py --parts experts      # the expert micro-benchmark only
     python benchmarks/cpu_main_job.py --job-threads 1      # the job with 1 torch thread (default: automatic)
+    python benchmarks/cpu_main_job.py --parts steps        # a training step per preset and thread count
 
 Tables:
 - job:      the default experiment (src/coe/experiments/cpu.yaml) run through the library as `coe compare`
@@ -15,6 +16,10 @@ Tables:
             other work). Paths: "grouped" (the CPU's: weights inside the expert, copies added into their
             tokens), "grouped-combine" (the gather-only combine: the GPU's, and the CPU's before), "loop"
             (the reference).
+
+- steps:    one training step (coe.train.trainer.train_step: forward with the loss, backward, clipping,
+            AdamW) of each preset of the experiment at its model size, vocabulary, batch and sequence length,
+            on random tokens, per thread count: median and fastest of --repeats, tokens/s of the median.
 
 The load average is printed beside every timing: the machine may be shared, and torch's threads are slowed
 by any other busy process (coe.device.auto_threads).
@@ -65,6 +70,7 @@ class PhaseTimer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.facts: dict[str, dict] = defaultdict(dict)  # per run: load at its start, threads it trained with
         self.run = "-"
 
     def wrap(self, module, name: str, phase: str, *, names_run: bool = False) -> None:
@@ -73,11 +79,15 @@ class PhaseTimer:
         def timed(*args, **kwargs):
             if names_run:
                 self.run = Path(args[0].out_dir).name
+                self.facts[self.run]["load_start"] = load()
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds[self.run][phase] += time.perf_counter() - start
+                if names_run:
+                    self.facts[self.run]["threads"] = torch.get_num_threads()
+                    self.run = "-"  # what follows the runs (the report) belongs to none of them
 
         setattr(module, name, timed)
 
@@ -116,11 +126,11 @@ def run_job(threads: int | None, out_dir: str | None) -> dict:
             **{k: round(v, 1) for k, v in phases.items()},
             "model, optimizer, logging": round(other, 1),
             "tokens_per_s": round(summary.get("tokens_per_s", float("nan"))),
+            **timer.facts[name],
             "steps": summary.get("steps"),
             "val_loss": summary.get("val_loss"),
         }
     return {
-        "threads": torch.get_num_threads(),
         "threads_option": threads,
         "load_start": load_start,
         "load_end": load(),
@@ -134,12 +144,13 @@ def run_job(threads: int | None, out_dir: str | None) -> dict:
 def print_job(job: dict) -> None:
     print(
         f"\n## coe compare (cpu experiment): {job['total_s']:.0f} s = {job['total_s'] / 60:.1f} min, "
-        f"{job['threads']} threads, load {job['load_start']} at start, {job['load_end']} at end"
+        f"load {job['load_start']} at start, {job['load_end']} at end"
     )
-    phases = [k for k in next(iter(job["runs"].values())) if k not in ("tokens_per_s", "steps", "val_loss")]
+    facts = ("tokens_per_s", "threads", "load_start", "steps", "val_loss")
+    phases = [k for k in next(iter(job["runs"].values())) if k not in facts]
     print(f"| phase (s) | {' | '.join(job['runs'])} |")
     print(f"| --- |{' --- |' * len(job['runs'])}")
-    for phase in [*phases, "tokens_per_s"]:
+    for phase in [*phases, *facts[:3]]:
         print(f"| {phase} | {' | '.join(str(r.get(phase, '')) for r in job['runs'].values())} |")
     print(f"imports {job['import_s']} s, report {job['report_s']} s")
 
@@ -208,9 +219,65 @@ def print_experts(rows: list[dict]) -> None:
         print(f"| {' | '.join(map(str, cells))} |")
 
 
+def run_steps(threads: list[int], repeats: int) -> list[dict]:
+    from coe import CoEConfig, CoEForCausalLM
+    from coe.experiments import load_experiment
+    from coe.train.distributed import Parallel
+    from coe.train.trainer import train_step
+
+    cfg = load_experiment("cpu")
+    t = cfg.train
+    rows = []
+    for preset in cfg.presets:
+        config = CoEConfig.from_preset(preset, t.model.size, vocab_size=t.data.tokenizer.vocab_size)
+        torch.manual_seed(0)
+        model = CoEForCausalLM(config).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=t.optim.lr)
+        ids = torch.randint(0, config.vocab_size, (t.batch_size, t.seq_len))
+        step = partial(
+            train_step,
+            model,
+            [{"input_ids": ids, "labels": ids}],
+            optimizer,
+            Parallel(),
+            amp=None,
+            grad_clip=t.optim.grad_clip,
+        )
+        for n in threads:
+            torch.set_num_threads(n)
+            step()
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+            median = statistics.median(times)
+            rows.append(
+                dict(
+                    preset=preset,
+                    threads=n,
+                    ms=round(median * 1e3),
+                    fastest_ms=round(min(times) * 1e3),
+                    tokens_per_s=round(t.batch_size * t.seq_len / median),
+                    load=load(),
+                )
+            )
+    return rows
+
+
+def print_steps(rows: list[dict]) -> None:
+    print("\n## one training step of the cpu experiment (ms: median and fastest of the repeats)")
+    print("| preset | threads | median ms | fastest ms | tokens/s | load |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        cells = [r[k] for k in ("preset", "threads", "ms", "fastest_ms", "tokens_per_s", "load")]
+        print(f"| {' | '.join(map(str, cells))} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", nargs="+", default=["experts", "job"], choices=["experts", "job"])
+    parts = ["experts", "steps", "job"]
+    p.add_argument("--parts", nargs="+", default=parts, choices=parts)
     p.add_argument("--job-threads", type=int, default=None, help="the job's torch threads (default: auto)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="micro-benchmark threads")
     paths = ["grouped", "grouped-combine", "loop"]
@@ -224,6 +291,9 @@ def main() -> None:
     if "experts" in args.parts:
         result["experts"] = run_experts(args.threads, args.backends, args.repeats)
         print_experts(result["experts"])
+    if "steps" in args.parts:
+        result["steps"] = run_steps(args.threads, args.repeats)
+        print_steps(result["steps"])
     if "job" in args.parts:
         result["job"] = run_job(args.job_threads, args.job_dir)
         print_job(result["job"])
