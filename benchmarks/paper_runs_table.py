@@ -7,8 +7,11 @@ comparisons (DIR/runs/*/metrics.jsonl and summary.json).
 For each comparison directory DIR: the runs at step 1000 beside the paper, each against that directory's own
 MoE(8/64) (runs of one directory share a training revision, runs of two directories need not); the trainer's
 throughput scaled by each preset's training FLOPs (docs/performance.md); the validation loss every 50 steps;
-and the figure docs/<DIR's name>_loss_curves.png. Then, for presets finished in several directories, their val
-loss in each, their gap to each directory's MoE(8/64) and their change from the first directory.  Works on
+and the figure docs/<DIR's name>_loss_curves.png. Where a preset ran with several seeds (runs/<preset>-seedN
+beside runs/<preset>, seed 0), each seed's gap to MoE(8/64) of the same seed at the last step every such run
+reached, their mean and range, and the gap by step (mean, lowest, highest over seeds). Then, for presets
+finished in several directories, their val loss in each, their gap to each directory's MoE(8/64) and their
+change from the first directory.  Works on
 finished and unfinished runs alike (a run that stopped early simply has fewer points).
 """
 
@@ -132,6 +135,66 @@ def loss_curve_table(split: str, metrics: dict[str, list[dict]]) -> None:
     print()
 
 
+def seed_of(name: str) -> tuple[str, int]:
+    """``coe-2-4-64-seed2`` -> (``coe-2-4-64``, 2); a name without a seed suffix is seed 0."""
+    preset, _, seed = name.rpartition("-seed")
+    return (preset, int(seed)) if preset and seed.isdigit() else (name, 0)
+
+
+def seeds_table(split: str, metrics: dict[str, list[dict]]) -> None:
+    """For presets run with several seeds: the ``split`` loss of each seed and its gap to MoE(8/64) of the
+    same seed at the last step that every one of these runs reached, the gap's mean and range over seeds, and
+    the gap by step (mean [lowest, highest])."""
+    losses: dict[str, dict[int, dict[int, float]]] = {}  # preset -> seed -> step -> loss
+    for name, ms in metrics.items():
+        preset, seed = seed_of(name)
+        by_step = {m["step"]: m["loss"] for m in ms if m["split"] == split}
+        if by_step:
+            losses.setdefault(preset, {})[seed] = by_step
+    base = losses.get("moe-8-64", {})
+    seeded = {p: seeds for p, seeds in losses.items() if len(seeds) > 1 and p in PRESETS}
+    others = [p for p in seeded if p != "moe-8-64" and set(seeded[p]) <= set(base)]
+    if len(base) < 2 or not others:
+        return
+    runs = [by_step for p in ("moe-8-64", *others) for by_step in seeded[p].values()]
+    last = max(set.intersection(*(set(by_step) for by_step in runs)))
+    print(f"{split} loss over seeds at step {last} (the last step every seeded run reached)\n")
+    print("| preset | seed | loss | vs MoE(8/64), same seed |")
+    print("|---" * 4 + "|")
+    for preset in ("moe-8-64", *others):
+        for seed, by_step in sorted(seeded[preset].items()):
+            gap = "-" if preset == "moe-8-64" else f"{by_step[last] - base[seed][last]:+.4f}"
+            print(f"| {preset} | {seed} | {by_step[last]:.4f} | {gap} |")
+        values = [by_step[last] for by_step in seeded[preset].values()]
+        mean, spread = sum(values) / len(values), max(values) - min(values)
+        gaps = [seeded[preset][s][last] - base[s][last] for s in seeded[preset]]
+        gap = (
+            "-"
+            if preset == "moe-8-64"
+            else (f"{sum(gaps) / len(gaps):+.4f} (from {min(gaps):+.4f} to {max(gaps):+.4f})")
+        )
+        print(f"| {preset} | mean (range) | {mean:.4f} ({spread:.4f}) | {gap} |")
+    print()
+    print(f"{split} loss gap to MoE(8/64) of the same seed, by step: mean [lowest, highest] over seeds\n")
+    print("| step | " + " | ".join(others) + " |")
+    print("|---" * (len(others) + 1) + "|")
+    for step in sorted({s for by_step in runs for s in by_step}):
+        cells = []
+        for preset in others:
+            gaps = [
+                by_step[step] - base[seed][step]
+                for seed, by_step in seeded[preset].items()
+                if step in by_step and step in base[seed]
+            ]
+            cells.append(
+                f"{sum(gaps) / len(gaps):+.3f} [{min(gaps):+.3f}, {max(gaps):+.3f}] ({len(gaps)} seeds)"
+                if gaps
+                else "-"
+            )
+        print(f"| {step} | " + " | ".join(cells) + " |")
+    print()
+
+
 def tables(out_dir: Path) -> dict[str, dict]:
     """Print the tables of one comparison directory, write its loss-curve figure; its finished runs."""
     runs_dir = out_dir / "runs"
@@ -140,14 +203,19 @@ def tables(out_dir: Path) -> dict[str, dict]:
             f"{runs_dir} is not a directory: give comparison directories (each with runs/ in it)"
         )
     found = {p.name for p in runs_dir.iterdir() if p.is_dir()}
-    order = [name for name in PRESETS if name in found]  # the paper's table order
+    order = sorted(  # the paper's table order, seeds in order within a preset
+        (name for name in found if seed_of(name)[0] in PRESETS),
+        key=lambda name: (list(PRESETS).index(seed_of(name)[0]), seed_of(name)[1]),
+    )
+    seed0 = [name for name in order if name in PRESETS]
     runs = {name: {"metrics": read_metrics(runs_dir / name)} for name in order}
     finished = finished_runs(runs_dir)
     print(f"## {label(out_dir)}\n")
     summary_table(finished)
     throughput_table(finished, runs)
     for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
-        loss_curve_table(split, {name: runs[name]["metrics"] for name in order})
+        loss_curve_table(split, {name: runs[name]["metrics"] for name in seed0})
+        seeds_table(split, {name: runs[name]["metrics"] for name in order})
     out = ROOT / "docs" / f"{out_dir.name}_loss_curves.png"
     loss_curves(out, {name: runs[name]["metrics"] for name in order})
     print(f"\nwrote {out.relative_to(ROOT)}\n")
