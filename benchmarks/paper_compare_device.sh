@@ -17,6 +17,11 @@
 # new runs/ and routing/ entries into the repository's OUT_DIR (and logs/ into OUT_DIR/logs/<date>/).
 # Call `watch` again as soon as one returns: a lent machine left idle for a short while is taken back, and the
 # campaign with it (only the files packed by the last `watch` survive).
+# Plan each `start` so that its runs end, final evaluation included, inside the one command that starts them
+# (WATCH and DEADLINE a little under the command's limit): a machine can be taken back between two commands,
+# and then everything not packed is lost. Measured on one H200 (2026-12-02, the paper experiment): setup
+# (data, tokenizer, compilation) about 105 s, then 1000 steps in about 290 s for two 4-layer runs sharing the
+# GPU and about 430 s for three. A run whose summary.json is in the repository's OUT_DIR is not trained again.
 #
 # Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
 # results/paper and results/paper-2); OUT_DIR (the comparison's directory relative to the repository, default
