@@ -585,6 +585,7 @@ def _finish(
             run.data.problems,
             max_new_tokens=cfg.eval.max_new_tokens,
             amp_dtype=run.amp,
+            progress=cfg.logging.progress,  # main rank only: the others returned above
         )
         summary["accuracy"] = accuracy
         summary["accuracy_problems"] = len(samples)
