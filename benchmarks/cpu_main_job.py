@@ -274,7 +274,7 @@ def print_steps(rows: list[dict]) -> None:
         print(f"| {' | '.join(map(str, cells))} |")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parts = ["experts", "steps", "job"]
     p.add_argument("--parts", nargs="+", default=parts, choices=parts)
@@ -285,21 +285,24 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--job-dir", default=None, help="keep the job's files here")
     p.add_argument("--json", default=None, help="write the results here")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     result = {"machine": machine()}
     print(json.dumps(result["machine"]))
+    threads = torch.get_num_threads()  # the tables set their own; restored for the job and for callers
     if "experts" in args.parts:
         result["experts"] = run_experts(args.threads, args.backends, args.repeats)
         print_experts(result["experts"])
     if "steps" in args.parts:
         result["steps"] = run_steps(args.threads, args.repeats)
         print_steps(result["steps"])
+    torch.set_num_threads(threads)
     if "job" in args.parts:
         result["job"] = run_job(args.job_threads, args.job_dir)
         print_job(result["job"])
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ transformers' DeepseekV2 experts.
   (benchmarks/cpu_main_job.py, fastest of 9, 2026-12-02). The matmuls stay grouped: at those sizes (2048
   tokens, 63 experts of 128 x 64) torch's CPU grouped_mm runs as fast as one batched matmul over padded groups
   (~100 GFLOP/s on a core, measured), so padding buys nothing, and it costs up to N times the copies when the
-  routing is unbalanced (4x slower at a max / mean load of 3.8).
+  routing is unbalanced (3.4x slower at a max / mean load of 3.8).
 
 With expert parallelism (``shard`` set by :func:`coe.nn.expert_parallel.shard_experts`) the grouped backend
 holds only its rank's chunk of experts and exchanges token copies with the other ranks around the matmuls.
