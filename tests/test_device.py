@@ -39,6 +39,7 @@ def machine(
         (2, 2, [4, 5, 3, 4], 1),  # oversubscribed: one thread, never zero
         (8, 4, [2, 2, 2, 2], 4),  # others fit beside this process's 4 cores
         (8, 4, [6, 6, 6, 6], 2),
+        (8, 1, [], 1),  # one usable core: nothing to sample
     ],
 )
 def test_auto_threads_leaves_the_cores_others_hold(monkeypatch, cores, usable, others, want):

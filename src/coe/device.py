@@ -68,7 +68,7 @@ def configure_threads(threads: int | None) -> int:
     return count
 
 
-def auto_threads(samples: int = 10, interval_s: float = 0.05) -> int:
+def auto_threads(samples: int = 5, interval_s: float = 0.02) -> int:
     """The cores this process may use (its CPU affinity) less those other tasks hold, at least one.
 
     Why: torch's intra-op threads meet at a barrier after every parallel operator, so one thread that shares
@@ -87,6 +87,8 @@ def auto_threads(samples: int = 10, interval_s: float = 0.05) -> int:
     Where /proc/loadavg does not exist, the load average stands for both.
     """
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if usable == 1:
+        return 1
     machine = os.cpu_count() or usable
     now = statistics.mean(_other_runnable() for _ in _ticks(samples, interval_s))
     lately = os.getloadavg()[0] - _own_load()
