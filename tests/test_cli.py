@@ -5,9 +5,14 @@ import subprocess
 import sys
 
 import pytest
+import transformers  # noqa: F401
 import yaml
 
 from coe.cli import main
+
+# transformers is imported above, at collection, as every coe command but presets imports it before it logs:
+# its log handler keeps the sys.stderr of the moment it is first imported, which under capsys closes with
+# the test that imported it.
 
 TINY = [
     "--model.preset",
@@ -395,3 +400,113 @@ def test_generate_takes_the_thread_count(trained, capsys):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_parse_error_is_its_line_then_where_the_options_are(capsys):
+    assert main(["train", "--bogus"]) == 2
+    assert capsys.readouterr().err == (
+        "coe train: error: unrecognized arguments: --bogus\nsee `coe train --help`\n"
+    )
+    assert main(["train", "--steps", "abc"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0].startswith('coe train: error: Parser key "steps":') and "abc" in err[0]
+    assert main(["nope"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("coe: error:") and "'nope'" in err[0] and err[1] == "see `coe --help`"
+
+
+def test_a_misspelt_model_override_is_rejected_with_a_suggestion(tmp_path, capsys):
+    args = ["train", "--out_dir", str(tmp_path / "run"), *TINY, "--model.overrides", '{"inner_iterz": 3}']
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "model.overrides='inner_iterz' is invalid" in err and "did you mean 'inner_iter'?" in err, err
+    assert not list((tmp_path / "run").rglob("config.*")), "a config was written"
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture
+def ran(monkeypatch):
+    """The configuration that compare or train received, in place of running them."""
+    from coe import compare
+    from coe.train import trainer
+
+    calls = []
+
+    def record(cfg):
+        calls.append(cfg)
+        raise KeyboardInterrupt  # the end of the run, as far as these tests go
+
+    monkeypatch.setattr(compare, "compare", record)
+    monkeypatch.setattr(trainer, "train", record)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["compare", "--experiment", "paper"], "train.runtime.device"),
+        (["compare", "--scale", "paper"], "train.runtime.device"),
+        (["train", "--model.size", "paper"], "runtime.device"),
+    ],
+)
+def test_a_paper_size_run_without_cuda_needs_the_cpu_asked_for(no_cuda, ran, capsys, args, option):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{option}='auto' is invalid: this machine has no CUDA device" in err, err
+    assert f"give --{option} cpu" in err and "780M" in err and not ran
+    assert main([*args, f"--{option}", "cpu"]) == 130  # the stand-in run was reached
+    assert len(ran) == 1
+
+
+def test_a_small_run_without_cuda_starts_and_report_only_is_not_a_run(no_cuda, ran):
+    assert main(["train"]) == 130 and len(ran) == 1
+    assert main(["compare", "--experiment", "paper", "--report_only", "true"]) == 130 and len(ran) == 2
+
+
+def test_prompt_escapes_and_sources(tmp_path, monkeypatch):
+    import io
+
+    from coe.commands import read_prompt, unescape
+
+    assert unescape(r"a?\nAnswer:\tx \\n \q") == "a?\nAnswer:\tx \\n \\q"
+    assert read_prompt(r"Q\nA:", None) == "Q\nA:"
+    file = tmp_path / "prompt.txt"
+    file.write_text("line one\\n\nline two\n")
+    assert read_prompt(None, str(file)) == "line one\\n\nline two\n"  # a file's text as it is
+    monkeypatch.setattr("sys.stdin", io.StringIO("from\nstdin"))
+    assert read_prompt("-", None) == "from\nstdin"
+    for prompt, prompt_file in ((None, None), ("hi", str(file))):
+        with pytest.raises(ValueError, match="give a prompt or --prompt_file, one of the two"):
+            read_prompt(prompt, prompt_file)
+
+
+def test_generate_reads_escapes_files_and_stdin(trained, tmp_path, monkeypatch, capsys):
+    import io
+
+    one = ["--max_new_tokens", "1"]
+    assert main(["generate", str(trained), "Question: 2+2?\\nAnswer:", *one]) == 0
+    assert capsys.readouterr().out.startswith("Question: 2+2?\nAnswer:")
+    file = tmp_path / "prompt.txt"
+    file.write_text("Question: 3+3?\nAnswer:")
+    assert main(["generate", str(trained), "--prompt_file", str(file), *one]) == 0
+    assert capsys.readouterr().out.startswith("Question: 3+3?\nAnswer:")
+    monkeypatch.setattr("sys.stdin", io.StringIO("Question: 4+4?\nAnswer:"))
+    assert main(["generate", str(trained), "-", *one]) == 0
+    assert capsys.readouterr().out.startswith("Question: 4+4?\nAnswer:")
+    assert main(["generate", str(trained), *one]) == 2
+    assert "prompt_file=None is invalid: give a prompt or --prompt_file" in capsys.readouterr().err
+
+
+def test_convert_takes_a_run_directory_newest_checkpoint(trained, tmp_path, capsys):
+    run = trained.parent.parent
+    assert main(["convert", str(run), str(tmp_path / "out"), "--to", "reference"]) == 0
+    out = capsys.readouterr().out
+    assert f"{run} is a run directory: converting its newest checkpoint, {trained}" in out, out
+    assert (tmp_path / "out" / "config.json").is_file()
+    assert main(["convert", str(tmp_path / "empty"), str(tmp_path / "out2")]) == 2

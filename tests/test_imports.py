@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -86,7 +88,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_imports_everywhere():
     graph = import_graph()
-    assert {"coe.config", "coe.modeling", "coe.presets"} <= graph["coe"]
+    assert {"coe.config", "coe.modeling"} <= graph["coe"]  # (its lazy names load by importlib: not seen)
     assert "coe.nn.chain" in graph["coe.modeling"]
     assert "coe.modeling" in graph["coe.convert"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
@@ -109,7 +111,16 @@ def test_presets_and_nn_are_below_what_uses_them():
 def test_each_module_imports_first():
     # A cycle that the graph missed would show when one of its modules is the first coe module imported: each
     # of these is imported into an interpreter that holds no coe module (one process, torch loaded once).
-    modules = ["coe", "coe.presets", "coe.config", "coe.nn.chain", "coe.modeling", "coe.convert", "coe.cli"]
+    modules = [
+        "coe",
+        "coe.presets",
+        "coe.config",
+        "coe.nn.chain",
+        "coe.modeling",
+        "coe.convert",
+        "coe.cli",
+        "coe.commands",
+    ]
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
@@ -118,3 +129,57 @@ def test_each_module_imports_first():
         "    importlib.import_module(name)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def run_python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["presets"]])
+def test_help_and_presets_do_not_import_torch(args):
+    # Start-up time: torch and transformers take seconds to import, and these commands need neither.
+    out = run_python(
+        "import contextlib, io, sys\n"
+        "from coe.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+        f"    main({args!r})\n"
+        "assert 'moe-8-64' in out.getvalue() or 'presets' in out.getvalue(), out.getvalue()\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'coe.commands') if m in sys.modules))\n"
+    )
+    assert out.strip() == "[]"
+
+
+def test_import_coe_is_light_and_keeps_its_names_and_the_auto_classes():
+    out = run_python(
+        "import sys\n"
+        "import coe\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+        "from transformers import AutoConfig, AutoModelForCausalLM\n"  # registered without a coe name used
+        "config = AutoConfig.for_model('coe', num_hidden_layers=1, hidden_size=32, num_attention_heads=2, "
+        "n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, vocab_size=64)\n"
+        "model = AutoModelForCausalLM.from_config(config)\n"
+        "print(type(config).__name__, type(model).__name__)\n"
+        "print(coe.CoEForCausalLM is type(model), set(coe.__all__) <= set(dir(coe)))\n"
+        "print(callable(coe.list_presets), coe.CoECausalLMOutput.__name__, coe.CoEModel.__name__)\n"
+    )
+    assert out.split("\n")[:4] == [
+        "False False",
+        "CoEConfig CoEForCausalLM",
+        "True True",
+        "True CoECausalLMOutput CoEModel",
+    ]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        import coe
+
+        coe.nope  # noqa: B018
+
+
+def test_coe_after_transformers_registers_at_once():
+    out = run_python(
+        "from transformers import AutoModelForCausalLM\n"
+        "import coe\n"
+        "from coe.config import CoEConfig\n"
+        "from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING\n"
+        "print(MODEL_FOR_CAUSAL_LM_MAPPING[CoEConfig].__name__)\n"
+    )
+    assert out.strip() == "CoEForCausalLM"
