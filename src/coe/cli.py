@@ -76,7 +76,6 @@ def build_parser(command: str | None = None) -> ArgumentParser:
 def _command_parser(command: str) -> ArgumentParser:
     if command == "presets":
         return ArgumentParser(description=cmd_presets.__doc__, exit_on_error=False)
-    from coe import commands
     from coe.compare import CompareConfig
     from coe.train.config import TrainConfig
 
@@ -106,6 +105,8 @@ def _command_parser(command: str) -> ArgumentParser:
         )
         compare.add_class_arguments(CompareConfig, None)
         return compare
+    from coe import commands  # the other commands' options are their functions' arguments (torch with them)
+
     fn = getattr(commands, f"cmd_{command}")
     sub = ArgumentParser(description=fn.__doc__, exit_on_error=False)
     if command == "generate":  # the prompt: positional but optional (--prompt_file instead)

@@ -21,7 +21,6 @@ from coe.analysis.comparison import FinishedRun, ReferenceResults, run_name, wri
 from coe.checks import invalid
 from coe.presets import PRESETS
 from coe.train.config import TRAINING_REVISION, TRAINING_REVISIONS, TrainConfig, other_settings, run_revision
-from coe.train.metrics import read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +120,8 @@ def train_preset(cfg: CompareConfig, preset: str, seed: int = 0) -> dict | None:
 
 def finished_run(cfg: CompareConfig, preset: str, seed: int, summary: dict) -> FinishedRun:
     """What the report needs of a finished run."""
+    from coe.train.metrics import read_metrics  # imports torch: keep `coe compare --help` light
+
     run = cfg.run_config(preset, seed)
     return FinishedRun(
         preset=preset,
