@@ -168,10 +168,13 @@ def test_the_cpu_experiment_gives_the_run_it_gave_before_it_was_a_file(tmp_path)
     now = yaml.safe_load(yaml.safe_dump(run.to_dict()))
     saved = saved_settings(legacy)
     # Every option, housekeeping included, but the end-of-run scoring, resized on purpose (answers stop at
-    # their end, so the longest reference answer fits in max_new_tokens at a small cost).
+    # their end, so the longest reference answer fits in max_new_tokens at a small cost), and the steps, cut
+    # from 240 to 160 on purpose (the job in under 5 minutes on 2 cores, benchmarks/cpu_main_job.py).
     assert (saved["eval"]["accuracy_problems"], saved["eval"]["max_new_tokens"]) == (50, 96)
     assert (now["eval"]["accuracy_problems"], now["eval"]["max_new_tokens"]) == (32, 192)
+    assert (saved["steps"], now["steps"]) == (240, 160)
     saved["eval"].update(accuracy_problems=32, max_new_tokens=192)
+    saved["steps"] = 160
     assert saved == now
     assert run.out_dir == "reports/compare/runs/coe-2-4-64-seed1" and run.checkpoint.resume
 
