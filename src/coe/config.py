@@ -104,6 +104,10 @@ class CoEConfig(PreTrainedConfig):
     """MLA: per-head query/key size with rotary embedding (shared by all heads for keys)."""
     v_head_dim: int = 128
     """MLA: per-head value size."""
+    mla_absorb: bool = True
+    """MLA: decoding steps against a cache attend in the latent space, W_UK absorbed into the queries and
+    W_UV applied after attention, as DeepSeek-V2 infers: the cached latent is never decompressed. False
+    decompresses it every step (same results up to rounding)."""
     attention_bias: bool = False
     """Bias in the attention projections that DeepSeek-V2 allows one for."""
     attention_dropout: float = 0.0

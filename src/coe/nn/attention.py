@@ -2,11 +2,12 @@
 attention.
 
 Shapes: B batch, S query positions, P key positions (cache included), H heads, G key/value heads,
-R rotary size, L kv_lora_rank.
+R rotary size, L kv_lora_rank, N qk_nope_head_dim, V v_head_dim.
 
 Both attentions run through ``F.scaled_dot_product_attention``, or FlexAttention for document masks on CUDA
 (:func:`document_mask`). The key/value cache is any of transformers' ``Cache`` classes; MLA stores its
-compressed latent (L + R numbers a position) as DeepSeek-V2 does.
+compressed latent (L + R numbers a position) as DeepSeek-V2 does, and decoding steps attend in that latent
+space (:func:`latent_attention`) rather than decompressing the cache each step.
 """
 
 from __future__ import annotations
@@ -128,6 +129,82 @@ def _compiled_create_block_mask():
     return torch.compile(create_block_mask)
 
 
+def decompressed_attention(
+    q_nope: torch.Tensor,
+    q_pe: torch.Tensor,
+    latent: torch.Tensor,
+    k_pe: torch.Tensor,
+    w_kv: torch.Tensor,
+    *,
+    mask: torch.Tensor | BlockMask | None,
+    scale: float,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """MLA as written: every position's latent decompressed into per-head keys and values.
+
+    q_nope: (B, H, S, N); q_pe: (B, H, S, R), rotated; latent: (B, 1, P, L); k_pe: (B, 1, P, R), rotated;
+    w_kv: (H, N + V, L), ``kv_b_proj.weight`` by head. Returns (B, S, H*V).
+    """
+    B, H, _, N = q_nope.shape
+    P, R = latent.shape[2], k_pe.shape[-1]
+    kv = torch.einsum("bpl,hcl->bhpc", latent[:, 0], w_kv)  # (B, H, P, N + V)
+    k_nope, v = kv.split((N, w_kv.shape[1] - N), dim=-1)  # (B, H, P, N), (B, H, P, V)
+    k = torch.cat((k_nope, k_pe.expand(B, H, P, R)), dim=-1)
+    q = torch.cat((q_nope, q_pe), dim=-1)
+    return attend(q, k, v, mask=mask, scale=scale, dropout=dropout)
+
+
+def latent_attention(
+    q_nope: torch.Tensor,
+    q_pe: torch.Tensor,
+    latent: torch.Tensor,
+    k_pe: torch.Tensor,
+    w_kv: torch.Tensor,
+    *,
+    mask: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """MLA with the absorbed projections, as DeepSeek-V2 decodes: the same result as
+    :func:`decompressed_attention`, without decompressing the latent.
+
+    With W_UK (H, N, L) and W_UV (H, V, L) the two halves of ``w_kv``, head h's score against position p is
+    ``q_nope . (W_UK c_p) + q_pe . k_pe_p = (W_UK^T q_nope) . c_p + q_pe . k_pe_p`` and its output
+    ``sum_p a_p W_UV c_p = W_UV (sum_p a_p c_p)``. So the queries move into the latent space, every head
+    attends to the cached latent ``c_p`` and rotary key ``k_pe_p`` themselves, and W_UV maps each head's
+    latent output back. A step costs O(S P (2L + R)) a head instead of the O(P L (N + V)) of decompressing
+    P positions. Written as DeepSeek's reference inference code writes it (einsums, softmax in float32),
+    which also keeps the nope and rotary scores apart rather than concatenating per step.
+
+    Shapes as :func:`decompressed_attention`; mask: boolean (B or 1, 1, S, P), True where allowed, each
+    query allowed at least one key (:func:`causal_mask` sees to it), or None for causal over the last S
+    positions. No dropout: this is an inference path. Returns (B, S, H*V).
+    """
+    S, N = q_nope.shape[2:]
+    P = latent.shape[2]
+    c, k_pe = latent[:, 0], k_pe[:, 0]  # (B, P, L), (B, P, R)
+    w_uk, w_uv = w_kv[:, :N], w_kv[:, N:]  # (H, N, L), (H, V, L)
+    q_latent = torch.einsum("bhsn,hnl->bhsl", q_nope, w_uk)
+    scores = torch.einsum("bhsl,bpl->bhsp", q_latent, c) + torch.einsum("bhsr,bpr->bhsp", q_pe, k_pe)
+    if mask is None and S > 1:
+        mask = torch.ones(S, P, dtype=torch.bool, device=c.device).tril(P - S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    # Softmax in float32 at least (bf16 scores), in float64 for float64 inputs.
+    wide = torch.promote_types(scores.dtype, torch.float32)
+    probs = (scores * scale).softmax(dim=-1, dtype=wide).to(c.dtype)  # (B, H, S, P)
+    out_latent = torch.einsum("bhsp,bpl->bhsl", probs, c)
+    return torch.einsum("bhsl,hvl->bshv", out_latent, w_uv).flatten(2)
+
+
+def latent_attention_is_cheaper(num_queries: int, num_keys: int, *, L: int, N: int, R: int, V: int) -> bool:
+    """Whether :func:`latent_attention` takes fewer multiply-adds a head than decompressing: the query and
+    output maps and the latent-space scores and sums, ``S N L + S L V + S P (2L + R)``, against the
+    decompression and the per-head scores and sums, ``P L (N + V) + S P (N + R + V)``. True for decoding
+    steps (S = 1: at L = 512, N = V = 128, R = 64, 1,088 P against 131,392 P); prefill decompresses."""
+    S, P = num_queries, num_keys
+    return S * L * (N + V) + S * P * (2 * L + R) < P * L * (N + V) + S * P * (N + R + V)
+
+
 class MultiHeadLatentAttention(nn.Module):
     """DeepSeek-V2 multi-head latent attention; parameter names as in DeepSeek-V2 checkpoints."""
 
@@ -153,10 +230,14 @@ class MultiHeadLatentAttention(nn.Module):
         self.kv_b_proj = nn.Linear(self.kv_lora_rank, kv_size, bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.v_dim, D, bias=bias)
         self.scale = softmax_scale(config, self.nope_dim + self.rope_dim)
+        self.absorb = config.mla_absorb
+        """Decoding steps attend in the latent space (:func:`latent_attention`); False: always decompress."""
 
     def forward(
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None, cache=None
     ) -> torch.Tensor:
+        """x: (B, S, D); mask: see :func:`attend`; cache: a transformers ``Cache`` holding the latent and the
+        rotary key of earlier positions. Returns (B, S, D)."""
         B, S, _ = x.shape
         H = self.num_heads
         if self.q_lora_rank is None:
@@ -173,11 +254,23 @@ class MultiHeadLatentAttention(nn.Module):
         if cache is not None:
             latent, k_pe = cache.update(latent, k_pe, self.layer_idx)  # (B, 1, P, L), (B, 1, P, R)
         P = latent.shape[2]
-        kv = self.kv_b_proj(latent).view(B, P, H, self.nope_dim + self.v_dim).transpose(1, 2)
-        k_nope, v = kv.split((self.nope_dim, self.v_dim), dim=-1)  # (B, H, P, nope), (B, H, P, V)
-        k = torch.cat((k_nope, k_pe.expand(B, H, P, self.rope_dim)), dim=-1)
-        q = torch.cat((q_nope, q_pe), dim=-1)
-        out = attend(q, k, v, mask=mask, scale=self.scale, dropout=self.dropout if self.training else 0.0)
+        w_kv = self.kv_b_proj.weight.view(H, self.nope_dim + self.v_dim, self.kv_lora_rank)
+        # Shapes only decide (no host sync): the absorbed form for decoding steps against a cache.
+        absorbed = (
+            self.absorb
+            and cache is not None
+            and not self.training
+            and latent_attention_is_cheaper(
+                S, P, L=self.kv_lora_rank, N=self.nope_dim, R=self.rope_dim, V=self.v_dim
+            )
+        )
+        if absorbed:
+            out = latent_attention(q_nope, q_pe, latent, k_pe, w_kv, mask=mask, scale=self.scale)
+        else:
+            dropout = self.dropout if self.training else 0.0
+            out = decompressed_attention(
+                q_nope, q_pe, latent, k_pe, w_kv, mask=mask, scale=self.scale, dropout=dropout
+            )
         return self.o_proj(out)
 
 
