@@ -49,6 +49,8 @@ class RouterInit(StrEnum):
 
 class ExpertBackend(StrEnum):
     GROUPED = "grouped"  # sort by expert, one grouped matmul per projection
+    GATHER = "gather"  # each token copy gathers its expert's weights, batched matmuls: few tokens (decoding)
+    ADAPTIVE = "adaptive"  # gather up to coe.nn.experts.GATHER_MAX_COPIES token copies, else grouped
     LOOP = "loop"  # plain loop over experts: the ground truth of the tests
 
 
@@ -146,8 +148,11 @@ class CoEConfig(PreTrainedConfig):
     "kaiming_uniform", the reference code's ``kaiming_uniform_(a=sqrt(5))``: uniform on +-1/sqrt(hidden_size)
     (std 0.018 at hidden 1024). Both draw the same random numbers, so the other weights do not change."""
     expert_backend: str = "grouped"
-    """"grouped" (sorted tokens, grouped matmuls) or "loop" (plain reference loop). Config files that say
-    "auto", the former name of "grouped", load as "grouped"."""
+    """"grouped" (sorted tokens, grouped matmuls), "gather" (each token copy gathers its expert's weights:
+    batched matmuls, fast for the few tokens of a decoding step), "adaptive" (gather when a layer sees at most
+    ``coe.nn.experts.GATHER_MAX_COPIES`` token copies T * K, else grouped; decided from shapes, no host sync)
+    or "loop" (plain reference loop). Config files that say "auto", the former name of "grouped", load as
+    "grouped"."""
 
     # --- Chain-of-Experts
     inner_iter: int = 1

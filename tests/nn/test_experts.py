@@ -1,17 +1,19 @@
-"""The grouped backend against the plain loop: outputs and every gradient, edge cases, no host syncs. The
-grouped backend has two ways back to tokens (the gather-only combine of the GPU, sum_copies of the CPU):
-both run here."""
+"""The grouped and gather backends against the plain loop: outputs and every gradient, edge cases, no host
+syncs. The grouped backend has two ways back to tokens (the gather-only combine of the GPU, sum_copies of
+the CPU): both run here. "adaptive" picks gather or grouped by the number of token copies."""
 
 import functools
 
 import pytest
 import torch
 
+from coe import CoEConfig, CoEForCausalLM
 from coe.nn.dispatch import combine, permute, sort_by_expert, sorted_weights, sum_copies
-from coe.nn.experts import Experts
+from coe.nn.experts import GATHER_MAX_COPIES, Experts
 from tests.conftest import rel_err
 
 GROUPED = ["grouped-combine", "grouped-add"]  # _grouped(add_copies=False / True)
+FAST = [*GROUPED, "gather"]
 
 
 def make_experts(N=6, D=24, F=10):
@@ -45,9 +47,9 @@ def test_cpu_forward_takes_the_add_path(monkeypatch):
     assert seen == [{"add_copies": True}]
 
 
-@pytest.mark.parametrize("grouped", GROUPED)
+@pytest.mark.parametrize("grouped", FAST)
 @pytest.mark.parametrize("routing", ["random", "one_expert", "some_unused"])
-def test_grouped_equals_loop_outputs_and_gradients(routing, grouped):
+def test_fast_backends_equal_loop_outputs_and_gradients(routing, grouped):
     N, T, K = 6, 37, 3
     experts = make_experts(N)
     x = torch.randn(T, 24)
@@ -84,8 +86,8 @@ def test_loop_matches_float64_formula():
         assert torch.allclose(y[t], ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("grouped", GROUPED)
-def test_grouped_matches_float64_loop_at_cpu_experiment_shape(grouped):
+@pytest.mark.parametrize("grouped", FAST)
+def test_fast_backends_match_float64_loop_at_cpu_experiment_shape(grouped):
     """The CPU experiment's layer shape (hidden 128, width 64, 63 experts, K = 8) on fewer tokens, float32
     against the loop in float64: outputs and every gradient."""
     experts = make_experts(N=63, D=128, F=64)
@@ -158,3 +160,101 @@ def test_grouped_path_traces_without_graph_breaks():
         grouped = functools.partial(experts._grouped, add_copies=add_copies)
         compiled = torch.compile(grouped, backend="eager", fullgraph=True)
         assert rel_err(compiled(x, idx, w), grouped(x, idx, w)) < 1e-6
+
+
+@pytest.mark.parametrize("T", [1, 5])
+def test_gather_equals_loop_in_float64(T):
+    """Both in float64 (no rounding to hide behind): outputs and every gradient, random routing, repeats
+    allowed within a token (the gather path does not need distinct experts)."""
+    N, K = 6, 4
+    experts = make_experts(N).double()
+    x, w = torch.randn(T, 24, dtype=torch.float64), torch.rand(T, K, dtype=torch.float64)
+    idx = torch.randint(0, N, (T, K))
+    got = run(experts, "gather", x, idx, w)
+    want = run(experts, "loop", x, idx, w)
+    for name, a, b in zip(["y", "dx", "dw", "dgate_up", "ddown"], got, want, strict=True):
+        assert a.dtype == torch.float64 and rel_err(a, b) < 1e-12, name
+
+
+def test_gather_in_bfloat16_adds_copies_in_float32():
+    experts = make_experts(N=8, D=32, F=16).to(torch.bfloat16)
+    x, w = torch.randn(3, 32, dtype=torch.bfloat16), torch.rand(3, 4)
+    idx = torch.stack([torch.randperm(8)[:4] for _ in range(3)])
+    got = run(experts, "gather", x, idx, w)
+    want = run(experts, "grouped-add", x, idx, w)
+    for name, a, b in zip(["y", "dx", "dw", "dgate_up", "ddown"], got, want, strict=True):
+        assert a.dtype == b.dtype and rel_err(a.float(), b.float()) < 2e-2, name
+
+
+def test_adaptive_picks_gather_for_few_copies_and_grouped_for_many(monkeypatch):
+    experts = make_experts()
+    experts.backend = "adaptive"
+    seen = []
+    for path in ("_gather", "_grouped"):
+        original = getattr(experts, path)
+        monkeypatch.setattr(
+            experts, path, lambda *a, _f=original, _p=path, **kw: seen.append(_p) or _f(*a, **kw)
+        )
+    K = 4
+    tokens = [1, GATHER_MAX_COPIES // K, GATHER_MAX_COPIES // K + 1, 2048]
+    for T in tokens:
+        y = experts(torch.randn(T, 24), torch.randint(0, 6, (T, K)), torch.rand(T, K))
+        assert y.shape == (T, 24)
+    assert seen == ["_gather", "_gather", "_grouped", "_grouped"]
+    assert experts._gathers(GATHER_MAX_COPIES) and not experts._gathers(GATHER_MAX_COPIES + 1)
+    experts.shard = object()  # expert parallelism: a rank holds only its experts, so always grouped
+    assert not experts._gathers(1)
+    experts.backend = "gather"
+    assert not experts._gathers(1)
+
+
+@pytest.mark.parametrize("backend", ["gather", "adaptive"])
+def test_gather_path_traces_without_graph_breaks(backend):
+    experts = make_experts()
+    experts.backend = backend
+    x, idx, w = torch.randn(3, 24), torch.randint(0, 6, (3, 2)), torch.rand(3, 2)
+    torch._dynamo.reset()
+    compiled = torch.compile(experts, backend="eager", fullgraph=True)
+    assert rel_err(compiled(x, idx, w), experts(x, idx, w)) < 1e-6
+
+
+def tiny_model(backend: str) -> CoEForCausalLM:
+    config = CoEConfig(
+        vocab_size=97,
+        hidden_size=48,
+        num_hidden_layers=2,
+        intermediate_size=80,
+        num_attention_heads=4,
+        kv_lora_rank=24,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=12,
+        n_routed_experts=9,
+        n_shared_experts=1,
+        num_experts_per_tok=3,
+        moe_intermediate_size=20,
+        inner_iter=2,
+        expert_backend=backend,
+    )
+    torch.manual_seed(0)
+    return CoEForCausalLM(config).eval()
+
+
+def test_greedy_generation_is_the_same_with_adaptive_and_grouped(monkeypatch):
+    """Prefill (2 x 9 tokens, 54 copies) runs grouped, each decoding step (2 tokens, 6 copies) gather: the
+    greedy tokens equal the grouped backend's."""
+    grouped, adaptive = tiny_model("grouped"), tiny_model("adaptive")
+    adaptive.load_state_dict(grouped.state_dict())
+    calls = []
+    original = Experts._gather
+    monkeypatch.setattr(
+        Experts, "_gather", lambda self, *a, **kw: calls.append(a[0].shape[0]) or original(self, *a, **kw)
+    )
+    prompt = torch.randint(0, 97, (2, 9), generator=torch.Generator().manual_seed(0))
+    kwargs = dict(max_new_tokens=10, min_new_tokens=10, do_sample=False)
+    want = grouped.generate(prompt, **kwargs)
+    assert not calls
+    got = adaptive.generate(prompt, **kwargs)
+    assert torch.equal(got, want)
+    assert calls and set(calls) == {2}  # every decoding step of both layers and both iterations, no prefill
+    assert len(calls) == 9 * 2 * 2

@@ -1,4 +1,4 @@
-"""N SwiGLU experts as stacked weights, with two backends behind one interface.
+"""N SwiGLU experts as stacked weights, with several backends behind one interface.
 
 Shapes: T tokens, D hidden, F expert intermediate, N experts, K choices per token, M = T * K.
 Weights: ``gate_up_proj`` (N, 2F, D) holding gate rows then up rows, ``down_proj`` (N, D, F), the layout of
@@ -15,9 +15,16 @@ transformers' DeepseekV2 experts.
   tokens, 63 experts of 128 x 64) torch's CPU grouped_mm runs as fast as one batched matmul over padded groups
   (~100 GFLOP/s on a core, measured), so padding buys nothing, and it costs up to N times the copies when the
   routing is unbalanced (3.4x slower at a max / mean load of 3.8).
+- "gather": for the few tokens of a decoding step. Each of the M token copies gathers its expert's weights
+  (``index_select`` on the stacked weights) and two batched matmuls run over the copies; no sort, no grouped
+  matmul over all N experts (most of them empty at M of a few dozen). It reads M expert weights instead of
+  at most N, so it loses as M grows.
+- "adaptive": "gather" up to :data:`GATHER_MAX_COPIES` token copies, else "grouped". The choice is made from
+  the shape T * K, so it needs no host synchronisation; training batches are far above it.
 
 With expert parallelism (``shard`` set by :func:`coe.nn.expert_parallel.shard_experts`) the grouped backend
-holds only its rank's chunk of experts and exchanges token copies with the other ranks around the matmuls.
+holds only its rank's chunk of experts and exchanges token copies with the other ranks around the matmuls;
+"gather" and "adaptive" then run grouped too (a rank holds only its own experts' weights).
 """
 
 from __future__ import annotations
@@ -51,6 +58,57 @@ def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor) -> torch
         x, w = F.pad(x, (0, pad_i)), F.pad(w, (0, pad_o, 0, pad_i))
         return _grouped_mm(x, w, offs=offsets)[:, :O]
     return _grouped_mm(x, w, offs=offsets)
+
+
+GATHER_MAX_COPIES = 32
+"""Most token copies M = T * K for which "adaptive" takes "gather" (inclusive).
+
+One ``Experts.forward`` of the small preset's widths (63 experts, D 128, F 64), float32, inference mode, one
+thread, random routing; ms, fastest of 20 (benchmarks/expert_decode.py; 2026-12-02, Intel Xeon, 2 cores
+shared with other work, torch 2.13 CPU). CoE-like is one of a layer's C = 2 calls.
+
+| shape | T | copies | gather ms | grouped ms | gather / grouped |
+|---|---|---|---|---|---|
+| MoE-like, K = 8 | 1 | 8 | 0.105 | 0.319 | 0.33 |
+| MoE-like, K = 8 | 8 | 64 | 0.889 | 0.624 | 1.43 |
+| MoE-like, K = 8 | 64 | 512 | 23.3 | 1.26 | 18.6 |
+| MoE-like, K = 8 | 2048 | 16384 | 924 | 16.2 | 57 |
+| CoE-like, K = 4 | 1 | 4 | 0.069 | 0.301 | 0.23 |
+| CoE-like, K = 4 | 8 | 32 | 0.446 | 0.515 | 0.87 |
+| CoE-like, K = 4 | 64 | 256 | 4.23 | 0.948 | 4.46 |
+| CoE-like, K = 4 | 2048 | 8192 | 462 | 9.07 | 51 |
+
+Gather reads one expert's weights per copy, grouped at most each expert once plus a fixed cost per call; in a
+finer sweep the two cross between 32 copies (gather / grouped 0.96 at K = 8, 0.90 at K = 4) and 64 (1.43 and
+1.42), whatever K. Not measured on a GPU, where the crossover may differ.
+"""
+
+
+def gather(w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """w[idx] for w (N, I, O), copied in w's memory order: compute_weights' stacks are transposed views of the
+    (N, O, I) parameters, and index_select through that view copies 2.6x slower on the CPU (63 experts of
+    128 x 128, 64 rows, measured). bmm takes the transposed result as it is."""
+    return w.transpose(1, 2).index_select(0, idx).transpose(1, 2)
+
+
+def gathered_swiglu(
+    x: torch.Tensor,
+    topk_idx: torch.Tensor,
+    topk_weight: torch.Tensor,
+    w_gate_up: torch.Tensor,
+    w_down: torch.Tensor,
+) -> torch.Tensor:
+    """``sum_k w_tk * expert_e(x_t)`` with each copy's expert weights gathered: x (T, D); topk_idx and
+    topk_weight (T, K); w_gate_up (N, D, 2F), w_down (N, F, D) in x's dtype -> (T, D) float32 (or float64).
+
+    The copies of a token are added in float32 at least, as ``sum_copies`` does."""
+    T, K = topk_idx.shape
+    idx_M = topk_idx.reshape(-1)
+    x_M1D = x.unsqueeze(1).expand(T, K, x.shape[-1]).reshape(T * K, 1, -1)  # copy t*K+k of token t
+    gate, up = torch.bmm(x_M1D, gather(w_gate_up, idx_M)).chunk(2, dim=-1)  # (M, 1, F) each
+    hidden_M1F = F.silu(gate) * up * topk_weight.reshape(T * K, 1, 1).to(x.dtype)
+    y_M1D = torch.bmm(hidden_M1F, gather(w_down, idx_M))
+    return y_M1D.view(T, K, -1).sum(1, dtype=torch.promote_types(x.dtype, torch.float32))
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -106,7 +164,29 @@ class Experts(nn.Module):
         compute_weights."""
         if self.backend == ExpertBackend.LOOP:
             return self._loop(x, topk_idx, topk_weight)
+        if self._gathers(topk_idx.numel()):
+            return self._gather(x, topk_idx, topk_weight, weights)
         return self._grouped(x, topk_idx, topk_weight, weights, add_copies=x.device.type == "cpu")
+
+    def _gathers(self, copies: int) -> bool:
+        """Whether the gather path runs for this many token copies (a shape: no host sync)."""
+        if self.shard is not None:
+            return False
+        if self.backend == ExpertBackend.GATHER:
+            return True
+        return self.backend == ExpertBackend.ADAPTIVE and copies <= GATHER_MAX_COPIES
+
+    def _gather(
+        self,
+        x: torch.Tensor,
+        topk_idx: torch.Tensor,
+        topk_weight: torch.Tensor,
+        weights: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        dtype = compute_dtype(x)
+        w_gate_up, w_down = weights if weights is not None else self.compute_weights(dtype)
+        y = gathered_swiglu(x.to(dtype), topk_idx, topk_weight, w_gate_up, w_down)
+        return y.to(x.dtype)
 
     def _grouped(
         self,
