@@ -1,0 +1,105 @@
+"""One expert layer's forward, "gather" against "grouped", from decoding-sized to training-sized token counts.
+
+    python benchmarks/expert_decode.py                     # small preset widths, T = 1, 8, 64, 2048
+    python benchmarks/expert_decode.py --size paper --tokens 1 8 64 --threads 2
+
+Two shapes of a preset size: MoE-like (K = 8 of 63 experts, one call per layer) and CoE-like (K = 4 of 63,
+C = 2 calls per layer, each timed here as one call; a CoE layer costs two of them). Each row is one
+``Experts.forward`` under inference mode with random routing, the fastest and the median of ``--repeats``
+timed calls after warm-up. The table chooses ``coe.nn.experts.GATHER_MAX_COPIES``, the threshold of the
+"adaptive" backend. On a shared machine other work inflates every time: the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from coe.nn.experts import GATHER_MAX_COPIES, Experts
+from coe.presets import PAPER_SHAPE, SIZES
+
+SHAPES = (("moe-like", 8), ("coe-like", 4))  # (name, K); 63 routed experts in both
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def time_call(fn, repeats: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(size: str, tokens: list[int], repeats: int, dtype: torch.dtype) -> list[dict]:
+    widths = {**PAPER_SHAPE, **SIZES[size]}
+    N, D, F = 63, widths["hidden_size"], widths["moe_intermediate_size"]
+    experts = Experts(N, D, F).to(dtype)
+    torch.nn.init.normal_(experts.gate_up_proj, std=0.02)
+    torch.nn.init.normal_(experts.down_proj, std=0.02)
+    rows = []
+    g = torch.Generator().manual_seed(0)
+    for name, K in SHAPES:
+        for T in tokens:
+            x = torch.randn(T, D, generator=g).to(dtype)
+            topk_weight, topk_idx = torch.randn(T, N, generator=g).softmax(-1).topk(K, dim=-1)
+            row = dict(shape=name, K=K, T=T, copies=T * K)
+            with torch.inference_mode():
+                weights = experts.compute_weights(dtype)  # cast once per layer, as ChainOfExperts does
+                for backend in ("gather", "grouped"):
+                    experts.backend = backend
+                    t = time_call(lambda: experts(x, topk_idx, topk_weight, weights), repeats)  # noqa: B023
+                    row[f"{backend}_ms"] = 1e3 * min(t)
+                    row[f"{backend}_median_ms"] = 1e3 * statistics.median(t)
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="small", choices=sorted(SIZES))
+    parser.add_argument("--tokens", type=int, nargs="+", default=[1, 8, 64, 2048])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = measure(args.size, args.tokens, args.repeats, getattr(torch, args.dtype))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"{datetime.date.today()}, {cpu_model()}, {args.threads} thread(s), torch {torch.__version__}, "
+        f"{args.size} widths, {args.dtype}, load average {load:.2f}; fastest (median) of {args.repeats}; "
+        f"adaptive takes gather up to {GATHER_MAX_COPIES} copies"
+    )
+    print("| shape | T | copies T*K | gather ms | grouped ms | gather / grouped |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['shape']} (K={r['K']}) | {r['T']} | {r['copies']} "
+            f"| {r['gather_ms']:.3f} ({r['gather_median_ms']:.3f}) "
+            f"| {r['grouped_ms']:.3f} ({r['grouped_median_ms']:.3f}) "
+            f"| {r['gather_ms'] / r['grouped_ms']:.2f} |"
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    main()
