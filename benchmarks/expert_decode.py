@@ -2,12 +2,16 @@
 
     python benchmarks/expert_decode.py                     # small preset widths, T = 1, 8, 64, 2048
     python benchmarks/expert_decode.py --size paper --tokens 1 8 64 --threads 2
+    python benchmarks/expert_decode.py --generate          # and greedy generation, grouped vs adaptive
 
 Two shapes of a preset size: MoE-like (K = 8 of 63 experts, one call per layer) and CoE-like (K = 4 of 63,
 C = 2 calls per layer, each timed here as one call; a CoE layer costs two of them). Each row is one
 ``Experts.forward`` under inference mode with random routing, the fastest and the median of ``--repeats``
 timed calls after warm-up. The table chooses ``coe.nn.experts.GATHER_MAX_COPIES``, the threshold of the
-"adaptive" backend. On a shared machine other work inflates every time: the load average is printed.
+"adaptive" backend. ``--generate`` adds whole-model greedy decoding (``generate()`` of moe-8-64 and
+coe-2-4-64 at the size, random weights, a 32-token prompt) with every expert layer on "grouped" and on
+"adaptive", the two timed in alternation, and checks that they produce the same tokens. On a shared machine
+other work inflates every time: the load average is printed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from coe import CoEConfig, CoEForCausalLM
 from coe.nn.experts import GATHER_MAX_COPIES, Experts
 from coe.presets import PAPER_SHAPE, SIZES
 
@@ -73,6 +78,36 @@ def measure(size: str, tokens: list[int], repeats: int, dtype: torch.dtype) -> l
     return rows
 
 
+def measure_generate(size: str, batches: list[int], new_tokens: int, repeats: int) -> list[dict]:
+    rows = []
+    for preset in ("moe-8-64", "coe-2-4-64"):
+        torch.manual_seed(0)
+        model = CoEForCausalLM(CoEConfig.from_preset(preset, size=size)).eval()
+        experts = [m for m in model.modules() if isinstance(m, Experts)]
+        for batch in batches:
+            prompt = torch.randint(0, model.config.vocab_size, (batch, 32))
+            kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+            times, outputs = {"grouped": [], "adaptive": []}, {}
+            for _ in range(repeats + 1):  # the first round warms up
+                for backend in times:
+                    for m in experts:
+                        m.backend = backend
+                    start = time.perf_counter()
+                    outputs[backend] = model.generate(prompt, **kwargs)
+                    times[backend].append(time.perf_counter() - start)
+            ms = {b: 1e3 * min(t[1:]) / new_tokens for b, t in times.items()}
+            rows.append(
+                dict(
+                    preset=preset,
+                    batch=batch,
+                    grouped_ms_per_step=ms["grouped"],
+                    adaptive_ms_per_step=ms["adaptive"],
+                    same_tokens=torch.equal(outputs["grouped"], outputs["adaptive"]),
+                )
+            )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="small", choices=sorted(SIZES))
@@ -80,6 +115,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--generate", action="store_true", help="also time greedy generate()")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="generate: batch sizes")
+    parser.add_argument("--new-tokens", type=int, default=64, help="generate: new tokens per sequence")
+    parser.add_argument("--generate-repeats", type=int, default=3, help="generate: timed rounds")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = measure(args.size, args.tokens, args.repeats, getattr(torch, args.dtype))
@@ -98,6 +137,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"| {r['grouped_ms']:.3f} ({r['grouped_median_ms']:.3f}) "
             f"| {r['gather_ms'] / r['grouped_ms']:.2f} |"
         )
+    if args.generate:
+        gen = measure_generate(args.size, args.batches, args.new_tokens, args.generate_repeats)
+        print(
+            f"\ngreedy generate(), 32-token prompt, {args.new_tokens} new tokens, float32; "
+            f"ms per decoding step, fastest of {args.generate_repeats}"
+        )
+        print("| preset | batch | grouped ms | adaptive ms | speed-up | same tokens |")
+        print("|---|---|---|---|---|---|")
+        for r in gen:
+            grouped, adaptive = r["grouped_ms_per_step"], r["adaptive_ms_per_step"]
+            print(
+                f"| {r['preset']} | {r['batch']} | {grouped:.2f} | {adaptive:.2f} "
+                f"| {grouped / adaptive:.2f}x | {r['same_tokens']} |"
+            )
+        rows = rows + gen
     return rows
 
 

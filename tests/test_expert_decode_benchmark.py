@@ -1,0 +1,27 @@
+"""benchmarks/expert_decode.py runs end to end on tiny widths (a smoke test: no timing assertions), and its
+generation rows check that "adaptive" decodes the same tokens as "grouped"."""
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "expert_decode.py"
+
+
+def test_expert_decode_benchmark_smoke(capsys):
+    spec = importlib.util.spec_from_file_location("expert_decode", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--size", "tiny", "--tokens", "1", "40", "--repeats", "1", "--generate", "--batches", "1", "2"]
+    rows = bench.main([*argv, "--new-tokens", "3", "--generate-repeats", "1"])
+    layer = [r for r in rows if "shape" in r]
+    assert [(r["shape"], r["T"]) for r in layer] == [
+        (s, t) for s in ("moe-like", "coe-like") for t in (1, 40)
+    ]
+    assert all(r["gather_ms"] > 0 and r["grouped_ms"] > 0 for r in layer)
+    gen = [r for r in rows if "preset" in r]
+    assert [(r["preset"], r["batch"]) for r in gen] == [
+        (p, b) for p in ("moe-8-64", "coe-2-4-64") for b in (1, 2)
+    ]
+    assert all(r["same_tokens"] for r in gen)
+    out = capsys.readouterr().out
+    assert "| shape | T | copies T*K |" in out and "| preset | batch | grouped ms |" in out
