@@ -147,7 +147,7 @@ def decompressed_attention(
     """
     B, H, _, N = q_nope.shape
     P, R = latent.shape[2], k_pe.shape[-1]
-    kv = torch.einsum("bpl,hcl->bhpc", latent[:, 0], w_kv)  # (B, H, P, N + V)
+    kv = F.linear(latent[:, 0], w_kv.flatten(0, 1)).view(B, P, H, -1).transpose(1, 2)  # (B, H, P, N + V)
     k_nope, v = kv.split((N, w_kv.shape[1] - N), dim=-1)  # (B, H, P, N), (B, H, P, V)
     k = torch.cat((k_nope, k_pe.expand(B, H, P, R)), dim=-1)
     q = torch.cat((q_nope, q_pe), dim=-1)
@@ -173,7 +173,12 @@ def latent_attention(
     attends to the cached latent ``c_p`` and rotary key ``k_pe_p`` themselves, and W_UV maps each head's
     latent output back. A step costs O(S P (2L + R)) a head instead of the O(P L (N + V)) of decompressing
     P positions. Written as DeepSeek's reference inference code writes it (einsums, softmax in float32),
-    which also keeps the nope and rotary scores apart rather than concatenating per step.
+    which keeps the nope and rotary scores apart rather than concatenating per step. On the CPU (one thread,
+    DeepSeek-V2's head sizes, 8 heads, batch 8, 2,048 cached positions) it takes 7 ms in bf16 and 19 ms in
+    float32 against 290 and 600 ms decompressed, and 73 and 59 ms for the same product through SDPA (H*S
+    queries of one key/value head). Its scores are rounded to the input dtype before the softmax, so in bf16
+    its error is about twice SDPA's (relative max 1.0e-2 against 4.6e-3 decompressed, float64 reference);
+    float32 and float64 agree to rounding.
 
     Shapes as :func:`decompressed_attention`; mask: boolean (B or 1, 1, S, P), True where allowed, each
     query allowed at least one key (:func:`causal_mask` sees to it), or None for causal over the last S
