@@ -1,7 +1,8 @@
-"""CPU decode time per token with MLA's absorbed projections on and off (``CoEConfig.mla_absorb``).
+"""Decode time per token with MLA's absorbed projections on and off (``CoEConfig.mla_absorb``).
 
-    python benchmarks/mla_decode.py                              # coe-2-4-64, small size, batches 1 and 8
+    python benchmarks/mla_decode.py                    # coe-2-4-64, small size, CPU, batches 1 and 8
     python benchmarks/mla_decode.py --size tiny --prompt 32 512 --new-tokens 32
+    python benchmarks/mla_decode.py --size paper --device cuda --dtype bfloat16 --batch 1 64
 
 A random-weight model prefills a random prompt, then greedy decoding steps run one token at a time against
 transformers' DynamicCache; the median milliseconds of a step (the whole model: attention, experts, LM head)
@@ -24,6 +25,11 @@ from transformers.cache_utils import DynamicCache
 from coe import CoEConfig, CoEForCausalLM
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def set_absorb(model: CoEForCausalLM, absorb: bool) -> None:
     for layer in model.model.layers:
         layer.self_attn.absorb = absorb
@@ -33,14 +39,17 @@ def set_absorb(model: CoEForCausalLM, absorb: bool) -> None:
 def step_times(model: CoEForCausalLM, batch: int, prompt: int, new_tokens: int, absorb: bool) -> list[float]:
     """Seconds of each of ``new_tokens`` decoding steps after a prefill of ``prompt`` tokens."""
     set_absorb(model, absorb)
-    ids = torch.randint(0, model.config.vocab_size, (batch, prompt))
+    device = model.device
+    ids = torch.randint(0, model.config.vocab_size, (batch, prompt), device=device)
     cache = DynamicCache()
     logits = model(ids, cache=cache, use_cache=True).logits[:, -1]
     times = []
     for _ in range(new_tokens):
         nxt = logits.argmax(-1, keepdim=True)
+        sync(device)
         start = time.perf_counter()
         logits = model(nxt, cache=cache, use_cache=True).logits[:, -1]
+        sync(device)
         times.append(time.perf_counter() - start)
     return times
 
@@ -48,7 +57,9 @@ def step_times(model: CoEForCausalLM, batch: int, prompt: int, new_tokens: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="coe-2-4-64")
-    parser.add_argument("--size", default="small", choices=["tiny", "small"])
+    parser.add_argument("--size", default="small", choices=["tiny", "small", "paper"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--prompt", type=int, nargs="+", default=[32, 512])
     parser.add_argument("--new-tokens", type=int, default=32)
@@ -57,12 +68,16 @@ def main() -> None:
 
     torch.manual_seed(0)
     config = CoEConfig.from_preset(args.preset, args.size, max_position_embeddings=4096)
-    model = CoEForCausalLM(config).eval()
-    step_times(model, 1, 8, 4, True)  # warm-up
+    device = torch.device(args.device)
+    model = CoEForCausalLM(config).eval().to(device, getattr(torch, args.dtype))
+    for absorb in (True, False):
+        step_times(model, 1, 8, 4, absorb)  # warm-up
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     print(
         f"# {args.preset} ({args.size}), decode ms/token (median, {args.rounds}x{args.new_tokens} steps), "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
+        f"{machine}, {args.dtype}, "
+        f"{torch.get_num_threads()} threads, torch "
         f"{torch.__version__}, load average {os.getloadavg()[0]:.2f}"
     )
     print(f"{'batch':>5} {'prompt':>6} {'absorbed':>9} {'decompressed':>12} {'speed-up':>8}")
