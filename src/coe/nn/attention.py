@@ -173,12 +173,12 @@ def latent_attention(
     attends to the cached latent ``c_p`` and rotary key ``k_pe_p`` themselves, and W_UV maps each head's
     latent output back. A step costs O(S P (2L + R)) a head instead of the O(P L (N + V)) of decompressing
     P positions. Written as DeepSeek's reference inference code writes it (einsums, softmax in float32),
-    which keeps the nope and rotary scores apart rather than concatenating per step. On the CPU (one thread,
-    DeepSeek-V2's head sizes, 8 heads, batch 8, 2,048 cached positions) it takes 7 ms in bf16 and 19 ms in
-    float32 against 290 and 600 ms decompressed, and 73 and 59 ms for the same product through SDPA (H*S
-    queries of one key/value head). Its scores are rounded to the input dtype before the softmax, so in bf16
-    its error is about twice SDPA's (relative max 1.0e-2 against 4.6e-3 decompressed, float64 reference);
-    float32 and float64 agree to rounding.
+    which keeps the nope and rotary scores apart rather than concatenating per step. On the CPU (2026-12-02,
+    a 2-core VM, one thread, DeepSeek-V2's head sizes, 8 heads, batch 8, 2,048 cached positions) it takes
+    7 ms in bf16 and 19 ms in float32 against 290 and 600 ms decompressed, and 73 and 59 ms for the same
+    product through SDPA (H*S queries of one key/value head). Its scores are rounded to the input dtype
+    before the softmax, so in bf16 its error is about twice SDPA's (relative max 1.0e-2 against 4.6e-3
+    decompressed, float64 reference); float32 and float64 agree to rounding.
 
     Shapes as :func:`decompressed_attention`; mask: boolean (B or 1, 1, S, P), True where allowed, each
     query allowed at least one key (:func:`causal_mask` sees to it), or None for causal over the last S
@@ -205,7 +205,8 @@ def latent_attention_is_cheaper(num_queries: int, num_keys: int, *, L: int, N: i
     """Whether :func:`latent_attention` takes fewer multiply-adds a head than decompressing: the query and
     output maps and the latent-space scores and sums, ``S N L + S L V + S P (2L + R)``, against the
     decompression and the per-head scores and sums, ``P L (N + V) + S P (N + R + V)``. True for decoding
-    steps (S = 1: at L = 512, N = V = 128, R = 64, 1,088 P against 131,392 P); prefill decompresses."""
+    steps (S = 1 at L = 512, N = V = 128, R = 64: 131,072 + 1,088 P against 131,392 P); prefill
+    decompresses."""
     S, P = num_queries, num_keys
     return S * L * (N + V) + S * P * (2 * L + R) < P * L * (N + V) + S * P * (N + R + V)
 
