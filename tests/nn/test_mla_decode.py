@@ -180,3 +180,13 @@ def test_generate_gives_the_same_tokens_absorbed_or_not(monkeypatch):
     for a, b in zip(tokens[True], tokens[False], strict=True):
         assert torch.equal(a, b)
     assert len({tuple(t.tolist()) for t in tokens[True]}) > 1  # the prompts lead to different continuations
+
+
+def test_latent_attention_traces_without_graph_breaks():
+    """A compiled decoding step can hold it whole (fullgraph), and it computes the same there."""
+    inputs = random_inputs(1, 9, torch.float32)
+    mask = causal_mask(PADDING, 1, 9, torch.device("cpu"))
+    compiled = torch.compile(latent_attention, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(
+        compiled(*inputs, mask=mask, scale=0.3), latent_attention(*inputs, mask=mask, scale=0.3)
+    )
