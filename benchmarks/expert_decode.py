@@ -43,57 +43,70 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def time_call(fn, repeats: int, warmup: int = 3) -> list[float]:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn, repeats: int, device: torch.device, warmup: int = 3) -> list[float]:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        sync(device)
         start = time.perf_counter()
         fn()
+        sync(device)
         times.append(time.perf_counter() - start)
     return times
 
 
-def measure(size: str, tokens: list[int], repeats: int, dtype: torch.dtype) -> list[dict]:
+def measure(
+    size: str, tokens: list[int], repeats: int, dtype: torch.dtype, device: torch.device
+) -> list[dict]:
     widths = {**PAPER_SHAPE, **SIZES[size]}
     N, D, F = 63, widths["hidden_size"], widths["moe_intermediate_size"]
-    experts = Experts(N, D, F).to(dtype)
+    experts = Experts(N, D, F).to(device, dtype)
     torch.nn.init.normal_(experts.gate_up_proj, std=0.02)
     torch.nn.init.normal_(experts.down_proj, std=0.02)
     rows = []
     g = torch.Generator().manual_seed(0)
     for name, K in SHAPES:
         for T in tokens:
-            x = torch.randn(T, D, generator=g).to(dtype)
-            topk_weight, topk_idx = torch.randn(T, N, generator=g).softmax(-1).topk(K, dim=-1)
+            x = torch.randn(T, D, generator=g).to(device, dtype)
+            topk_weight, topk_idx = torch.randn(T, N, generator=g).to(device).softmax(-1).topk(K, dim=-1)
             row = dict(shape=name, K=K, T=T, copies=T * K)
             with torch.inference_mode():
                 weights = experts.compute_weights(dtype)  # cast once per layer, as ChainOfExperts does
                 for backend in ("gather", "grouped"):
                     experts.backend = backend
-                    t = time_call(lambda: experts(x, topk_idx, topk_weight, weights), repeats)  # noqa: B023
+                    t = time_call(lambda: experts(x, topk_idx, topk_weight, weights), repeats, device)  # noqa: B023
                     row[f"{backend}_ms"] = 1e3 * min(t)
                     row[f"{backend}_median_ms"] = 1e3 * statistics.median(t)
             rows.append(row)
     return rows
 
 
-def measure_generate(size: str, batches: list[int], new_tokens: int, repeats: int) -> list[dict]:
+def measure_generate(
+    size: str, batches: list[int], new_tokens: int, repeats: int, dtype: torch.dtype, device: torch.device
+) -> list[dict]:
     rows = []
     for preset in ("moe-8-64", "coe-2-4-64"):
         torch.manual_seed(0)
-        model = CoEForCausalLM(CoEConfig.from_preset(preset, size=size)).eval()
+        model = CoEForCausalLM(CoEConfig.from_preset(preset, size=size)).to(device, dtype).eval()
         experts = [m for m in model.modules() if isinstance(m, Experts)]
         for batch in batches:
-            prompt = torch.randint(0, model.config.vocab_size, (batch, 32))
+            prompt = torch.randint(0, model.config.vocab_size, (batch, 32), device=device)
             kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
             times, outputs = {"grouped": [], "adaptive": []}, {}
             for _ in range(repeats + 1):  # the first round warms up
                 for backend in times:
                     for m in experts:
                         m.backend = backend
+                    sync(device)
                     start = time.perf_counter()
                     outputs[backend] = model.generate(prompt, **kwargs)
+                    sync(device)
                     times[backend].append(time.perf_counter() - start)
             ms = {b: 1e3 * min(t[1:]) / new_tokens for b, t in times.items()}
             rows.append(
@@ -115,16 +128,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--generate", action="store_true", help="also time greedy generate()")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="generate: batch sizes")
     parser.add_argument("--new-tokens", type=int, default=64, help="generate: new tokens per sequence")
     parser.add_argument("--generate-repeats", type=int, default=3, help="generate: timed rounds")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = measure(args.size, args.tokens, args.repeats, getattr(torch, args.dtype))
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    rows = measure(args.size, args.tokens, args.repeats, dtype, device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     print(
-        f"{datetime.date.today()}, {cpu_model()}, {args.threads} thread(s), torch {torch.__version__}, "
+        f"{datetime.date.today()}, {machine}, {args.threads} CPU thread(s), torch {torch.__version__}, "
         f"{args.size} widths, {args.dtype}, load average {load:.2f}; fastest (median) of {args.repeats}; "
         f"adaptive takes gather up to {GATHER_MAX_COPIES} copies"
     )
@@ -138,9 +154,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"| {r['gather_ms'] / r['grouped_ms']:.2f} |"
         )
     if args.generate:
-        gen = measure_generate(args.size, args.batches, args.new_tokens, args.generate_repeats)
+        gen = measure_generate(args.size, args.batches, args.new_tokens, args.generate_repeats, dtype, device)
         print(
-            f"\ngreedy generate(), 32-token prompt, {args.new_tokens} new tokens, float32; "
+            f"\ngreedy generate(), 32-token prompt, {args.new_tokens} new tokens, {args.dtype}; "
             f"ms per decoding step, fastest of {args.generate_repeats}"
         )
         print("| preset | batch | grouped ms | adaptive ms | speed-up | same tokens |")
