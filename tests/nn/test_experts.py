@@ -258,3 +258,18 @@ def test_greedy_generation_is_the_same_with_adaptive_and_grouped(monkeypatch):
     assert torch.equal(got, want)
     assert calls and set(calls) == {2}  # every decoding step of both layers and both iterations, no prefill
     assert len(calls) == 9 * 2 * 2
+
+
+def test_gather_follows_autocast_like_grouped():
+    """Under CPU autocast to bfloat16 both paths run bf16 matmuls on float32 weights and return x's dtype."""
+    experts = make_experts(N=8, D=32, F=16)
+    x, w = torch.randn(3, 32), torch.rand(3, 4)
+    idx = torch.stack([torch.randperm(8)[:4] for _ in range(3)])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        experts.backend = "gather"
+        got = experts(x, idx, w)
+        want = experts._grouped(x, idx, w, add_copies=True)
+    experts.backend = "loop"
+    exact = experts(x, idx, w)
+    assert got.dtype == torch.float32 and rel_err(got, want) < 1e-6
+    assert 1e-4 < rel_err(got, exact) < 2e-2  # bf16 matmuls really ran
