@@ -13,7 +13,8 @@ import importlib.abc
 import sys
 from typing import Any
 
-__all__ = ["CoECausalLMOutput", "CoEConfig", "CoEForCausalLM", "CoEModel", "list_presets"]
+from coe.lazy import lazy_attributes
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -29,16 +30,8 @@ _LAZY = {
 _MODELING, _AUTO = "coe.modeling", "transformers.models.auto.modeling_auto"
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'coe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+__all__ = sorted(_LAZY)
 
 
 def _register() -> None:

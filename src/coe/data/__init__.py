@@ -6,8 +6,7 @@ torch or transformers, so that ``coe train --help`` starts quickly.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from coe.lazy import lazy_attributes
 
 _LAZY = {
     "Batch": "coe.data.packing",
@@ -49,53 +48,5 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'coe.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
-
-
-__all__ = [
-    "EOS_TOKEN",
-    "FAMILIES",
-    "PACKINGS",
-    "QA_TEMPLATE",
-    "SYNTHETIC",
-    "SYNTHETIC_METAMATH",
-    "TEMPLATES",
-    "Batch",
-    "BatchIterator",
-    "DataSpec",
-    "DataSplits",
-    "DatasetFetchError",
-    "MathProblem",
-    "PackedDataset",
-    "PaddedDataset",
-    "Step",
-    "TokenizerSpec",
-    "build_tokenizer",
-    "extract_final_answer",
-    "format_problem",
-    "format_prompt",
-    "generate",
-    "generate_problem",
-    "hold_out",
-    "iter_problems",
-    "load_file",
-    "load_splits",
-    "load_tokenizer",
-    "make_sequences",
-    "pack_documents",
-    "resolve_template",
-    "split_of_question",
-    "split_question_answer",
-    "tokenize_documents",
-    "train_bpe",
-    "validation_batches",
-]
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+__all__ = sorted(_LAZY)
