@@ -4,9 +4,9 @@
     python benchmarks/cli_startup.py --repeats 9
 
 The wall time of the whole process (interpreter start, imports, parsing, printing, exit), as a user waits
-for it. ``coe --help`` and ``coe presets`` import neither torch nor transformers; ``coe train --help`` builds
-the training options, whose data section imports both. The load average is printed with the table: on a
-shared machine the other work's load inflates every time.
+for it. ``coe --help``, ``coe presets`` and ``coe train --help`` import neither torch nor transformers (the
+training options' data section loads lazily). The load average is printed with the table: on a shared machine
+the other work's load inflates every time.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import torch
+
+from coe.device import device_name
 
 COMMANDS = (["--help"], ["presets"], ["train", "--help"])
 
@@ -44,23 +48,14 @@ def wall_times(argv: list[str], repeats: int) -> list[float]:
     return times
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per command line")
     args = parser.parse_args()
     coe = coe_command()
     print(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable)")
+    usable = len(os.sched_getaffinity(0))
+    print(f"machine: {device_name(torch.device('cpu'))}, {os.cpu_count()} CPUs ({usable} usable)")
     print(f"python {platform.python_version()}, command: {' '.join(coe)}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()

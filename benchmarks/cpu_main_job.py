@@ -32,7 +32,6 @@ import contextlib
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -45,16 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch
 
+from coe.device import device_name
 from coe.nn.experts import Experts
 
 
 def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), platform.processor())
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "cpu": model,
+        "cpu": device_name(torch.device("cpu")),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)),
         "torch": torch.__version__,

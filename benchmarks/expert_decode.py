@@ -19,28 +19,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from coe import CoEConfig, CoEForCausalLM
+from coe.device import device_name
 from coe.nn.experts import GATHER_MAX_COPIES, Experts
 from coe.presets import PAPER_SHAPE, SIZES
 
 SHAPES = (("moe-like", 8), ("coe-like", 4))  # (name, K); 63 routed experts in both
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def sync(device: torch.device) -> None:
@@ -138,7 +127,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     rows = measure(args.size, args.tokens, args.repeats, dtype, device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    machine = device_name(device)
     print(
         f"{datetime.date.today()}, {machine}, {args.threads} CPU thread(s), torch {torch.__version__}, "
         f"{args.size} widths, {args.dtype}, load average {load:.2f}; fastest (median) of {args.repeats}; "

@@ -23,6 +23,7 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 from coe import CoEConfig, CoEForCausalLM
+from coe.device import device_name
 
 
 def sync(device: torch.device) -> None:
@@ -72,7 +73,7 @@ def main() -> None:
     model = CoEForCausalLM(config).eval().to(device, getattr(torch, args.dtype))
     for absorb in (True, False):
         step_times(model, 1, 8, 4, absorb)  # warm-up
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
+    machine = device_name(device)
     print(
         f"# {args.preset} ({args.size}), decode ms/token (median, {args.rounds}x{args.new_tokens} steps), "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import platform
 import resource
 import statistics
 import time
@@ -51,6 +52,18 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast("cuda", dtype=dtype)
 
 
+def device_name(device: torch.device) -> str:
+    """What a measurement ran on: the GPU's name, or the CPU's model name (``/proc/cpuinfo``, else the
+    platform's)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def peak_memory_gib(device: torch.device) -> float:
     """Peak memory so far: allocated CUDA memory on a GPU, the process's resident set on the CPU."""
     if device.type == "cuda":
@@ -72,11 +85,12 @@ def auto_threads(samples: int = 5, interval_s: float = 0.02) -> int:
     """The cores this process may use (its CPU affinity) less those other tasks hold, at least one.
 
     Why: torch's intra-op threads meet at a barrier after every parallel operator, so one thread that shares
-    its core with another busy process stalls them all. Measured on a 2-core machine (2026-12-02, the small
-    CoE-2(4/64) training step of the CPU experiment, 16 x 128 tokens): with other work holding the cores
-    (load average 2.5-3.8), 1 thread took 0.99-1.08 s a step and 2 threads 3.3-4.0 s (3.4-3.7x slower); on
-    free cores 2 threads were faster (benchmarks/results/cpu-main-job-*). Too few threads costs at most the
-    cores left idle; too many costs several times over, so a core counts as taken on either of two signs:
+    its core with another busy process stalls them all. Measured on a 2-core machine with other work on it
+    (``benchmarks/cpu_main_job.py --parts steps``, 2026-12-02, load average 2.0-2.3, the CPU experiment's
+    training step, 16 x 128 tokens): median 529 ms with 1 thread against 834 ms with 2 (MoE(8/64)), 558
+    against 1,650 ms (CoE-2(4/64)); the fastest 2-thread step, in a moment both cores were free, took 314 ms
+    against 512. Too few threads costs at most the cores left idle; too many costs several times over, so a
+    core counts as taken on either of two signs:
 
     - now: another task was runnable in half or more of ``samples`` samples ``interval_s`` apart
       (/proc/loadavg's fourth field, less the caller);
