@@ -219,45 +219,30 @@ def test_gather_path_traces_without_graph_breaks(backend):
 
 
 def tiny_model(backend: str) -> CoEForCausalLM:
-    config = CoEConfig(
-        vocab_size=97,
-        hidden_size=48,
-        num_hidden_layers=2,
-        intermediate_size=80,
-        num_attention_heads=4,
-        kv_lora_rank=24,
-        qk_nope_head_dim=8,
-        qk_rope_head_dim=8,
-        v_head_dim=12,
-        n_routed_experts=9,
-        n_shared_experts=1,
-        num_experts_per_tok=3,
-        moe_intermediate_size=20,
-        inner_iter=2,
-        expert_backend=backend,
-    )
     torch.manual_seed(0)
-    return CoEForCausalLM(config).eval()
+    return CoEForCausalLM(CoEConfig.from_preset("coe-2-4-64", size="tiny", expert_backend=backend)).eval()
 
 
 def test_greedy_generation_is_the_same_with_adaptive_and_grouped(monkeypatch):
-    """Prefill (2 x 9 tokens, 54 copies) runs grouped, each decoding step (2 tokens, 6 copies) gather: the
-    greedy tokens equal the grouped backend's."""
+    """Prefill (2 x 9 tokens, K = 4: 72 copies) runs grouped, each decoding step (2 tokens, 8 copies) gather:
+    the greedy tokens equal the grouped backend's."""
     grouped, adaptive = tiny_model("grouped"), tiny_model("adaptive")
+    config = grouped.config
     adaptive.load_state_dict(grouped.state_dict())
     calls = []
     original = Experts._gather
     monkeypatch.setattr(
         Experts, "_gather", lambda self, *a, **kw: calls.append(a[0].shape[0]) or original(self, *a, **kw)
     )
-    prompt = torch.randint(0, 97, (2, 9), generator=torch.Generator().manual_seed(0))
+    prompt = torch.randint(0, config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
     kwargs = dict(max_new_tokens=10, min_new_tokens=10, do_sample=False)
     want = grouped.generate(prompt, **kwargs)
     assert not calls
     got = adaptive.generate(prompt, **kwargs)
     assert torch.equal(got, want)
-    assert calls and set(calls) == {2}  # every decoding step of both layers and both iterations, no prefill
-    assert len(calls) == 9 * 2 * 2
+    assert calls and set(calls) == {2}  # every decoding step of every MoE layer and iteration, no prefill
+    moe_layers = config.num_hidden_layers - config.first_k_dense_replace
+    assert len(calls) == 9 * moe_layers * config.inner_iter
 
 
 def test_gather_follows_autocast_like_grouped():
