@@ -1,15 +1,12 @@
 """The speed benchmark runs end to end on the CPU with tiny shapes (a smoke test: no timing assertions)."""
 
-import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+from tests.conftest import load_benchmark
 
 
 def test_train_step_benchmark_smoke(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("train_step", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("train_step")
     out = tmp_path / "bench.json"
     results = bench.main(
         [

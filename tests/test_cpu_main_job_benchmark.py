@@ -1,22 +1,17 @@
 """The CPU main-job benchmark: its phase timer attributes time to the right run, and the expert table runs
 (a smoke test: no timing assertions; the job itself takes minutes and is not run here)."""
 
-import importlib.util
 import time
 import types
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_main_job.py"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("cpu_main_job", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("cpu_main_job")
 
 
 def test_phase_timer_attributes_time_to_runs_and_after(bench):

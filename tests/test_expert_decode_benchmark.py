@@ -1,16 +1,11 @@
 """benchmarks/expert_decode.py runs end to end on tiny widths (a smoke test: no timing assertions), and its
 generation rows check that "adaptive" decodes the same tokens as "grouped"."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "expert_decode.py"
+from tests.conftest import load_benchmark
 
 
 def test_expert_decode_benchmark_smoke(capsys):
-    spec = importlib.util.spec_from_file_location("expert_decode", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("expert_decode")
     argv = ["--size", "tiny", "--tokens", "1", "40", "--repeats", "1", "--generate", "--batches", "1", "2"]
     rows = bench.main([*argv, "--new-tokens", "3", "--generate-repeats", "1"])
     layer = [r for r in rows if "shape" in r]

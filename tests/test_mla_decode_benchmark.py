@@ -1,16 +1,12 @@
 """benchmarks/mla_decode.py runs and prints its table (a smoke test: no timing assertions)."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mla_decode.py"
+from tests.conftest import load_benchmark
 
 
 def test_mla_decode_benchmark_prints_a_row_per_batch_and_prompt(monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("mla_decode", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("mla_decode")
     argv = ["mla_decode.py", "--size", "tiny", "--batch", "1", "2", "--prompt", "5", "--new-tokens", "2"]
     monkeypatch.setattr(sys, "argv", [*argv, "--rounds", "1"])
     bench.main()
