@@ -228,7 +228,7 @@ class CoEModel(CoEPreTrainedModel):
             else:
                 position_ids = torch.arange(past, past + S, device=h.device).unsqueeze(0)
         rope = self.rotary_emb(h, position_ids)
-        mask = self._mask(attention_mask, document_ids, cache, S, past + S, h.device)
+        mask = self._mask(attention_mask, document_ids, cache, S, past + S, h)
         token_mask = None  # the tokens of the routing losses and counts, which training forwards alone take
         if self.training:
             counted = (
@@ -259,18 +259,21 @@ class CoEModel(CoEPreTrainedModel):
         cache: Cache | None,
         num_queries: int,
         num_keys: int,
-        device: torch.device,
+        h: torch.Tensor,
     ) -> torch.Tensor | BlockMask | None:
         """The attention mask. With a cache (generation) the padding mask of ``causal_mask``. Without one
         (training, validation), padding and documents become one document mask: padding (attention_mask 0)
         sees nothing and is seen by nothing, documents see only themselves, in the kernel that
-        ``use_flex_attention`` picks for the device."""
+        ``use_flex_attention`` picks for the device and the dtype attention computes in (autocast's or
+        ``h``'s)."""
+        device = h.device
+        dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else h.dtype
         if cache is not None or (attention_mask is None and document_ids is None):
             return causal_mask(attention_mask, num_queries, num_keys, device)
         ids = document_ids if document_ids is not None else attention_mask.new_zeros(attention_mask.shape)
         if attention_mask is not None:
             ids = ids.masked_fill(attention_mask == 0, -1)
-        return document_mask(ids, flex=use_flex_attention(device, self.config.attention_dropout))
+        return document_mask(ids, flex=use_flex_attention(device, self.config.attention_dropout, dtype))
 
 
 class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):

@@ -107,6 +107,7 @@ def test_document_mask_and_positions():
     ]
     assert not use_flex_attention(torch.device("cpu"))
     assert use_flex_attention(torch.device("cuda")) and not use_flex_attention(torch.device("cuda"), 0.1)
+    assert not use_flex_attention(torch.device("cuda"), dtype=torch.float32)
 
 
 @pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")

@@ -337,7 +337,9 @@ def causal_mask(
     return allowed | ~allowed.any(dim=-1, keepdim=True)
 
 
-def use_flex_attention(device: torch.device, dropout: float = 0.0) -> bool:
+def use_flex_attention(
+    device: torch.device, dropout: float = 0.0, dtype: torch.dtype = torch.bfloat16
+) -> bool:
     """Whether document masks run through FlexAttention (a ``BlockMask``) or SDPA with a dense mask: the one
     place that chooses.
 
@@ -348,9 +350,12 @@ def use_flex_attention(device: torch.device, dropout: float = 0.0) -> bool:
     at 16 x 2048 (122.8 ms against 136.6 ms); attention alone, 2.3 ms against 22 ms at 4 x 8192. Its padding
     rows come out zero by themselves.
     SDPA with a dense (B, 1, S, S) boolean mask elsewhere: torch has no FlexAttention backward on the CPU, and
-    FlexAttention has no dropout (attention_dropout > 0 takes SDPA on CUDA too).
+    FlexAttention has no dropout (attention_dropout > 0 takes SDPA on CUDA too). Float32 on CUDA takes SDPA as
+    well: the compiled FlexAttention kernel for the MLA head size (192) in float32 asks for 279,808 bytes of
+    shared memory, over the H200's 232,448 (the float32 routing analysis of a paper run failed so on
+    2026-12-03).
     """
-    return device.type == "cuda" and dropout == 0.0
+    return device.type == "cuda" and dropout == 0.0 and dtype in (torch.bfloat16, torch.float16)
 
 
 def document_mask(document_ids: torch.Tensor, *, flex: bool) -> torch.Tensor | BlockMask:
