@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from coe.config import BalanceLoss, CoEConfig
-from coe.nn.experts import Experts, compute_dtype
+from coe.nn.experts import Experts
 from coe.nn.losses import batch_balance_loss, expert_counts, router_z_loss, sequence_balance_loss
 from coe.nn.mlp import SwiGLU
 from coe.nn.router import Router, Routing
@@ -60,8 +60,11 @@ class ChainOfExperts(nn.Module):
         )
         self.batch_group: dist.ProcessGroup | None = None
 
-    def router(self, iteration: int) -> Router:
-        return self.routers[iteration if len(self.routers) > 1 else 0]
+    def route(self, iteration: int, x_TD: torch.Tensor) -> Routing:
+        """The routing of ``iteration`` for x_TD (T, D): its router's logits, then its choice."""
+        router = self.routers[iteration if len(self.routers) > 1 else 0]
+        logits = router(x_TD)  # (T, N) float32; through the adapter when one wraps the router
+        return wrapped_module(router).select(logits)
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> ChainOutput:
         """x: (B, S, D), already normalised -> ChainOutput with hidden (B, S, D).
@@ -72,10 +75,10 @@ class ChainOfExperts(nn.Module):
         x_TD = x.reshape(B * S, D)
         mask_T = None if token_mask is None else token_mask.reshape(B * S)
         out = ChainOutput(hidden=x, routings=[], token_mask=mask_T)
-        weights = self.experts.compute_weights(compute_dtype(x_TD))  # cast once, used by every iteration
+        cast: dict = {}  # the experts' weights cast once, used by every iteration
         for t in range(self.num_iterations):
-            routing = self.router(t)(x_TD)
-            y_TD = self.experts(x_TD, routing.topk_idx, routing.topk_weight, weights)
+            routing = self.route(t, x_TD)
+            y_TD = self.experts(x_TD, routing.topk_idx, routing.topk_weight, cast)
             if self.shared_experts is not None:
                 y_TD = y_TD + self.shared_experts(x_TD)
             x_TD = y_TD + x_TD if self.inner_residual else y_TD
@@ -130,9 +133,18 @@ class ChainOfExperts(nn.Module):
         router shared by all iterations sees the load of all of them.
         """
         loads = counts if len(self.routers) > 1 else counts.sum(0, keepdim=True)
-        for router, load in zip(self.routers, loads, strict=True):
+        for router, load in zip(map(wrapped_module, self.routers), loads, strict=True):
             if router.expert_bias is not None:
                 router.expert_bias += rate * torch.sign(load.mean() - load)
+
+
+def wrapped_module(module: nn.Module) -> nn.Module:
+    """The module itself, or the one an adapter layer wraps. peft's LoRA replaces a targeted module by a layer
+    that keeps it as ``base_layer`` (nested when several adapters target it): calls go through the wrapper,
+    which adds the adapter's update, while the state (a router's expert bias) stays on the wrapped module."""
+    while isinstance(getattr(module, "base_layer", None), nn.Module):
+        module = module.base_layer
+    return module
 
 
 @torch.compiler.disable  # a collective: kept eager under torch.compile

@@ -25,6 +25,14 @@ transformers' DeepseekV2 experts.
 With expert parallelism (``shard`` set by :func:`coe.nn.expert_parallel.shard_experts`) the grouped backend
 holds only its rank's chunk of experts and exchanges token copies with the other ranks around the matmuls.
 ``shard_experts`` takes the grouped backend only, and the gather path never runs with a shard set.
+
+The weights are read only inside ``Experts.forward``: an adapter that reparametrises them for the duration of
+the module's call (peft's LoRA with ``target_parameters=["experts.gate_up_proj", "experts.down_proj"]``)
+reaches every backend. A CoE layer's C calls share one cast of the weights through ``cache``.
+
+Under torch.compile and torch.export every backend traces without data-dependent shapes: the grouped matmul
+falls back to :func:`tiled_grouped_mm` for the dtypes that torch's grouped_mm cannot trace (its tracing rule
+takes bf16 only), and the loop runs every token through every expert with a zero weight where not chosen.
 """
 
 from __future__ import annotations
@@ -41,16 +49,21 @@ from coe.nn.expert_parallel import ExpertShard, local_tensor, return_to_senders,
 _grouped_mm = getattr(F, "grouped_mm", None) or torch._grouped_mm
 
 
+def tracing() -> bool:
+    """Whether torch.compile or torch.export is tracing the caller."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
 def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """Row block e of x times w[e]. x: (M, I); w: (N, I, O); offsets: (N,) int32 cumulative -> (M, O).
 
     The kernels take float32, bfloat16 and float16 and need 16-byte-aligned row strides; sizes that are not
     (small test models) are zero-padded, which leaves the product unchanged. Shapes are static, so this costs
-    nothing at paper sizes.
+    nothing at paper sizes. float64 (checks), and any dtype but bf16 while tracing, take
+    :func:`tiled_grouped_mm`.
     """
-    if x.dtype == torch.float64:  # no kernel for it: gather each row's expert weight (checks only, small)
-        expert = torch.searchsorted(offsets, torch.arange(x.shape[0], device=x.device), right=True)
-        return torch.bmm(x.unsqueeze(1), w.index_select(0, expert)).squeeze(1)
+    if x.dtype == torch.float64 or (x.dtype != torch.bfloat16 and tracing()):
+        return tiled_grouped_mm(x, w, offsets)
     align = 16 // x.element_size()
     I, O = w.shape[1], w.shape[2]
     pad_i, pad_o = -I % align, -O % align
@@ -58,6 +71,33 @@ def grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor) -> torch
         x, w = F.pad(x, (0, pad_i)), F.pad(w, (0, pad_o, 0, pad_i))
         return _grouped_mm(x, w, offs=offsets)[:, :O]
     return _grouped_mm(x, w, offs=offsets)
+
+
+def tiled_grouped_mm(x: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """:func:`grouped_mm` for any dtype and device, with static shapes: each expert's rows are padded to whole
+    tiles of R rows, and one batched matmul multiplies every tile by its expert's weight. x: (M, I);
+    w: (N, I, O); offsets: (N,) int32 cumulative -> (M, O).
+
+    The number of tiles has a bound that depends on shapes only, sum_e ceil(M_e / R) <= (M + N (R - 1)) / R,
+    so nothing synchronises with the host and tracing sees no data-dependent size. R is about M / 2N (a power
+    of two up to 64): the padding then at most doubles the rows, and about 3N expert weights are gathered
+    instead of one per row.
+    """
+    M, N = x.shape[0], w.shape[0]
+    R = min(64, 1 << (max(1, M // (2 * N)).bit_length() - 1)) if isinstance(M, int) else 16
+    tiles = (M + min(M, N) * (R - 1)) // R if isinstance(M, int) else (M + N * (R - 1)) // R
+    ends = offsets.long()
+    rows_e = torch.diff(ends, prepend=ends.new_zeros(1))  # (N,) rows of each expert
+    tiles_e = (rows_e + R - 1) // R  # (N,)
+    tile_ends = tiles_e.cumsum(0)  # (N,)
+    row = torch.arange(M, device=x.device)
+    expert = torch.searchsorted(ends, row, right=True)  # (M,) the expert of each row
+    dest = (tile_ends - tiles_e)[expert] * R + row - (ends - rows_e)[expert]  # (M,) row in the tiled layout
+    x_tiled = x.new_zeros(tiles * R, x.shape[1]).index_copy(0, dest, x)
+    tile_expert = torch.searchsorted(tile_ends, torch.arange(tiles, device=x.device), right=True)
+    w_tiled = w.index_select(0, tile_expert.clamp_max(N - 1))  # (tiles, I, O); unused tiles hold zero rows
+    y = torch.bmm(x_tiled.view(tiles, R, -1), w_tiled)  # (tiles, R, O)
+    return y.view(tiles * R, -1).index_select(0, dest)
 
 
 GATHER_MAX_COPIES = 32
@@ -87,7 +127,7 @@ copies, 0.63 at 32 (K = 8) and 0.57 at 32 (K = 4), 0.97 at 64 and 1.44 at 128: 3
 
 
 def gather(w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """w[idx] for w (N, I, O), copied in w's memory order: compute_weights' stacks are transposed views of the
+    """w[idx] for w (N, I, O), copied in w's memory order: matmul_weights' stacks are transposed views of the
     (N, O, I) parameters, and index_select through that view copies 2.6x slower on the CPU (63 experts of
     128 x 128, 64 rows, measured). bmm takes the transposed result as it is."""
     return w.transpose(1, 2).index_select(0, idx).transpose(1, 2)
@@ -146,29 +186,39 @@ class Experts(nn.Module):
         self.down_proj = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size))
         self.shard: ExpertShard | None = None  # expert parallelism: this rank's experts and their group
 
-    def compute_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two weight stacks in the matmul dtype, laid out for grouped_mm: (N, D, 2F) and (N, F, D).
-
-        A CoE layer casts them once and reuses them in every iteration. With expert parallelism: this rank's
-        n experts, (n, D, 2F) and (n, F, D)."""
-        # Expert-parallel weights are DTensors; the matmuls take this rank's chunk (differentiably).
-        gate_up, down = local_tensor(self.gate_up_proj), local_tensor(self.down_proj)
-        return gate_up.to(dtype).transpose(1, 2), down.to(dtype).transpose(1, 2)
-
     def forward(
         self,
         x: torch.Tensor,
         topk_idx: torch.Tensor,
         topk_weight: torch.Tensor,
-        weights: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        """x: (T, D); topk_idx, topk_weight: (T, K) -> (T, D) in x's dtype. ``weights``: from
-        compute_weights."""
+        """x: (T, D); topk_idx, topk_weight: (T, K) -> (T, D) in x's dtype.
+
+        ``cache``: a dict the caller keeps for the calls of one forward (a CoE layer's C iterations); the
+        weights cast for the matmuls are made on the first call and reused by the others, so that they are
+        cast, and saved for the backward, once. The weights must not change between those calls."""
         if self.backend == ExpertBackend.LOOP:
             return self._loop(x, topk_idx, topk_weight)
+        weights = self.matmul_weights(compute_dtype(x), cache)
         if self._gathers(topk_idx.numel()):
             return self._gather(x, topk_idx, topk_weight, weights)
         return self._grouped(x, topk_idx, topk_weight, weights, add_copies=x.device.type == "cpu")
+
+    def matmul_weights(
+        self, dtype: torch.dtype, cache: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two weight stacks in the matmul dtype, laid out for grouped_mm: (N, D, 2F) and (N, F, D), from
+        ``cache`` when it holds them. With expert parallelism: this rank's n experts, (n, D, 2F) and
+        (n, F, D)."""
+        if cache is not None and dtype in cache:
+            return cache[dtype]
+        # Expert-parallel weights are DTensors; the matmuls take this rank's chunk (differentiably).
+        gate_up, down = local_tensor(self.gate_up_proj), local_tensor(self.down_proj)
+        weights = gate_up.to(dtype).transpose(1, 2), down.to(dtype).transpose(1, 2)
+        if cache is not None:
+            cache[dtype] = weights
+        return weights
 
     def _gathers(self, copies: int) -> bool:
         """Whether the gather path runs for this many token copies (a shape: no host sync)."""
@@ -186,7 +236,7 @@ class Experts(nn.Module):
         weights: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         dtype = compute_dtype(x)
-        w_gate_up, w_down = weights if weights is not None else self.compute_weights(dtype)
+        w_gate_up, w_down = weights if weights is not None else self.matmul_weights(dtype)
         y = gathered_swiglu(x.to(dtype), topk_idx, topk_weight, w_gate_up, w_down)
         return y.to(x.dtype)
 
@@ -201,7 +251,7 @@ class Experts(nn.Module):
         """``add_copies``: the CPU's way back to tokens (weights inside the expert, ``sum_copies``); else the
         gather-only ``combine``. Both are exact; tests run both on the CPU."""
         dtype = compute_dtype(x)
-        w_gate_up, w_down = weights if weights is not None else self.compute_weights(dtype)
+        w_gate_up, w_down = weights if weights is not None else self.matmul_weights(dtype)
         dispatch = sort_by_expert(topk_idx, self.num_experts)
         xs = permute(x.to(dtype), dispatch)  # (M, D)
         if add_copies and self.shard is None:
@@ -217,11 +267,20 @@ class Experts(nn.Module):
 
     def _loop(self, x: torch.Tensor, topk_idx: torch.Tensor, topk_weight: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(x.shape, device=x.device, dtype=torch.promote_types(x.dtype, torch.float32))
+        dense = tracing()  # boolean indexing has data-dependent sizes, which tracing cannot follow
         for e in range(self.num_experts):
+            if dense:  # every token through expert e, weighted by its gate for e (0 where e was not chosen)
+                weight = (topk_weight * (topk_idx == e)).sum(-1, keepdim=True)  # (T, 1)
+                out += self._expert(x, e).to(out.dtype) * weight
+                continue
             token, k = torch.where(topk_idx == e)
             if token.numel() == 0:
                 continue
-            gate, up = F.linear(x[token], self.gate_up_proj[e]).chunk(2, dim=-1)
-            y = F.linear(F.silu(gate) * up, self.down_proj[e])  # (tokens of e, D)
+            y = self._expert(x[token], e)  # (tokens of e, D)
             out.index_add_(0, token, y.to(out.dtype) * topk_weight[token, k].unsqueeze(-1))
         return out.to(x.dtype)
+
+    def _expert(self, x: torch.Tensor, e: int) -> torch.Tensor:
+        """Expert e on every row of x: (T, D) -> (T, D)."""
+        gate, up = F.linear(x, self.gate_up_proj[e]).chunk(2, dim=-1)
+        return F.linear(F.silu(gate) * up, self.down_proj[e])

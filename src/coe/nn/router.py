@@ -1,6 +1,11 @@
 """The router of one CoE iteration: float32 logits, softmax or sigmoid scores, top-K, gate weights.
 
 Shapes: T tokens, D hidden, N routed experts, K experts chosen per token.
+
+The router is an ``nn.Linear`` (D -> N, no bias) whose forward gives the logits; :meth:`Router.select` turns
+them into the choice. Split this way, adapter libraries treat the scoring projection as any other linear
+layer: peft's LoRA wraps the router and adds its low-rank update to the logits, and merging folds it into
+``weight``.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ class Routing:
     topk_weight: torch.Tensor  # (T, K), their gate weights
 
 
-class Router(nn.Module):
-    """``logits = x W^T`` in float32 without bias, scores, greedy (or group-limited) top-K.
+class Router(nn.Linear):
+    """``logits = x W^T`` in float32 without bias (the forward), then scores and a greedy (or group-limited)
+    top-K (:meth:`select`).
 
     The gate weights are the chosen scores, renormalised to sum 1 when ``norm_topk_prob`` (and K > 1), then
     times ``routed_scaling_factor``. Note: the reference code skips the scaling factor when it renormalises;
@@ -36,29 +42,35 @@ class Router(nn.Module):
     """
 
     def __init__(self, config: CoEConfig) -> None:
-        super().__init__()
-        N, D = config.n_routed_experts, config.hidden_size
+        super().__init__(config.hidden_size, config.n_routed_experts, bias=False)  # weight (N, D)
         self.top_k = config.num_experts_per_tok
         self.scoring_func = config.scoring_func
         self.topk_method = config.topk_method
         self.n_group, self.topk_group = config.n_group, config.topk_group
         self.norm_topk_prob = config.norm_topk_prob and self.top_k > 1
         self.routed_scaling_factor = config.routed_scaling_factor
-        self.weight = nn.Parameter(torch.empty(N, D))
         self.expert_bias: torch.Tensor | None
         if config.router_bias_update_rate > 0:
-            self.register_buffer("expert_bias", torch.zeros(N))
+            self.register_buffer("expert_bias", torch.zeros(config.n_routed_experts))
         else:
             self.expert_bias = None
 
-    def forward(self, x: torch.Tensor) -> Routing:
-        """x: (T, D) -> Routing."""
-        dtype = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 for float64 checks
-        N = self.weight.shape[0]
+    def reset_parameters(self) -> None:
+        # The model draws router weights in its _init_weights (config.router_init); nn.Linear's draw here would
+        # only move the random stream, and so change every weight drawn after it for the same seed.
+        pass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (T, D) -> logits (T, N) in float32 (float64 for float64 x), also under autocast."""
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        N = self.out_features
         # A float32 GEMM with N = 63 outputs misses the aligned kernels; a zero row makes it 64 (sliced off).
         weight = F.pad(self.weight.to(dtype), (0, 0, 0, -N % 4))
         with torch.autocast(x.device.type, enabled=False):  # autocast would run this GEMM in bf16
-            logits = F.linear(x.to(dtype), weight)[:, :N]  # (T, N)
+            return F.linear(x.to(dtype), weight)[:, :N]
+
+    def select(self, logits: torch.Tensor) -> Routing:
+        """logits: (T, N), this router's forward (plus whatever an adapter adds to it) -> Routing."""
         scores = logits.softmax(dim=-1) if self.scoring_func == ScoringFunc.SOFTMAX else logits.sigmoid()
         choice = scores.detach()
         if self.expert_bias is not None:
