@@ -73,6 +73,40 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     assert_same_runs(*crash_and_resume(tmp_path, monkeypatch))
 
 
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_resumed_run_reports_the_peak_memory_of_every_process_that_trained_it(
+    tmp_path, monkeypatch, recorded
+):
+    """The summary's peak memory is the largest over the crashed process and the resumed one; unknown (None)
+    when the checkpoint resumed from did not record the earlier peak (checkpoints of older code)."""
+    monkeypatch.setattr(trainer_module, "peak_memory_gib", lambda device: 5.0)
+    real_save = trainer_module.save_checkpoint
+
+    def save_then_crash(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_run(tmp_path, "resumed"))
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    if not recorded:
+        checkpoint = latest_checkpoint(tmp_path / "resumed")
+        (state_file,) = checkpoint.rglob("trainer_state.pt")
+        state = torch.load(state_file, weights_only=True)
+        assert state.pop("peak_memory_gib") == 5.0
+        torch.save(state, state_file)
+        manifest = json.loads((checkpoint / "manifest.json").read_text())  # the file's new size
+        manifest["files"][state_file.relative_to(checkpoint).as_posix()] = state_file.stat().st_size
+        (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(trainer_module, "peak_memory_gib", lambda device: 1.0)  # the resumed process's
+    resumed = train(tiny_run(tmp_path, "resumed", checkpoint={"resume": True}))
+    assert resumed.summary["peak_memory_gib"] == (5.0 if recorded else None)
+    final = [m for m in read_metrics(resumed.run_dir) if m["split"] == "final"][-1]
+    assert final.get("peak_memory_gib") == resumed.summary["peak_memory_gib"]  # numbers only: None left out
+
+
 # The other packings of the data (coe.data.packing); padded rows of 160 tokens hold a synthetic problem and
 # padding.
 PACKINGS = {

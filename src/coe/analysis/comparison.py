@@ -211,7 +211,10 @@ def _row(
         "K": config.num_experts_per_tok,
         "N": config.n_routed_experts,
         "tokens_per_s": _mean_of(values, "tokens_per_s"),
-        "peak_memory_gib": max(x["peak_memory_gib"] for x in values),
+        # Unknown (None) when any seed's is: a run resumed from a checkpoint that did not record it.
+        "peak_memory_gib": None
+        if any(x["peak_memory_gib"] is None for x in values)
+        else max(x["peak_memory_gib"] for x in values),
         "train_time_s": _mean_of(values, "train_time_s"),
         "tokens": s["tokens"],
         "device": s["device"],
@@ -368,8 +371,9 @@ def _columns(rows: list[dict[str, Any]], accuracy: bool) -> list[Column]:
         Column(
             "peak mem (GiB)",
             "the largest peak memory of the seeds: allocated GPU memory on a GPU, the process's resident "
-            "set on a CPU (the whole process: data and tokenizer included).",
-            lambda r: f"{r['peak_memory_gib']:.2f}",
+            "set on a CPU (the whole process: data and tokenizer included); n/a where a seed was resumed "
+            "from a checkpoint that did not record the peak before it.",
+            lambda r: "n/a" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.2f}",
         ),
         Column("train time (s)", "training time, mean over seeds.", lambda r: f"{r['train_time_s']:.0f}"),
         Column("device", "where the lowest seed trained.", lambda r: str(r["device"])),

@@ -318,6 +318,15 @@ class _Run:
     step: int = 0
     elapsed: float = 0.0  # seconds of training (validation and checkpoints not counted)
     saved_step: int | None = None  # the step of the newest checkpoint this process wrote or resumed from
+    # Peak memory (GiB) of the processes that trained this run's earlier steps; None when a resumed checkpoint
+    # did not record it (then the run's peak is unknown: this process alone would understate it).
+    earlier_peak: float | None = 0.0
+
+    def peak_memory_gib(self) -> float | None:
+        """The run's peak memory so far, over every process that trained it (None: unknown)."""
+        if self.earlier_peak is None:
+            return None
+        return max(self.earlier_peak, peak_memory_gib(self.device))
 
     @property
     def tokens_per_step(self) -> int:
@@ -417,6 +426,7 @@ def _start(cfg: TrainConfig, device: torch.device, par: Parallel) -> _Run:
         restore_position(data.train, state["data"])
         set_rng_state(state["rng"])
         run.step, run.elapsed = state["step"], state["elapsed"]
+        run.earlier_peak = state.get("peak_memory_gib", 0.0 if run.step == 0 else None)
         run.saved_step = run.step
     if par.is_main:  # only now: a resume that fails its checks leaves the run's config.yaml as it was
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -529,7 +539,12 @@ def _save(run: _Run, window: _LogWindow) -> Path:
         scheduler=run.scheduler,
         keep_last=run.cfg.checkpoint.keep_last,
         par=run.par,
-        trainer_state={"step": run.step, "elapsed": run.elapsed, "data": run.data.train.state_dict()},
+        trainer_state={
+            "step": run.step,
+            "elapsed": run.elapsed,
+            "peak_memory_gib": run.peak_memory_gib(),
+            "data": run.data.train.state_dict(),
+        },
     )
     run.saved_step = run.step
     return path
@@ -542,7 +557,7 @@ def _finish(
     written to summary.json and logged as the "final" record. A signal during the final save stops the run
     after it; one during the evaluation stops it at once (the checkpoint is complete)."""
     cfg, config, par = run.cfg, run.config, run.par
-    peak = peak_memory_gib(run.device)  # the training peak (validation included), before the final save
+    peak = run.peak_memory_gib()  # the training peak (validation included), before the final save
     final = _save(run, window)
     if par.any(signals.received is not None):
         who = signals.received or "on another rank"
