@@ -43,6 +43,11 @@ def finished_runs(runs_dir: Path) -> dict[str, dict]:
     }
 
 
+def gib(summary: dict) -> str:
+    """A run's peak memory; n/a where it was resumed from a checkpoint that did not record the peak before."""
+    return "n/a" if summary["peak_memory_gib"] is None else f"{summary['peak_memory_gib']:.1f}"
+
+
 def summary_table(finished: dict[str, dict]) -> None:
     """Finished runs at step 1000 beside the paper, each as a difference to MoE(8/64) in both."""
     from coe.train.config import run_revision
@@ -58,7 +63,7 @@ def summary_table(finished: dict[str, dict]) -> None:
         paper = PAPER_VAL_LOSS[name]
         print(
             f"| {name} | {s['val_loss']:.3f} | {ours} | {paper:.3f} | {paper - paper_base:+.3f} | "
-            f"{100 * s['accuracy']:.1f}% | {s['tokens_per_s']:,.0f} | {s['peak_memory_gib']:.1f} | "
+            f"{100 * s['accuracy']:.1f}% | {s['tokens_per_s']:,.0f} | {gib(s)} | "
             f"{s['train_time_s']:.0f} | {run_revision(s)} |"
         )
     print()
@@ -86,7 +91,7 @@ def throughput_table(finished: dict[str, dict], runs: dict) -> None:
         )
         print(
             f"| {name} | {ratio:.3f} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] * ratio:,.0f} | "
-            f"{s['peak_memory_gib']:.1f} | {grad:.2f} |"
+            f"{gib(s)} | {grad:.2f} |"
         )
     print()
 
@@ -195,6 +200,61 @@ def seeds_table(split: str, metrics: dict[str, list[dict]]) -> None:
     print()
 
 
+def seed_finals_table(runs_dir: Path, names: list[str]) -> None:
+    """For presets run with several seeds: each finished seed's final numbers (in-distribution validation,
+    GSM8K test loss where measured, exact match) and its gaps to MoE(8/64) of the same seed, then the mean and
+    range over the seeds."""
+    finals: dict[str, dict[int, dict]] = {}  # preset -> seed -> summary
+    for name in names:
+        if (runs_dir / name / "summary.json").is_file():
+            preset, seed = seed_of(name)
+            finals.setdefault(preset, {})[seed] = json.loads((runs_dir / name / "summary.json").read_text())
+    finals = {p: seeds for p, seeds in finals.items() if len(seeds) > 1}
+    base = finals.get("moe-8-64", {})
+    if not base:
+        return
+    print("final numbers over seeds (summary.json of each seed)\n")
+    print("| preset | seed | val loss | vs MoE(8/64) | GSM8K test loss | vs MoE(8/64) | exact match |")
+    print("|---" * 7 + "|")
+
+    def gap(s: dict, seed: int, key: str) -> str:
+        other = base.get(seed, {}).get(key)
+        return "-" if other is None or s.get(key) is None or s is base.get(seed) else f"{s[key] - other:+.4f}"
+
+    for preset, seeds in finals.items():
+        for seed, s in sorted(seeds.items()):
+            test = "-" if s.get("test_loss") is None else f"{s['test_loss']:.4f}"
+            match = f"{s['accuracy'] * s['accuracy_problems']:.0f}/{s['accuracy_problems']}"
+            print(
+                f"| {preset} | {seed} | {s['val_loss']:.4f} | {gap(s, seed, 'val_loss')} | {test} | "
+                f"{gap(s, seed, 'test_loss')} | {match} |"
+            )
+        cells = []
+        for key in ("val_loss", "test_loss", "accuracy"):
+            unit = "%" if key == "accuracy" else ""
+            scale, digits = (100, 1) if key == "accuracy" else (1, 4)
+            values = [scale * s[key] for s in seeds.values() if s.get(key) is not None]
+            gaps = [
+                scale * (s[key] - base[seed][key])
+                for seed, s in seeds.items()
+                if seed in base and s.get(key) is not None and base[seed].get(key) is not None
+            ]
+            cells.append(
+                f"{sum(values) / len(values):.{digits}f}{unit} (range {max(values) - min(values):.{digits}f})"
+                if values
+                else "-"
+            )
+            if key != "accuracy":
+                cells.append(
+                    "-"
+                    if preset == "moe-8-64" or not gaps
+                    else f"{sum(gaps) / len(gaps):+.{digits}f} "
+                    f"[{min(gaps):+.{digits}f}, {max(gaps):+.{digits}f}]"
+                )
+        print(f"| {preset} | mean | " + " | ".join(cells) + " |")
+    print()
+
+
 def tables(out_dir: Path) -> dict[str, dict]:
     """Print the tables of one comparison directory, write its loss-curve figure; its finished runs."""
     runs_dir = out_dir / "runs"
@@ -212,6 +272,7 @@ def tables(out_dir: Path) -> dict[str, dict]:
     finished = finished_runs(runs_dir)
     print(f"## {label(out_dir)}\n")
     summary_table(finished)
+    seed_finals_table(runs_dir, order)
     throughput_table(finished, runs)
     for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
         loss_curve_table(split, {name: runs[name]["metrics"] for name in seed0})
