@@ -8,6 +8,8 @@
     coe analyze CHECKPOINT [--tokens N --out DIR] routing report: load, co-selection, paths, specialisation
     coe explain CHECKPOINT "text" [--jsonl F]     the routing path of every token of a text
     coe convert SRC DST [--to coe|reference]      reference / DeepSeek-V2 checkpoints in and out
+    coe export CHECKPOINT DIR                     a Hub-ready directory that loads without coe installed
+    coe lm-eval --model_args pretrained=CKPT ...  lm-evaluation-harness, its own options (coe.lm_eval)
 
 ``--help`` on each explains every option; ``coe train`` and ``coe compare`` take ``--print_config``. What each
 command does is in ``coe.commands``; this module imports it (and torch with it) only for a command that needs
@@ -57,6 +59,8 @@ COMMANDS = {
     "analyze": "routing report of a checkpoint over validation tokens",
     "explain": "the routing path of every token of a text",
     "compare": "train MoE and CoE side by side, one report",
+    "export": "a checkpoint as a Hub-ready directory (loads without coe)",
+    "lm-eval": "lm-evaluation-harness on a checkpoint (lm_eval's options)",
 }
 
 
@@ -215,6 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in COMMANDS else None
+    if command == "lm-eval":  # lm_eval parses its own options and reports their errors
+        from coe.lm_eval import main as lm_eval_main
+
+        try:
+            lm_eval_main(argv[1:])
+        except ModuleNotFoundError as e:
+            if e.name != "lm_eval":
+                raise
+            print(f"coe lm-eval: error: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return 0
     try:
         argv = upgrade_argv(argv)
         parser = build_parser(command)

@@ -312,3 +312,33 @@ def cmd_convert(
         print(f"{src} is a run directory: converting its newest checkpoint, {newest}")
         src = str(newest)
     print(f"wrote {convert(src, dst, to=to, max_shard_size=max_shard_size, overwrite=overwrite)}")
+
+
+def cmd_export(
+    src: str,
+    dst: str,
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32",
+    max_shard_size: str = "5GB",
+    overwrite: bool = False,
+) -> None:
+    """Write a checkpoint (or a run directory's newest) as a directory to share: config.json with auto_map,
+    the modeling code beside it (generated from this library's source), safetensors weights, the tokenizer,
+    generation_config.json and a model card. It loads with ``AutoModelForCausalLM.from_pretrained(DIR,
+    trust_remote_code=True)`` where coe is not installed; no optimizer state, no pickles.
+
+    Args:
+        src: the checkpoint directory, or a run directory (its newest checkpoint is exported; the model card
+            takes the run's configuration and summary.json)
+        dst: the directory to write (written atomically)
+        dtype: the weights' dtype in the export
+        max_shard_size: largest safetensors shard written, e.g. "5GB"
+        overwrite: replace dst if it exists
+    """
+    import torch
+
+    from coe.export import export
+
+    written = export(
+        src, dst, dtype=getattr(torch, dtype), max_shard_size=max_shard_size, overwrite=overwrite
+    )
+    print(f"wrote {written}")
