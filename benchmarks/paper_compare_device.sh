@@ -19,9 +19,11 @@
 # campaign with it (only the files packed by the last `watch` survive).
 # Plan each `start` so that its runs end, final evaluation included, inside the one command that starts them
 # (WATCH and DEADLINE a little under the command's limit): a machine can be taken back between two commands,
-# and then everything not packed is lost. Measured on one H200 (2026-12-02, the paper experiment): setup
-# (data, tokenizer, compilation) about 105 s, then 1000 steps in about 290 s for two 4-layer runs sharing the
-# GPU and about 430 s for three. A run whose summary.json is in the repository's OUT_DIR is not trained again.
+# and then everything not packed is lost. A `start` after a finished campaign on the same machine (still warm)
+# keeps that campaign's runs: one stopped at DEADLINE resumes from the checkpoint its SIGTERM wrote, and the
+# estimate counts only its remaining steps. Measured on one H200 (2026-12-02 and 12-03, the paper experiment):
+# setup (data, tokenizer, compilation) about 105 s; two 4-layer runs sharing the GPU end, final evaluation
+# included, about 450 s after `start`; three reach step 1000 after about 570 s, too late for one command. A run whose summary.json is in the repository's OUT_DIR is not trained again.
 #
 # Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
 # results/paper and results/paper-2); OUT_DIR (the comparison's directory relative to the repository, default
@@ -55,19 +57,27 @@ lane() {  # gpu, sharing (lanes on that GPU), presets...
         if [[ ! $seed =~ ^(0|[1-9][0-9]*)$ || $preset == *@* ]]; then
             echo "gpu $gpu: $run is not PRESET or PRESET@SEED (SEED a non-negative integer): skipped"; continue
         fi
-        # Estimate, fitted to the whole runs on one H200 of 2026-12-01 (279-410 s, within 10%): 40 s plus 25 s
-        # a layer (data, compilation, validation, checkpoint, decoding, routing analysis) plus 120 s per unit
-        # of moe-8-64's training FLOPs, times the lanes sharing the GPU. Two lanes on one GPU (2026-12-01): the
-        # 4-layer runs took 413-422 s (estimated 380-390), the 12-layer one 607 s (811; it ran alone for its
-        # last third): the sharing term is rough, so leave DEADLINE some slack.
-        # The run's directory name (compare's run_name) and the estimate, in one call.
+        # Estimate: 40 s plus 25 s a layer (data, compilation, validation, checkpoint, decoding, routing
+        # analysis) plus 150 s per unit of moe-8-64's training FLOPs, times the lanes sharing the GPU. Fitted
+        # on one H200 to the paper experiment (2026-12-03: two CoE-2(4/64) lanes took 451 s with their final
+        # evaluation, estimated 452; three 4-layer lanes reached step 1000 after about 570 s and had not
+        # finished their final evaluation at 600 s, estimated 590-608). The paper-packed runs of 2026-12-01
+        # took less (120 s a FLOP unit fitted them: less validation). The sharing term is rough, so leave
+        # DEADLINE some slack.
+        # The run's directory name (compare's run_name) and the estimate, in one call. A run that left a
+        # checkpoint here (stopped at DEADLINE by an earlier `start` on this machine) resumes from it: only
+        # its remaining steps count.
         read -r name est < <(PYTHONPATH=src python3 -c "
 from coe import CoEConfig
 from coe.analysis.comparison import run_name
 from coe.flops import train_flops_per_token as f
+from coe.train.checkpoint import latest_checkpoint, load_trainer_state
 config = CoEConfig.from_preset('$preset', size='paper')
 ratio = f(config, 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
-print(run_name('$preset', $seed), int(40 + 25 * config.num_hidden_layers + 120 * ratio * $sharing))")
+name = run_name('$preset', $seed)
+checkpoint = latest_checkpoint('$out/runs/' + name)
+left = 1 - (0 if checkpoint is None else load_trainer_state(checkpoint)['step'] / 1000)
+print(name, int(40 + 25 * config.num_hidden_layers + 150 * ratio * $sharing * left))")
         if [ -z "${est:-}" ]; then echo "gpu $gpu: $run: no estimate (unknown preset?): skipped"; continue; fi
         left=$(( ${DEADLINE:-1500} - ($(date +%s) - $(cat started)) ))
         if [ "$left" -lt "$est" ]; then
@@ -124,10 +134,16 @@ compare(load_experiment('$experiment', {'out_dir': '$out', 'presets': [$all], 's
 case ${1:-} in
     start)
         shift
-        if [ -f "$work/started" ]; then echo "$work/started exists: already started"; exit 1; fi
-        rm -f "$work/done"
+        if [ -f "$work/started" ] && [ ! -f "$work/done" ]; then
+            echo "$work/started exists and the campaign is not done: already started"; exit 1
+        fi
+        # A campaign after a finished one on the same machine keeps its runs (a run stopped at DEADLINE
+        # resumes from its checkpoint); its logs move aside.
+        [ -d "$work/logs" ] && mv "$work/logs" "$work/logs-$(cat "$work/started")"
+        rm -f "$work/done" "$work/started"
         mkdir -p "$work/logs"
-        cp -r src benchmarks pyproject.toml results "$work/"
+        cp -r src benchmarks pyproject.toml "$work/"
+        cp -rn results "$work/"  # what runs left on this machine is newer than the repository's copy
         date +%s > "$work/started"
         (cd "$work" && setsid nohup bash benchmarks/paper_compare_device.sh drive "$@" \
             > logs/drive.log 2>&1 < /dev/null &)
@@ -142,8 +158,9 @@ case ${1:-} in
         done
         cat "$work/logs/drive.log"
         [ -f "$work/done" ] && echo "campaign: done" || echo "campaign: running"
-        tar czf "${OUT:-.}/paper-results.tgz" -C "$work" --exclude=checkpoints --exclude=tensorboard \
-            --exclude=tokenizer "$out" logs
+        dest=${OUT:-$PWD}
+        (cd "$work" && tar czf "$dest/paper-results.tgz" --exclude=checkpoints --exclude=tensorboard \
+            --exclude=tokenizer "$out" logs*)
         ;;
     drive)
         shift; drive "$@" ;;
