@@ -23,7 +23,8 @@
 # keeps that campaign's runs: one stopped at DEADLINE resumes from the checkpoint its SIGTERM wrote, and the
 # estimate counts only its remaining steps. Measured on one H200 (2026-12-02 and 12-03, the paper experiment):
 # setup (data, tokenizer, compilation) about 105 s; two 4-layer runs sharing the GPU end, final evaluation
-# included, about 450 s after `start`; three reach step 1000 after about 570 s, too late for one command. A run whose summary.json is in the repository's OUT_DIR is not trained again.
+# included, about 450 s after `start`; three reach step 1000 after about 570 s, too late for one command.
+# A run whose summary.json is in the repository's OUT_DIR is not trained again.
 #
 # Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
 # results/paper and results/paper-2); OUT_DIR (the comparison's directory relative to the repository, default
