@@ -20,6 +20,7 @@ standard library (checked on every export), so the remote code is exactly the li
 from __future__ import annotations
 
 import ast
+import errno
 import importlib.util
 import json
 import logging
@@ -156,6 +157,10 @@ def export(
     from coe.data import load_tokenizer
     from coe.modeling import CoEForCausalLM
 
+    dst = Path(dst)
+    if dst.exists() and any(dst.iterdir()) and not overwrite:  # said before the model loads
+        why = "exists and is not empty (overwrite=True, `--overwrite true`, replaces it)"
+        raise FileExistsError(errno.EEXIST, why, str(dst))
     checkpoint, run = resolve_source(src)
     code = remote_code()
     model = CoEForCausalLM.from_pretrained(checkpoint, dtype=dtype)
@@ -178,7 +183,7 @@ def export(
         "source": checkpoint.name,
     }
     log.info("exporting %s to %s", checkpoint, dst)
-    with _atomic_directory(Path(dst), overwrite) as tmp:
+    with _atomic_directory(dst, overwrite) as tmp:
         model.save_pretrained(tmp, max_shard_size=max_shard_size)
         for file in sorted(tmp.glob("*.safetensors")):
             add_safetensors_metadata(file, metadata)
@@ -189,7 +194,7 @@ def export(
         leftovers = [p.name for p in tmp.iterdir() if p.suffix in (".pt", ".bin", ".pkl", ".pth")]
         if leftovers:  # nothing pickled goes out: a reader of the directory must not run code from it
             raise FileError(tmp, f"pickled files in an export: {leftovers}")
-    return Path(dst)
+    return dst
 
 
 def add_safetensors_metadata(file: Path, metadata: dict[str, str]) -> None:
