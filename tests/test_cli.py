@@ -46,13 +46,20 @@ TINY = [
 ]
 
 
-@pytest.mark.parametrize("command", ["presets", "train", "eval", "generate", "compare", "convert"])
+@pytest.mark.parametrize("command", ["presets", "train", "eval", "generate", "compare", "convert", "export"])
 def test_help_explains_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "usage: coe" in out and command in out
+
+
+def test_lm_eval_without_lm_eval_installed_is_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # importlib finds no lm_eval
+    assert main(["lm-eval", "--tasks", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("coe lm-eval: error:") and "pip install" in err[0]
 
 
 def test_presets_lists_all(capsys):
