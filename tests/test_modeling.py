@@ -141,6 +141,33 @@ def test_cached_logits_equal_full_forward():
     assert rel_err(torch.cat([first.logits, rest.logits], 1), full) < 1e-5
 
 
+def test_a_plain_forward_returns_a_cache_only_when_asked():
+    model = CoEForCausalLM(small_config()).eval()
+    ids = torch.randint(0, model.config.vocab_size, (1, 6))
+    with torch.no_grad():
+        assert getattr(model(ids), CACHE_FIELD) is None
+        assert getattr(model(ids, use_cache=False), CACHE_FIELD) is None
+        assert getattr(model(ids, use_cache=True), CACHE_FIELD).get_seq_length() == 6
+
+
+@pytest.mark.parametrize("attention", ["mla", "gqa"])
+def test_a_4d_mask_gives_the_logits_of_the_2d_padding_mask(attention):
+    """transformers' 4-D masks (here additive float, the eager convention) work without a cache too: a
+    left-padded row's real tokens get the logits of the 2-D mask."""
+    model = CoEForCausalLM(small_config(attention=attention, num_key_value_heads=2)).eval().double()
+    ids = torch.randint(1, model.config.vocab_size, (2, 8))
+    mask = torch.ones(2, 8, dtype=torch.long)
+    mask[1, :3] = 0
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    allowed = torch.ones(8, 8, dtype=torch.bool).tril()[None] & mask.bool()[:, None, :]  # (B, S, S)
+    additive = torch.zeros(2, 1, 8, 8, dtype=torch.float64).masked_fill(~allowed[:, None], -torch.inf)
+    with torch.no_grad():
+        expected = model(ids, attention_mask=mask, position_ids=positions).logits
+        out = model(ids, attention_mask=additive, position_ids=positions).logits
+    assert rel_err(out[0], expected[0]) < 1e-10
+    assert rel_err(out[1, 3:], expected[1, 3:]) < 1e-10
+
+
 def test_the_cache_is_never_silently_dropped():
     """forward() takes the cache as ``cache``; the pre-5.2x name, which generate() of those transformers
     versions passes, is taken there and refused from 5.2x on (never ignored like other extra arguments)."""

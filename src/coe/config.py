@@ -185,7 +185,8 @@ class CoEConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
     """Share the embedding matrix with the LM head."""
     use_cache: bool = True
-    """Return a key/value cache from forward when not training."""
+    """Whether generate() keeps a key/value cache (transformers' generation default). A plain forward returns
+    a cache only when called with use_cache=True or given one."""
     pad_token_id: int | None = None
     bos_token_id: int | None = None
     eos_token_id: int | None = None

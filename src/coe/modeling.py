@@ -221,19 +221,19 @@ class CoEModel(CoEPreTrainedModel):
             cache = DynamicCache()
         if document_ids is not None and cache is not None:
             raise ValueError("document_ids are for forwards without a key/value cache (use_cache=False)")
+        # Positions filled in the cache: an int for a dynamic cache, a 0-d tensor for a static one (no sync).
         past = cache.get_seq_length() if cache is not None else 0
         if position_ids is None:
             if document_ids is not None:
                 position_ids = document_positions(document_ids)
             else:
-                position_ids = torch.arange(past, past + S, device=h.device).unsqueeze(0)
+                position_ids = (torch.arange(S, device=h.device) + past).unsqueeze(0)
         rope = self.rotary_emb(h, position_ids)
-        mask = self._mask(attention_mask, document_ids, cache, S, past + S, h)
+        mask = self._mask(attention_mask, document_ids, cache, past, h)
         token_mask = None  # the tokens of the routing losses and counts, which training forwards alone take
         if self.training:
-            counted = (
-                routing_mask if routing_mask is not None else attention_mask
-            )  # by default not the padding
+            padding = attention_mask if attention_mask is not None and attention_mask.ndim == 2 else None
+            counted = routing_mask if routing_mask is not None else padding  # by default not the padding
             token_mask = counted[:, -S:].bool() if counted is not None else None
         chains: list[ChainOutput] = []
         hidden_states = [h] if output_hidden_states else None
@@ -257,19 +257,26 @@ class CoEModel(CoEPreTrainedModel):
         attention_mask: torch.Tensor | None,
         document_ids: torch.Tensor | None,
         cache: Cache | None,
-        num_queries: int,
-        num_keys: int,
+        past: int | torch.Tensor,
         h: torch.Tensor,
     ) -> torch.Tensor | BlockMask | None:
-        """The attention mask. With a cache (generation) the padding mask of ``causal_mask``. Without one
-        (training, validation), padding and documents become one document mask: padding (attention_mask 0)
-        sees nothing and is seen by nothing, documents see only themselves, in the kernel that
-        ``use_flex_attention`` picks for the device and the dtype attention computes in (autocast's or
+        """The attention mask. With a cache (generation), or for a 4-D mask as transformers builds them, the
+        boolean mask of ``causal_mask`` against the cache's key positions (a static cache: all its slots).
+        Without one (training, validation), padding and documents become one document mask: padding
+        (attention_mask 0) sees nothing and is seen by nothing, documents see only themselves, in the kernel
+        that ``use_flex_attention`` picks for the device and the dtype attention computes in (autocast's or
         ``h``'s)."""
-        device = h.device
+        device, S = h.device, h.shape[1]
         dtype = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else h.dtype
-        if cache is not None or (attention_mask is None and document_ids is None):
-            return causal_mask(attention_mask, num_queries, num_keys, device)
+        if cache is not None:
+            num_keys, _ = cache.get_mask_sizes(S, 0)
+            return causal_mask(attention_mask, S, num_keys, device, past)
+        if (attention_mask is None or attention_mask.ndim == 4) and document_ids is None:
+            return causal_mask(attention_mask, S, S, device)
+        if attention_mask is not None and attention_mask.ndim != 2:
+            raise ValueError(
+                f"attention_mask with document_ids must be 2-D (B, S), got {tuple(attention_mask.shape)}"
+            )
         ids = document_ids if document_ids is not None else attention_mask.new_zeros(attention_mask.shape)
         if attention_mask is not None:
             ids = ids.masked_fill(attention_mask == 0, -1)
@@ -313,8 +320,11 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         ``shift_labels`` (B, S) (already the next tokens), the loss. ``return_logits=False`` with labels
         computes the loss in chunks without ever holding the full logits (training at large vocabularies);
         logits are then None.
-        ``cache``: the key/value cache, returned in the output field ``CACHE_FIELD``. Other keyword arguments
-        from generate() are ignored.
+        ``cache``: the key/value cache (any of transformers' ``Cache`` classes: ``DynamicCache``,
+        ``StaticCache``), returned in the output field ``CACHE_FIELD``; without one, a cache is made and
+        returned only with ``use_cache=True`` (generate() always says). ``attention_mask`` may also be a 4-D
+        mask as transformers' generate() builds for a static cache (see ``coe.nn.attention.causal_mask``).
+        Other keyword arguments from generate() are ignored.
 
         Batches of several documents or of padded rows (without a cache):
 
@@ -332,8 +342,8 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
             if CACHE_FIELD == "cache":
                 raise TypeError("CoEForCausalLM.forward takes the key/value cache as `cache`")
             cache = kwargs.pop("past_key_values")
-        if use_cache is None:
-            use_cache = self.config.use_cache and not self.training
+        # A cache only when asked for (generate() always says) or passed in.
+        use_cache = bool(use_cache)
         h, chains, cache, hidden_states = self.model(
             input_ids,
             attention_mask,

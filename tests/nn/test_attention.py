@@ -90,6 +90,40 @@ def test_causal_mask_with_cache_and_padding():
     assert only_pad[0, 0, 0].all()  # a padding query that could see nothing sees everything (no NaN)
 
 
+def test_causal_mask_of_a_static_cache():
+    """Queries at positions past.. of P slots (past a 0-d tensor, as a static cache counts): later slots are
+    masked, and a 2-D padding mask shorter than P covers the first positions."""
+    cpu = torch.device("cpu")
+    mask = causal_mask(torch.tensor([[0, 1, 1, 1]]), 2, 6, cpu, past=torch.tensor(2))
+    assert mask[0, 0].tolist() == [
+        [False, True, True, False, False, False],
+        [False, True, True, True, False, False],
+    ]
+    unpadded = causal_mask(None, 3, 5, cpu, past=0)  # a prefill into an empty static cache
+    assert unpadded[0, 0].tolist() == [[k <= q for k in range(5)] for q in range(3)]
+    with pytest.raises(ValueError, match="covers 7 positions"):
+        causal_mask(torch.ones(1, 7), 1, 6, cpu, past=5)
+
+
+@pytest.mark.parametrize("form", ["bool", "float-min", "float-inf", "int"])
+def test_causal_mask_takes_transformers_4d_masks(form):
+    """A 4-D mask is used as given, whichever convention it follows; a query it lets see nothing sees
+    everything."""
+    allowed = torch.tensor([[[[True, True, False], [False, False, False]]]])  # (1, 1, 2, 3)
+    if form == "bool":
+        given = allowed
+    elif form == "int":
+        given = allowed.long()
+    else:
+        low = torch.finfo(torch.float32).min if form == "float-min" else float("-inf")
+        given = torch.zeros(allowed.shape).masked_fill(~allowed, low)
+    mask = causal_mask(given, 2, 3, torch.device("cpu"))
+    assert mask.dtype == torch.bool
+    assert mask[0, 0].tolist() == [[True, True, False], [True, True, True]]
+    with pytest.raises(ValueError, match=r"shape \(B, 1, 2, 4\)"):
+        causal_mask(given, 2, 4, torch.device("cpu"))
+
+
 DOCUMENTS = torch.tensor([[0, 0, 0, 1, 1, 2, 2, 2, 2], [0, 0, 0, 0, 0, 0, -1, -1, -1]])
 
 

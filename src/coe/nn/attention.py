@@ -320,21 +320,67 @@ def build_attention(config: CoEConfig, layer_idx: int) -> nn.Module:
 
 
 def causal_mask(
-    padding_mask: torch.Tensor | None, num_queries: int, num_keys: int, device: torch.device
+    attention_mask: torch.Tensor | None,
+    num_queries: int,
+    num_keys: int,
+    device: torch.device,
+    past: int | torch.Tensor | None = None,
 ) -> torch.Tensor | None:
-    """Boolean (B, 1, S, P) mask, True where attention is allowed; None for the plain causal case.
+    """Boolean (B, 1, S, P) mask of S queries against P cached key positions, True where attention is
+    allowed; None for the plain causal case (S = P, no padding: SDPA's is_causal path).
 
-    The S queries are the last S of the P cached positions. padding_mask: (B, P), 1 for real tokens.
+    The queries sit at key positions ``past .. past + S - 1``; ``past`` None means the last S of the P (a
+    dynamic cache). A static cache holds P slots of which ``past`` are filled, a 0-d tensor there, used as
+    one (no host sync); the slots after the queries are masked like any later position.
+
+    attention_mask is one of:
+
+    - None: causal;
+    - (B, P'), 1 for real tokens and 0 for padding, over the first P' <= P positions (later ones are the
+      static cache's free slots, which causality masks anyway);
+    - a 4-D mask (B or 1, 1, S, P), as transformers' generate() builds for a static cache, taken as it is
+      (causality included): boolean True where allowed (SDPA's convention), floating additive with 0 where
+      allowed and a large negative value or -inf where not (the eager convention), or integers, nonzero
+      where allowed.
+
+    A query that may see no key (a padding position) would give NaN: it sees every position instead.
     """
-    if padding_mask is None and num_queries == num_keys:
-        return None  # SDPA's is_causal path
-    key_pos = torch.arange(num_keys, device=device)
-    query_pos = torch.arange(num_keys - num_queries, num_keys, device=device)
-    allowed = (key_pos[None, :] <= query_pos[:, None])[None, None]  # (1, 1, S, P)
-    if padding_mask is not None:
-        allowed = allowed & padding_mask[:, None, None, :].bool()
-    # A query with nothing to attend to (a padding position) would give NaN: let it see everything.
+    if attention_mask is not None and attention_mask.ndim == 4:
+        if attention_mask.shape[-2:] != (num_queries, num_keys) or attention_mask.shape[1] != 1:
+            raise ValueError(
+                f"a 4-D attention_mask must have shape (B, 1, {num_queries}, {num_keys}) for "
+                f"{num_queries} queries against {num_keys} key positions, got {tuple(attention_mask.shape)}"
+            )
+        allowed = boolean_mask(attention_mask)
+    else:
+        if attention_mask is not None and attention_mask.ndim != 2:
+            raise ValueError(f"attention_mask must be 2-D or 4-D, got shape {tuple(attention_mask.shape)}")
+        if attention_mask is None and num_queries == num_keys:
+            return None
+        first = num_keys - num_queries if past is None else past
+        key_pos = torch.arange(num_keys, device=device)
+        query_pos = torch.arange(num_queries, device=device) + first
+        allowed = (key_pos[None, :] <= query_pos[:, None])[None, None]  # (1, 1, S, P)
+        if attention_mask is not None:
+            padding = attention_mask.bool()
+            if padding.shape[1] > num_keys:
+                raise ValueError(
+                    f"attention_mask covers {padding.shape[1]} positions, the cache only {num_keys}"
+                )
+            padding = F.pad(padding, (0, num_keys - padding.shape[1]))  # (B, P)
+            allowed = allowed & padding[:, None, None, :]
     return allowed | ~allowed.any(dim=-1, keepdim=True)
+
+
+def boolean_mask(mask: torch.Tensor) -> torch.Tensor:
+    """An attention mask as booleans, True where allowed: booleans as they are, floating (additive) masks
+    allowed where above half their dtype's lowest value (0 allowed; finfo.min or -inf masked), integers where
+    nonzero."""
+    if mask.dtype == torch.bool:
+        return mask
+    if mask.is_floating_point():
+        return mask > torch.finfo(mask.dtype).min / 2
+    return mask != 0
 
 
 def use_flex_attention(
