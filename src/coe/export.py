@@ -242,8 +242,17 @@ def model_card(model, run: Path | None, checkpoint: Path) -> str:
     train = _read_yaml(run / "config.yaml") if run is not None else None
     summary = _read_json(run / "summary.json") if run is not None else None
     preset = (train or {}).get("model", {}).get("preset") or (summary or {}).get("preset")
-    title = f"Chain-of-Experts language model{f' ({preset})' if preset else ''}"
-    kind = "Chain-of-Experts" if config.inner_iter > 1 else "mixture-of-experts"
+    if config.inner_iter > 1:
+        title, what = (
+            "Chain-of-Experts language model",
+            (
+                f"A Chain-of-Experts causal language model: the experts of each MoE layer are applied C = "
+                f"{config.inner_iter} times in sequence, each iteration routed anew."
+            ),
+        )
+    else:
+        title, what = "Mixture-of-experts language model", "A mixture-of-experts causal language model."
+    title += f" ({preset})" if preset else ""
     rows = {
         "layers": config.num_hidden_layers,
         "hidden size": config.hidden_size,
@@ -264,9 +273,9 @@ def model_card(model, run: Path | None, checkpoint: Path) -> str:
         "",
         f"# {title}",
         "",
-        f"A {kind} causal language model trained with the `coe` library (Chain-of-Experts: the experts",
-        "of a layer are applied C times in sequence, each iteration routed anew). The modeling code ships",
-        "beside the weights, so it loads with transformers alone.",
+        what,
+        "Trained with the `coe` library; the modeling code ships beside the weights, so it loads with",
+        "transformers alone.",
         "",
         "## Architecture",
         "",
@@ -293,7 +302,8 @@ def model_card(model, run: Path | None, checkpoint: Path) -> str:
         }
         lines += [f"- {k}: {v}" for k, v in facts.items() if v is not None]
         lines += ["", "The run's full configuration (`config.yaml`):", "", "```yaml"]
-        lines += [yaml.safe_dump(train, sort_keys=False).rstrip(), "```", ""]
+        shown = {k: v for k, v in train.items() if k != "out_dir"}  # a path on the training machine
+        lines += [yaml.safe_dump(shown, sort_keys=False).rstrip(), "```", ""]
     else:
         lines += [
             f"Exported from the checkpoint `{checkpoint.name}`; its run's configuration was not found.",
