@@ -74,12 +74,14 @@ def test_metadata_is_merged_into_the_header_and_the_tensors_are_unchanged(tmp_pa
     assert size % 8 == 0
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny random CoE (MLA, 2 iterations) with a BPE tokenizer, saved as a checkpoint directory."""
+@pytest.fixture(scope="module", params=["mla", "gqa"])
+def checkpoint(tmp_path_factory, request):
+    """A tiny random CoE (2 iterations; MLA or GQA) with a BPE tokenizer, saved as a checkpoint directory."""
     torch.manual_seed(0)
     tokenizer = train_bpe([f"{a} + {b} = {a + b}\n" for a in range(20) for b in range(20)], vocab_size=300)
-    config = CoEConfig.from_preset("coe-2-4-64", size="tiny", vocab_size=len(tokenizer), num_hidden_layers=2)
+    config = CoEConfig.from_preset(
+        "coe-2-4-64", size="tiny", vocab_size=len(tokenizer), num_hidden_layers=2, attention=request.param
+    )
     model = CoEForCausalLM(config)
     with torch.no_grad():  # a random model's logits are nearly flat: spread them so greedy tokens are stable
         model.lm_head.weight.mul_(20)
