@@ -1,6 +1,7 @@
-"""LoRA through peft on every part of a tiny model: attention, shared experts and routers (``target_modules``),
-the routed experts' stacked weights (``target_parameters``). Each adapter changes the forward and merges into
-the same function; training moves every adapter and no base weight; save / reload and merge keep the logits."""
+"""LoRA through peft on every part of a tiny model: attention, shared experts and routers
+(``target_modules``), the routed experts' stacked weights (``target_parameters``). Each adapter changes the
+forward and merges into the same function; training moves every adapter and no base weight; save / reload
+and merge keep the logits."""
 
 import pytest
 import torch
@@ -12,7 +13,10 @@ from tests.conftest import rel_err
 
 peft = pytest.importorskip("peft")
 
-ATTENTION = {"mla": ["q_proj", "kv_a_proj_with_mqa", "o_proj"], "gqa": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+ATTENTION = {
+    "mla": ["q_proj", "kv_a_proj_with_mqa", "o_proj"],
+    "gqa": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
 SHARED = ["shared_experts.gate_proj", "shared_experts.up_proj", "shared_experts.down_proj"]
 ROUTED = ["experts.gate_up_proj", "experts.down_proj"]
 

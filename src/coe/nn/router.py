@@ -56,8 +56,8 @@ class Router(nn.Linear):
             self.expert_bias = None
 
     def reset_parameters(self) -> None:
-        # The model draws router weights in its _init_weights (config.router_init); nn.Linear's draw here would
-        # only move the random stream, and so change every weight drawn after it for the same seed.
+        # The model draws router weights in its _init_weights (config.router_init); nn.Linear's draw here
+        # would only move the random stream, and so change every weight drawn after it for the same seed.
         pass
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
