@@ -796,7 +796,7 @@ class _Plan:
 
 
 @contextlib.contextmanager
-def _atomic_directory(dst: Path, overwrite: bool) -> Iterator[Path]:
+def atomic_directory(dst: Path, overwrite: bool) -> Iterator[Path]:
     """A temporary directory next to ``dst`` that replaces it on success and is removed on failure."""
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         why = "exists and is not empty (overwrite=True, `--overwrite true`, replaces it)"
@@ -851,7 +851,7 @@ def convert(
         layout = _layout(Format.COE, config)
     entries = plan.entries(layout)
     logger.info("converting %s checkpoint %s to %s format in %s", fmt, src, target, dst)
-    with _atomic_directory(dst, overwrite) as tmp:
+    with atomic_directory(dst, overwrite) as tmp:
         if target == Format.REFERENCE:
             (tmp / "config.json").write_text(json.dumps(config_json, indent=2) + "\n")
         else:

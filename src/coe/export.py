@@ -153,7 +153,7 @@ def export(
     """Write the checkpoint (or run directory) ``src`` as a Hub-ready directory ``dst`` (see the module's
     docstring), atomically: ``dst`` appears whole or not at all. Returns ``dst``."""
     from coe import __version__
-    from coe.convert import _atomic_directory
+    from coe.convert import atomic_directory
     from coe.data import load_tokenizer
     from coe.modeling import CoEForCausalLM
 
@@ -183,7 +183,7 @@ def export(
         "source": checkpoint.name,
     }
     log.info("exporting %s to %s", checkpoint, dst)
-    with _atomic_directory(dst, overwrite) as tmp:
+    with atomic_directory(dst, overwrite) as tmp:
         model.save_pretrained(tmp, max_shard_size=max_shard_size)
         for file in sorted(tmp.glob("*.safetensors")):
             add_safetensors_metadata(file, metadata)
