@@ -1,0 +1,252 @@
+"""Generation speed of generate(): the eager dynamic-cache path against the fast path (static cache, compiled
+decoding step, adaptive experts), per preset and batch.
+
+    python benchmarks/generation.py                                # CPU, small size, float32, batches 1 8 64
+    python benchmarks/generation.py --batch 1 8 --new-tokens 64    # quicker
+    python benchmarks/generation.py --device cuda                  # paper size, bf16, + DeepseekV2 anchor
+
+Settings, each through ``model.generate`` with greedy decoding after a random ``--prompt``-token prompt:
+
+- eager: transformers' default DynamicCache, the config's expert backend ("grouped"), no compilation: what
+  generate() did before the static cache worked;
+- fast: ``cache_implementation="static"``, experts on "adaptive" (gather for the few token copies of a
+  decoding step), and the decoding step compiled by transformers' own generate path (prefill eager, each
+  decoding step through ``torch.compile(fullgraph=True)``; on CUDA transformers' default mode
+  "reduce-overhead", i.e. CUDA graphs; on the CPU mode "default", which transformers compiles only when
+  asked). The compile warm-up is timed apart and printed;
+- deepseek-v2 (CUDA, when transformers has it): transformers' DeepseekV2ForCausalLM with the same widths as
+  moe-8-64, static cache, its own compiled decoding step: an in-run anchor.
+
+Per row: prefill tokens/s (B * prompt over the time of a one-token generate), decode tokens/s (B * (new - 1)
+over the time the other new tokens add), per-token latency p50 / p95 (intervals between the tokens a
+streamer receives, the device synchronised at each), KV-cache bytes per token (all layers, measured on the
+cache after a prefill), peak memory (CUDA: allocated, reset per row; CPU: the process's peak resident set,
+which only grows) and whether the tokens equal the eager row's. Settings run in alternation, ``--rounds``
+times, medians reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import statistics
+import time
+
+import torch
+import transformers
+from transformers import CompileConfig
+from transformers.cache_utils import DynamicCache
+from transformers.generation.streamers import BaseStreamer
+
+from coe import CoEConfig, CoEForCausalLM
+from coe.device import device_name, peak_memory_gib
+from coe.modeling import CACHE_FIELD
+
+PRESETS = ("moe-8-64", "coe-2-4-64")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class TokenClock(BaseStreamer):
+    """Records when each generated token reaches the host (the first put is the prompt)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.times = device, []
+
+    def put(self, value: torch.Tensor) -> None:
+        sync(self.device)
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def compile_config(device: torch.device) -> CompileConfig:
+    """transformers' compile settings for the decoding step: its defaults on CUDA (inductor, reduce-overhead),
+    mode "default" on the CPU, where transformers compiles only when told to."""
+    config = CompileConfig(fullgraph=True)
+    if device.type != "cuda":
+        config.mode = "default"
+        config._compile_all_devices = True
+    return config
+
+
+def setting_kwargs(setting: str, device: torch.device, compile: bool = True) -> dict:
+    if setting == "eager":
+        return dict(disable_compile=True)
+    if not compile:
+        return dict(cache_implementation="static", disable_compile=True)
+    return dict(cache_implementation="static", compile_config=compile_config(device))
+
+
+def kv_bytes_per_token(model, prompt: torch.Tensor) -> float:
+    """Bytes the key/value cache holds per position and sequence, over all layers (from a prefill)."""
+    cache = DynamicCache()
+    with torch.no_grad():
+        model(prompt, use_cache=True, **{CACHE_FIELD: cache})
+    return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers) / prompt.numel()
+
+
+def timed_generate(model, prompt, new_tokens, kwargs, device, streamer=None) -> tuple[float, torch.Tensor]:
+    sync(device)
+    start = time.perf_counter()
+    out = model.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        streamer=streamer,
+        pad_token_id=0,
+        **kwargs,
+    )
+    sync(device)
+    return time.perf_counter() - start, out
+
+
+def measure(models: dict, batch: int, args, device: torch.device) -> list[dict]:
+    """One row per setting of ``models`` (setting -> (model, generate kwargs)) at this batch."""
+    vocab = min(m.config.vocab_size for m, _ in models.values())
+    prompt = torch.randint(0, vocab, (batch, args.prompt), device=device)
+    warmup = {}
+    for setting, (model, kwargs) in models.items():  # compile and first-call costs, apart
+        torch._dynamo.reset()
+        start = time.perf_counter()
+        timed_generate(model, prompt, args.new_tokens, kwargs, device)
+        timed_generate(model, prompt, 1, kwargs, device)
+        warmup[setting] = time.perf_counter() - start
+    full = {s: [] for s in models}
+    one = {s: [] for s in models}
+    gaps = {s: [] for s in models}
+    outputs = {}
+    for _ in range(args.rounds):
+        for setting, (model, kwargs) in models.items():
+            seconds, outputs[setting] = timed_generate(model, prompt, args.new_tokens, kwargs, device)
+            full[setting].append(seconds)
+            one[setting].append(timed_generate(model, prompt, 1, kwargs, device)[0])
+            clock = TokenClock(device)
+            timed_generate(model, prompt, args.new_tokens, kwargs, device, streamer=clock)
+            gaps[setting] += [b - a for a, b in zip(clock.times[1:], clock.times[2:], strict=False)]
+    rows = []
+    for setting, (model, _) in models.items():
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            timed_generate(model, prompt, args.new_tokens, models[setting][1], device)
+        t_full, t_one = statistics.median(full[setting]), statistics.median(one[setting])
+        latencies = sorted(gaps[setting])
+        rows.append(
+            dict(
+                setting=setting,
+                batch=batch,
+                prefill_tok_s=batch * args.prompt / t_one,
+                # nan where other work on the machine made the short call the slower one
+                decode_tok_s=batch * (args.new_tokens - 1) / (t_full - t_one) if t_full > t_one else math.nan,
+                p50_ms=1e3 * latencies[len(latencies) // 2],
+                p95_ms=1e3 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+                kv_bytes=kv_bytes_per_token(model, prompt),
+                peak_gib=peak_memory_gib(device),
+                warmup_s=warmup[setting],
+                same=torch.equal(outputs[setting], outputs["eager"]) if "eager" in outputs else None,
+            )
+        )
+    return rows
+
+
+def deepseek_anchor(config: CoEConfig):
+    """transformers' DeepseekV2ForCausalLM with moe-8-64's widths (random weights), or None without it."""
+    try:
+        from transformers import DeepseekV2Config, DeepseekV2ForCausalLM
+    except ImportError:
+        return None
+    fields = (
+        "vocab_size hidden_size num_hidden_layers intermediate_size num_attention_heads q_lora_rank "
+        "kv_lora_rank qk_nope_head_dim qk_rope_head_dim v_head_dim n_routed_experts n_shared_experts "
+        "num_experts_per_tok moe_intermediate_size max_position_embeddings rms_norm_eps"
+    ).split()
+    ds = DeepseekV2Config(
+        **{f: getattr(config, f) for f in fields},
+        num_key_value_heads=config.num_attention_heads,
+        rope_parameters=dict(config.rope_parameters),
+        topk_method="greedy",
+        first_k_dense_replace=0,
+    )
+    return DeepseekV2ForCausalLM(ds)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--size", default=None, help="tiny, small or paper (default: paper on CUDA, else small)"
+    )
+    parser.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: bfloat16 on CUDA)")
+    parser.add_argument("--preset", nargs="+", default=list(PRESETS))
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--prompt", type=int, default=32, help="prompt tokens")
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--no-anchor", action="store_true", help="leave out DeepseekV2 on CUDA")
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="fast path without compiling (static cache, adaptive experts)",
+    )
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    size = args.size or ("paper" if cuda else "small")
+    dtype = getattr(torch, args.dtype or ("bfloat16" if cuda else "float32"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"# generate(), {size} size, {str(dtype).removeprefix('torch.')}, prompt {args.prompt}, "
+        f"{args.new_tokens} new tokens, greedy, fast path {'not ' if args.no_compile else ''}compiled, "
+        f"medians of {args.rounds} rounds; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.node()}, {device_name(device)}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}, transformers {transformers.__version__}, load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
+    print(
+        "| preset | batch | setting | prefill tok/s | decode tok/s | p50 ms | p95 ms | KV bytes/token "
+        "| peak GiB | warm-up s | same tokens |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for preset in args.preset:
+        torch.manual_seed(0)
+        config = CoEConfig.from_preset(preset, size)
+        eager = CoEForCausalLM(config).to(device, dtype).eval()
+        fast = CoEForCausalLM(CoEConfig.from_preset(preset, size, expert_backend="adaptive"))
+        fast.load_state_dict(eager.state_dict())
+        fast = fast.to(device, dtype).eval()
+        models = {
+            "eager": (eager, setting_kwargs("eager", device)),
+            "fast": (fast, setting_kwargs("fast", device, not args.no_compile)),
+        }
+        anchor = deepseek_anchor(config) if cuda and preset == "moe-8-64" and not args.no_anchor else None
+        if anchor is not None:
+            models["deepseek-v2"] = (anchor.to(device, dtype).eval(), models["fast"][1])
+        for batch in args.batch:
+            for row in measure(models, batch, args, device):
+                row["preset"] = preset
+                rows.append(row)
+                print(
+                    f"| {preset} | {batch} | {row['setting']} | {row['prefill_tok_s']:,.0f} "
+                    f"| {row['decode_tok_s']:,.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} "
+                    f"| {row['kv_bytes']:,.0f} | {row['peak_gib']:.2f} | {row['warmup_s']:.1f} "
+                    f"| {row['same']} |",
+                    flush=True,
+                )
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
