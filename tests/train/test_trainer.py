@@ -38,12 +38,8 @@ def losses(run_dir, split="train"):
     return [(m["step"], m["loss"]) for m in read_metrics(run_dir) if m["split"] == split]
 
 
-def crash_and_resume(tmp_path, monkeypatch, **overrides) -> tuple:
-    """A tiny run straight through, and the same run crashed after its step-3 checkpoint and resumed: their
-    results (``overrides`` by section, as ``tiny_run``)."""
-    full = train(tiny_run(tmp_path, "full", **overrides))
-
-    # Interrupt the second run right after its step-3 checkpoint, as a crash would.
+def crash_after_first_checkpoint(tmp_path, monkeypatch, name: str, **overrides) -> None:
+    """Train the tiny run ``name`` and interrupt it right after its step-3 checkpoint, as a crash would."""
     real_save = trainer_module.save_checkpoint
 
     def save_then_crash(*args, **kwargs):
@@ -52,10 +48,16 @@ def crash_and_resume(tmp_path, monkeypatch, **overrides) -> tuple:
 
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_run(tmp_path, "resumed", **overrides))
+        train(tiny_run(tmp_path, name, **overrides))
     monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
-    assert [p.name for p in checkpoint_dirs(tmp_path / "resumed")] == ["step-00000003"]
+    assert [p.name for p in checkpoint_dirs(tmp_path / name)] == ["step-00000003"]
 
+
+def crash_and_resume(tmp_path, monkeypatch, **overrides) -> tuple:
+    """A tiny run straight through, and the same run crashed after its step-3 checkpoint and resumed: their
+    results (``overrides`` by section, as ``tiny_run``)."""
+    full = train(tiny_run(tmp_path, "full", **overrides))
+    crash_after_first_checkpoint(tmp_path, monkeypatch, "resumed", **overrides)
     resumed = train(tiny_run(tmp_path, "resumed", checkpoint={"resume": True}, **overrides))
     return full, resumed
 
@@ -80,16 +82,7 @@ def test_a_resumed_run_reports_the_peak_memory_of_every_process_that_trained_it(
     """The summary's peak memory is the largest over the crashed process and the resumed one; unknown (None)
     when the checkpoint resumed from did not record the earlier peak (checkpoints of older code)."""
     monkeypatch.setattr(trainer_module, "peak_memory_gib", lambda device: 5.0)
-    real_save = trainer_module.save_checkpoint
-
-    def save_then_crash(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_run(tmp_path, "resumed"))
-    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    crash_after_first_checkpoint(tmp_path, monkeypatch, "resumed")
     if not recorded:
         checkpoint = latest_checkpoint(tmp_path / "resumed")
         (state_file,) = checkpoint.rglob("trainer_state.pt")
