@@ -188,3 +188,42 @@ def test_token_mask_leaves_masked_tokens_out_of_losses_and_counts(balance):
             want = together.balance_losses[t]
         torch.testing.assert_close(masked.balance_losses[t], want)
         torch.testing.assert_close(masked.z_losses[t], together.z_losses[t])
+
+
+class ShiftLogits(torch.nn.Module):
+    """An adapter's way of wrapping a router (peft's LoRA keeps the wrapped module as ``base_layer``)."""
+
+    def __init__(self, base_layer: torch.nn.Module, shift: torch.Tensor) -> None:
+        super().__init__()
+        self.base_layer, self.shift = base_layer, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base_layer(x) + self.shift
+
+
+def test_routing_calls_a_wrapped_router_and_keeps_the_bias_on_the_router_inside():
+    cfg = config(router_bias_update_rate=0.1)
+    chain = init(ChainOfExperts(cfg))
+    routers = list(chain.routers)
+    shift = torch.zeros(cfg.n_routed_experts)
+    shift[2] = 100.0  # expert 2 now wins every choice of the first iteration
+    chain.routers[0] = ShiftLogits(ShiftLogits(routers[0], shift), torch.zeros(cfg.n_routed_experts))
+    x = torch.randn(1, 30, 16)
+    out = chain(x)
+    assert torch.all((out.routings[0].topk_idx == 2).any(-1))
+    torch.testing.assert_close(out.routings[0].logits, routers[0](x.view(30, 16)) + shift)
+    load = torch.rand(cfg.inner_iter, cfg.n_routed_experts)
+    chain.update_expert_bias(load, 0.1)
+    torch.testing.assert_close(routers[0].expert_bias, 0.1 * torch.sign(load[0].mean() - load[0]))
+    with torch.no_grad():
+        routers[0].expert_bias[4] = 1e3  # the choice adds the bias of the router inside the wrappers
+    assert torch.all((chain(x).routings[0].topk_idx == 4).any(-1))
+
+
+def test_router_is_a_linear_layer_with_the_checkpoint_names():
+    """Adapters and tools that handle nn.Linear take the router; its state keeps the names checkpoints use."""
+    router = init(ChainOfExperts(config(router_bias_update_rate=0.1))).routers[0]
+    assert isinstance(router, torch.nn.Linear) and router.bias is None
+    assert list(router.state_dict()) == ["weight", "expert_bias"] and router.weight.shape == (7, 16)
+    x = torch.randn(5, 16)
+    torch.testing.assert_close(router(x), x @ router.weight.T)
