@@ -130,6 +130,9 @@ class CoEPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["CoEDecoderLayer"]
     _supports_sdpa = True
+    # The forward traces as one graph (tests/test_generation.py): generate() with the static cache compiles
+    # its decoding steps whole (on CUDA with CUDA graphs, transformers' default compile mode).
+    _can_compile_fullgraph = True
     _keep_in_fp32_modules_strict = ["routers"]
 
     @classmethod
