@@ -12,8 +12,8 @@ Settings, each through ``model.generate`` with greedy decoding after a random ``
 - fast: ``cache_implementation="static"``, experts on "adaptive" (gather for the few token copies of a
   decoding step), and the decoding step compiled by transformers' own generate path (prefill eager, each
   decoding step through ``torch.compile(fullgraph=True)``; on CUDA transformers' default mode
-  "reduce-overhead", i.e. CUDA graphs; on the CPU mode "default", which transformers compiles only when
-  asked). The compile warm-up is timed apart and printed;
+  "reduce-overhead", i.e. CUDA graphs; on the CPU mode "default"): ``coe.generation.fast_generate_kwargs``.
+  The compile warm-up is timed apart and printed;
 - deepseek-v2 (CUDA, when transformers has it): transformers' DeepseekV2ForCausalLM with the same widths as
   moe-8-64, static cache, its own compiled decoding step: an in-run anchor.
 
@@ -37,12 +37,12 @@ import time
 
 import torch
 import transformers
-from transformers import CompileConfig
 from transformers.cache_utils import DynamicCache
 from transformers.generation.streamers import BaseStreamer
 
 from coe import CoEConfig, CoEForCausalLM
 from coe.device import device_name, peak_memory_gib
+from coe.generation import fast_generate_kwargs
 from coe.modeling import CACHE_FIELD
 
 PRESETS = ("moe-8-64", "coe-2-4-64")
@@ -67,22 +67,10 @@ class TokenClock(BaseStreamer):
         pass
 
 
-def compile_config(device: torch.device) -> CompileConfig:
-    """transformers' compile settings for the decoding step: its defaults on CUDA (inductor, reduce-overhead),
-    mode "default" on the CPU, where transformers compiles only when told to."""
-    config = CompileConfig(fullgraph=True)
-    if device.type != "cuda":
-        config.mode = "default"
-        config._compile_all_devices = True
-    return config
-
-
 def setting_kwargs(setting: str, device: torch.device, compile: bool = True) -> dict:
     if setting == "eager":
         return dict(disable_compile=True)
-    if not compile:
-        return dict(cache_implementation="static", disable_compile=True)
-    return dict(cache_implementation="static", compile_config=compile_config(device))
+    return fast_generate_kwargs(device, compile=compile)
 
 
 def kv_bytes_per_token(model, prompt: torch.Tensor) -> float:

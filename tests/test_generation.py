@@ -7,6 +7,7 @@ from transformers import CompileConfig
 from transformers.cache_utils import StaticCache
 
 from coe import CoEConfig, CoEForCausalLM
+from coe.generation import fast_generate_kwargs
 from coe.modeling import CACHE_FIELD
 
 NEW = 6
@@ -149,3 +150,15 @@ def test_compiled_decoding_is_one_graph_and_gives_the_eager_tokens(attention):
         out = greedy(model, ids, mask, cache_implementation="static", compile_config=compile_config)
         assert torch.equal(out, expected)
     assert len(graphs) == 1
+
+
+def test_fast_generate_kwargs_compile_the_decoding_step_on_every_device():
+    for device, mode in [("cpu", "default"), ("cuda", "reduce-overhead")]:
+        kwargs = fast_generate_kwargs(torch.device(device))
+        assert kwargs["cache_implementation"] == "static"
+        config = kwargs["compile_config"]
+        assert config.fullgraph and config.mode == mode
+        assert bool(config._compile_all_devices) == (device == "cpu")
+    assert fast_generate_kwargs(torch.device("cpu"), compile=False) == dict(
+        cache_implementation="static", disable_compile=True
+    )
