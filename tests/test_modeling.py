@@ -482,3 +482,49 @@ def test_a_sharded_index_may_not_point_outside_the_checkpoint(tmp_path):
     index.write_text(json.dumps(content))
     with pytest.raises(FileError, match="lies outside the checkpoint directory"):
         CoEForCausalLM.from_pretrained(tmp_path / "ckpt")
+
+
+def test_gradient_checkpointing_keeps_the_router_loss_gradients_or_refuses():
+    """Non-reentrant checkpointing (transformers' default) gives the routers the gradients of no
+    checkpointing, the aux loss's included; reentrant checkpointing, which would silently drop them, is
+    refused."""
+    config = small_config(inner_iter=2, router_z_loss_coef=0.01)
+    ids = torch.randint(0, config.vocab_size, (2, 10))
+    grads = []
+    for kwargs in (None, {"use_reentrant": False}):
+        torch.manual_seed(0)
+        model = CoEForCausalLM(config).train()
+        if kwargs is not None:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+            assert model.is_gradient_checkpointing
+        out = model(ids, labels=ids)
+        assert out.aux_loss.requires_grad
+        out.aux_loss.backward(retain_graph=True)
+        aux = [r.weight.grad.clone() for chain in model.chains() for r in chain.routers]
+        model.zero_grad()
+        out.loss.backward()
+        grads.append((aux, {n: p.grad for n, p in model.named_parameters()}))
+    (aux_plain, plain), (aux_ckpt, ckpt) = grads
+    assert all(g.abs().sum() > 0 for g in aux_plain)
+    for a, b in zip(aux_plain, aux_ckpt, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-8)
+    for name, g in plain.items():
+        torch.testing.assert_close(ckpt[name], g, rtol=1e-5, atol=1e-8, msg=name)
+    model = CoEForCausalLM(config)
+    with pytest.raises(ValueError, match="use_reentrant=True would drop the router losses"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    assert not model.is_gradient_checkpointing
+
+
+def test_unsupported_attention_options_raise():
+    config = small_config()
+    config._attn_implementation = "eager"
+    with pytest.raises(
+        ValueError, match="attn_implementation='eager' is not supported; supported: None, 'sdpa'"
+    ):
+        CoEForCausalLM(config)
+    model = CoEForCausalLM(small_config()).eval()
+    ids = torch.randint(0, model.config.vocab_size, (1, 5))
+    with pytest.raises(ValueError, match="output_attentions=True is not supported"):
+        model(ids, output_attentions=True)
+    assert model(ids, output_attentions=False).logits.shape == (1, 5, model.config.vocab_size)

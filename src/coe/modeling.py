@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from torch import nn
 from torch.nn.attention.flex_attention import BlockMask
+from torch.utils.checkpoint import checkpoint
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
@@ -47,6 +48,10 @@ from coe.nn.router import Router
 # `cache`), in forward's arguments and in the output together: generate() passes the cache to forward() under
 # this name and reads it back from the output field of the same name.
 CACHE_FIELD = "cache" if "cache" in {f.name for f in fields(MoeCausalLMOutputWithPast)} else "past_key_values"
+
+
+# The attention implementations a model may be built with (None: transformers' choice, which is "sdpa").
+SUPPORTED_ATTENTION = (None, "sdpa")
 
 
 @dataclass
@@ -162,6 +167,22 @@ class CoEPreTrainedModel(PreTrainedModel):
             raise FileError(source, f"weights do not match the model: {shown} (strict=False loads it anyway)")
         return (model, info) if wants_info else model
 
+    def _set_gradient_checkpointing(
+        self, enable: bool = True, gradient_checkpointing_func=checkpoint, **kwargs
+    ):
+        """transformers' switch for activation checkpointing (``gradient_checkpointing_enable`` and
+        ``activation_checkpointing_enable`` end here), refusing the reentrant form: reentrant checkpointing
+        reruns a layer's forward without autograd and connects only the tensors the layer returns, while the
+        router losses travel in its ``ChainOutput``, so their gradient would be silently lost (the loss value
+        unchanged). The non-reentrant form (transformers' default) keeps them."""
+        if enable and getattr(gradient_checkpointing_func, "keywords", {}).get("use_reentrant"):
+            raise ValueError(
+                "gradient checkpointing with use_reentrant=True would drop the router losses' gradient "
+                "(they are not among the tensors a checkpointed layer returns); use use_reentrant=False "
+                "(transformers' default)"
+            )
+        super()._set_gradient_checkpointing(enable, gradient_checkpointing_func, **kwargs)
+
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         std = self.config.initializer_range
@@ -195,6 +216,12 @@ class CoEModel(CoEPreTrainedModel):
         # that starts with it keeps an all-zero hidden state through every layer (attention to itself,
         # experts and norms of zero are zero), and each RMSNorm's backward multiplies its gradient by
         # 1/sqrt(eps): with 8 layers the gradient overflows.
+        if config._attn_implementation not in SUPPORTED_ATTENTION:
+            raise ValueError(
+                f"attn_implementation={config._attn_implementation!r} is not supported; supported: "
+                f"{', '.join(map(repr, SUPPORTED_ATTENTION))} (SDPA, FlexAttention for document masks on "
+                "CUDA, latent attention for MLA decoding; no eager path returning attention weights)"
+            )
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(CoEDecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
@@ -341,6 +368,11 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
         # generate() passes the cache under CACHE_FIELD. Before transformers 5.2x that is `past_key_values`,
         # taken for those versions only; from 5.2x on the old name fails instead of being ignored like the
         # other extra arguments.
+        if kwargs.get("output_attentions"):
+            raise ValueError(
+                "output_attentions=True is not supported: attention runs in SDPA / FlexAttention kernels, "
+                "which return no attention weights"
+            )
         if "past_key_values" in kwargs:
             if CACHE_FIELD == "cache":
                 raise TypeError("CoEForCausalLM.forward takes the key/value cache as `cache`")
