@@ -190,3 +190,20 @@ def test_latent_attention_traces_without_graph_breaks():
     torch.testing.assert_close(
         compiled(*inputs, mask=mask, scale=0.3), latent_attention(*inputs, mask=mask, scale=0.3)
     )
+
+
+@pytest.mark.parametrize("attend", [latent_attention, decompressed_attention])
+def test_a_static_cache_s_free_slots_change_nothing(attend):
+    """Against a static cache of 14 slots of which 9 are filled (the free ones zero, or garbage), a decoding
+    step with the mask causal_mask builds from the fill level equals the step against the 9 positions alone,
+    with left padding."""
+    S, P, slots = 1, 9, 14
+    q_nope, q_pe, latent, k_pe, w_kv = random_inputs(S, P, torch.float64)
+    cpu = torch.device("cpu")
+    expected = attend(q_nope, q_pe, latent, k_pe, w_kv, mask=causal_mask(PADDING, S, P, cpu), scale=0.3)
+    for free in (torch.zeros, torch.randn):
+        static_latent = torch.cat([latent, free(B, 1, slots - P, L, dtype=torch.float64)], dim=2)
+        static_k_pe = torch.cat([k_pe, free(B, 1, slots - P, R, dtype=torch.float64)], dim=2)
+        mask = causal_mask(PADDING, S, slots, cpu, past=torch.tensor(P - S))
+        out = attend(q_nope, q_pe, static_latent, static_k_pe, w_kv, mask=mask, scale=0.3)
+        assert rel_err(out, expected) < 1e-12
