@@ -66,10 +66,10 @@ def measure(
             topk_weight, topk_idx = torch.randn(T, N, generator=g).to(device).softmax(-1).topk(K, dim=-1)
             row = dict(shape=name, K=K, T=T, copies=T * K)
             with torch.inference_mode():
-                weights = experts.compute_weights(dtype)  # cast once per layer, as ChainOfExperts does
+                cache = {}  # cast once per layer, as ChainOfExperts does
                 for backend in ("gather", "grouped"):
                     experts.backend = backend
-                    t = time_call(lambda: experts(x, topk_idx, topk_weight, weights), repeats, device)  # noqa: B023
+                    t = time_call(lambda: experts(x, topk_idx, topk_weight, cache), repeats, device)  # noqa: B023
                     row[f"{backend}_ms"] = 1e3 * min(t)
                     row[f"{backend}_median_ms"] = 1e3 * statistics.median(t)
             rows.append(row)
