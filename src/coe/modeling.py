@@ -29,7 +29,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 
 from coe.checks import FileError
-from coe.config import CoEConfig, RouterInit
+from coe.config import Attention, CoEConfig, RouterInit
 from coe.nn.attention import (
     RotaryEmbedding,
     build_attention,
@@ -425,6 +425,14 @@ class CoEForCausalLM(CoEPreTrainedModel, GenerationMixin):
             out.selected_experts = tuple(r.topk_idx for r in routings)
             out.routing_weights = tuple(r.topk_weight for r in routings)
         return out
+
+    def _get_static_cache_init_shape(self) -> tuple[int, int] | None:
+        """transformers' preallocation of a static cache before a chunked prefill (``prefill_chunk_size``):
+        one (heads, size) for keys and values alike, which fits GQA but not MLA's latent and rotary key of
+        two sizes. None for MLA: its static cache takes its shapes from the first tensors stored."""
+        if self.config.attention == Attention.MLA:
+            return None
+        return super()._get_static_cache_init_shape()
 
     def update_router_biases(self, counts: torch.Tensor) -> None:
         """One auxiliary-loss-free balancing step (after each optimizer step) from ``counts`` (MoE layers, C,
