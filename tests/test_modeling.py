@@ -528,3 +528,20 @@ def test_unsupported_attention_options_raise():
     with pytest.raises(ValueError, match="output_attentions=True is not supported"):
         model(ids, output_attentions=True)
     assert model(ids, output_attentions=False).logits.shape == (1, 5, model.config.vocab_size)
+
+
+def test_a_seed_gives_the_weights_it_always_gave():
+    """Initialisation is part of a run's reproducibility: seed 0's tiny CoE-2(4/64) has the weights it had
+    before routers became nn.Linear modules (sums of squares recorded then). A module whose init draws extra
+    random numbers (the generic Linear init before the router's own) shifts every weight drawn after it."""
+    torch.manual_seed(0)
+    state = CoEForCausalLM(CoEConfig.from_preset("coe-2-4-64", size="tiny")).state_dict()
+    recorded = {
+        "model.embed_tokens.weight": 6.53090621042244,
+        "model.layers.1.mlp.routers.0.weight": 0.8054451082360659,
+        "model.layers.1.mlp.routers.1.weight": 0.8473985429564458,
+        "model.layers.1.mlp.experts.gate_up_proj": 25.83004751818161,
+        "model.layers.1.self_attn.o_proj.weight": 0.228371007330063,
+    }
+    for name, value in recorded.items():
+        assert state[name].double().square().sum().item() == pytest.approx(value, rel=1e-12), name

@@ -184,9 +184,10 @@ class CoEPreTrainedModel(PreTrainedModel):
         super()._set_gradient_checkpointing(enable, gradient_checkpointing_func, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
         std = self.config.initializer_range
         if isinstance(module, Router):
+            # An nn.Linear, drawn here alone: the generic Linear init would draw once more first and so shift
+            # every weight drawn after it (the same seed would give other weights than before).
             weight = module.weight  # (N, D)
             if self.config.router_init == RouterInit.NORMAL:
                 init.normal_(weight, mean=0.0, std=std)
@@ -199,7 +200,9 @@ class CoEPreTrainedModel(PreTrainedModel):
                     weight.normal_().mul_(2**-0.5).erf_().mul_(weight.shape[1] ** -0.5)
             if module.expert_bias is not None:
                 init.zeros_(module.expert_bias)
-        elif isinstance(module, Experts):
+            return
+        super()._init_weights(module)
+        if isinstance(module, Experts):
             init.normal_(module.gate_up_proj, mean=0.0, std=std)
             init.normal_(module.down_proj, mean=0.0, std=std)
         elif isinstance(module, ChainOfExperts):
