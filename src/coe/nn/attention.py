@@ -139,15 +139,18 @@ def decompressed_attention(
     mask: torch.Tensor | BlockMask | None,
     scale: float,
     dropout: float = 0.0,
+    kv_b_proj: nn.Module | None = None,
 ) -> torch.Tensor:
     """MLA as written: every position's latent decompressed into per-head keys and values.
 
     q_nope: (B, H, S, N); q_pe: (B, H, S, R), rotated; latent: (B, 1, P, L); k_pe: (B, 1, P, R), rotated;
-    w_kv: (H, N + V, L), ``kv_b_proj.weight`` by head. Returns (B, S, H*V).
+    w_kv: (H, N + V, L), ``kv_b_proj.weight`` by head. Returns (B, S, H*V). ``kv_b_proj``: the module that
+    holds ``w_kv``, called when given, so that an adapter wrapping it (a LoRA) takes part.
     """
     B, H, _, N = q_nope.shape
     P, R = latent.shape[2], k_pe.shape[-1]
-    kv = F.linear(latent[:, 0], w_kv.flatten(0, 1)).view(B, P, H, -1).transpose(1, 2)  # (B, H, P, N + V)
+    kv = kv_b_proj(latent[:, 0]) if kv_b_proj is not None else F.linear(latent[:, 0], w_kv.flatten(0, 1))
+    kv = kv.view(B, P, H, -1).transpose(1, 2)  # (B, H, P, N + V)
     k_nope, v = kv.split((N, w_kv.shape[1] - N), dim=-1)  # (B, H, P, N), (B, H, P, V)
     k = torch.cat((k_nope, k_pe.expand(B, H, P, R)), dim=-1)
     q = torch.cat((q_nope, q_pe), dim=-1)
@@ -262,8 +265,11 @@ class MultiHeadLatentAttention(nn.Module):
         P = latent.shape[2]
         w_kv = self.kv_b_proj.weight.view(H, self.nope_dim + self.v_dim, self.kv_lora_rank)
         # Shapes only decide (no host sync): the absorbed form for decoding steps against a cache.
+        # The absorbed form folds kv_b_proj's weight into the queries: only for a plain Linear, not one an
+        # adapter wraps (its update would be left out).
         absorbed = (
             self.absorb
+            and type(self.kv_b_proj) is nn.Linear
             and cache is not None
             and not self.training
             and latent_attention_is_cheaper(
@@ -275,7 +281,15 @@ class MultiHeadLatentAttention(nn.Module):
         else:
             dropout = self.dropout if self.training else 0.0
             out = decompressed_attention(
-                q_nope, q_pe, latent, k_pe, w_kv, mask=mask, scale=self.scale, dropout=dropout
+                q_nope,
+                q_pe,
+                latent,
+                k_pe,
+                w_kv,
+                mask=mask,
+                scale=self.scale,
+                dropout=dropout,
+                kv_b_proj=self.kv_b_proj,
             )
         return self.o_proj(out)
 
