@@ -18,10 +18,11 @@ Settings, each through ``model.generate`` with greedy decoding after a random ``
   moe-8-64, static cache, its own compiled decoding step: an in-run anchor.
 
 Per row: prefill tokens/s (B * prompt over the time of a one-token generate), decode tokens/s (B * (new - 1)
-over the time the other new tokens add), per-token latency p50 / p95 (intervals between the tokens a
+over the time the other new tokens add), per-token latency p50 / p95 / max (intervals between the tokens a
 streamer receives, the device synchronised at each), KV-cache bytes per token (all layers, measured on the
 cache after a prefill), peak memory (CUDA: allocated, reset per row; CPU: the process's peak resident set,
-which only grows) and whether the tokens equal the eager row's. Settings run in alternation, ``--rounds``
+which only grows) and how many new tokens equal the eager row's ("all", or those before the first position
+where some sequence of the batch differs). Settings run in alternation, ``--rounds``
 times, medians reported.
 """
 
@@ -98,6 +99,17 @@ def timed_generate(model, prompt, new_tokens, kwargs, device, streamer=None) -> 
     return time.perf_counter() - start, out
 
 
+def agreement(tokens: torch.Tensor, reference: torch.Tensor, prompt: int) -> str:
+    """How many new tokens ``tokens`` and ``reference`` ((B, prompt + new) each) share before the first
+    position where some row differs: "all", or "N of M"."""
+    new, ref = tokens[:, prompt:], reference[:, prompt:]
+    n = min(new.shape[1], ref.shape[1])
+    differs = (new[:, :n] != ref[:, :n]).any(dim=0).nonzero()
+    if len(differs) == 0 and new.shape[1] == ref.shape[1]:
+        return "all"
+    return f"{differs[0].item() if len(differs) else n} of {ref.shape[1]}"
+
+
 def measure(models: dict, batch: int, args, device: torch.device) -> list[dict]:
     """One row per setting of ``models`` (setting -> (model, generate kwargs)) at this batch."""
     vocab = min(m.config.vocab_size for m, _ in models.values())
@@ -137,10 +149,14 @@ def measure(models: dict, batch: int, args, device: torch.device) -> list[dict]:
                 decode_tok_s=batch * (args.new_tokens - 1) / (t_full - t_one) if t_full > t_one else math.nan,
                 p50_ms=1e3 * latencies[len(latencies) // 2],
                 p95_ms=1e3 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+                max_ms=1e3 * latencies[-1],
                 kv_bytes=kv_bytes_per_token(model, prompt),
                 peak_gib=peak_memory_gib(device),
                 warmup_s=warmup[setting],
                 same=torch.equal(outputs[setting], outputs["eager"]) if "eager" in outputs else None,
+                agree=agreement(outputs[setting], outputs["eager"], args.prompt)
+                if "eager" in outputs
+                else "-",
             )
         )
     return rows
@@ -202,10 +218,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{os.getloadavg()[0]:.2f}"
     )
     print(
-        "| preset | batch | setting | prefill tok/s | decode tok/s | p50 ms | p95 ms | KV bytes/token "
-        "| peak GiB | warm-up s | same tokens |"
+        "| preset | batch | setting | prefill tok/s | decode tok/s | p50 ms | p95 ms | max ms "
+        "| KV bytes/token | peak GiB | warm-up s | tokens equal to eager |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 12 + "|")
     rows = []
     for preset in args.preset:
         torch.manual_seed(0)
@@ -228,8 +244,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(
                     f"| {preset} | {batch} | {row['setting']} | {row['prefill_tok_s']:,.0f} "
                     f"| {row['decode_tok_s']:,.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} "
-                    f"| {row['kv_bytes']:,.0f} | {row['peak_gib']:.2f} | {row['warmup_s']:.1f} "
-                    f"| {row['same']} |",
+                    f"| {row['max_ms']:.2f} | {row['kv_bytes']:,.0f} | {row['peak_gib']:.2f} "
+                    f"| {row['warmup_s']:.1f} | {row['agree']} |",
                     flush=True,
                 )
     print(f"# load average after: {os.getloadavg()[0]:.2f}")

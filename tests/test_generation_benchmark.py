@@ -17,6 +17,7 @@ def test_generation_benchmark_prints_a_row_per_preset_batch_and_setting(capsys):
         for setting in ("eager", "fast")
     ]
     assert all(row["p95_ms"] >= row["p50_ms"] > 0 and row["prefill_tok_s"] > 0 for row in rows)
-    assert all(row["same"] for row in rows)  # the fast path decodes the eager path's tokens
+    assert all(row["same"] and row["agree"] == "all" for row in rows)  # the fast path decodes eager's tokens
+    assert all(row["max_ms"] >= row["p95_ms"] for row in rows)
     # MLA caches the latent and the rotary key: (kv_lora_rank + qk_rope_head_dim) * 4 bytes * 4 layers.
     assert {row["kv_bytes"] for row in rows} == {(16 + 8) * 4 * 4}
