@@ -517,3 +517,17 @@ def test_convert_takes_a_run_directory_newest_checkpoint(trained, tmp_path, caps
     assert f"{run} is a run directory: converting its newest checkpoint, {trained}" in out, out
     assert (tmp_path / "out" / "config.json").is_file()
     assert main(["convert", str(tmp_path / "empty"), str(tmp_path / "out2")]) == 2
+
+
+def test_generate_gives_the_same_greedy_text_on_every_decode_path(trained, capsys):
+    """The dynamic and the static cache (and "auto", static on the CPU) continue a prompt alike; an unknown
+    path is refused with the choices named. ("compiled" is the static cache's decoding step compiled:
+    tests/test_generation.py checks its tokens.)"""
+    texts = {}
+    for path in ("dynamic", "static", "auto"):
+        assert main(["generate", str(trained), "Q", "--max_new_tokens", "6", "--decode", path]) == 0
+        texts[path] = capsys.readouterr().out
+    assert texts["dynamic"] == texts["static"] == texts["auto"] and texts["dynamic"].startswith("Q")
+    assert main(["generate", str(trained), "Q", "--decode", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert "decode='fast' is invalid" in err and "'compiled'" in err

@@ -12,8 +12,24 @@ with the dynamic cache, for a one-time compile of 10-100 s per batch size (docs/
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import torch
 from transformers import CompileConfig
+
+from coe.checks import invalid
+
+
+class DecodePath(StrEnum):
+    """How generate() decodes: ``dynamic`` transformers' default DynamicCache, eager; ``static`` the
+    preallocated static cache, eager; ``compiled`` the static cache with the decoding step compiled
+    (:func:`fast_generate_kwargs`); ``auto`` compiled on CUDA, static elsewhere, where compiling costs
+    10-100 s once per batch size, more than a short generation saves (docs/performance.md)."""
+
+    AUTO = "auto"
+    DYNAMIC = "dynamic"
+    STATIC = "static"
+    COMPILED = "compiled"
 
 
 def decode_compile_config(device: torch.device) -> CompileConfig:
@@ -34,3 +50,22 @@ def fast_generate_kwargs(device: torch.device, *, compile: bool = True) -> dict:
     if not compile:
         return dict(cache_implementation="static", disable_compile=True)
     return dict(cache_implementation="static", compile_config=decode_compile_config(device))
+
+
+def decode_path(value: str, name: str = "decode") -> DecodePath:
+    """``value`` as a :class:`DecodePath`; ValueError naming the option ``name`` and the choices if it is
+    none."""
+    if value not in DecodePath._value2member_map_:
+        raise invalid(name, value, f"choose one of {', '.join(repr(p.value) for p in DecodePath)}")
+    return DecodePath(value)
+
+
+def decode_kwargs(path: str, device: torch.device) -> dict:
+    """generate() keyword arguments for the decode path ``path`` (a :class:`DecodePath` value) on
+    ``device``."""
+    path = decode_path(path)
+    if path == DecodePath.AUTO:
+        path = DecodePath.COMPILED if device.type == "cuda" else DecodePath.STATIC
+    if path == DecodePath.DYNAMIC:
+        return {}
+    return fast_generate_kwargs(device, compile=path == DecodePath.COMPILED)
