@@ -38,13 +38,10 @@ import time
 
 import torch
 import transformers
-from transformers.cache_utils import DynamicCache
-from transformers.generation.streamers import BaseStreamer
 
 from coe import CoEConfig, CoEForCausalLM
 from coe.device import device_name, peak_memory_gib
-from coe.generation import fast_generate_kwargs
-from coe.modeling import CACHE_FIELD
+from coe.generation import TokenClock, fast_generate_kwargs, kv_bytes_per_token
 
 PRESETS = ("moe-8-64", "coe-2-4-64")
 
@@ -54,32 +51,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class TokenClock(BaseStreamer):
-    """Records when each generated token reaches the host (the first put is the prompt)."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.times = device, []
-
-    def put(self, value: torch.Tensor) -> None:
-        sync(self.device)
-        self.times.append(time.perf_counter())
-
-    def end(self) -> None:
-        pass
-
-
 def setting_kwargs(setting: str, device: torch.device, compile: bool = True) -> dict:
     if setting == "eager":
         return dict(disable_compile=True)
     return fast_generate_kwargs(device, compile=compile)
-
-
-def kv_bytes_per_token(model, prompt: torch.Tensor) -> float:
-    """Bytes the key/value cache holds per position and sequence, over all layers (from a prefill)."""
-    cache = DynamicCache()
-    with torch.no_grad():
-        model(prompt, use_cache=True, **{CACHE_FIELD: cache})
-    return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers) / prompt.numel()
 
 
 def timed_generate(model, prompt, new_tokens, kwargs, device, streamer=None) -> tuple[float, torch.Tensor]:

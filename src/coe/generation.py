@@ -12,10 +12,14 @@ with the dynamic cache, for a one-time compile of 10-100 s per batch size (docs/
 
 from __future__ import annotations
 
+import statistics
+import time
 from enum import StrEnum
 
 import torch
 from transformers import CompileConfig
+from transformers.cache_utils import DynamicCache
+from transformers.generation.streamers import BaseStreamer
 
 from coe.checks import invalid
 
@@ -69,3 +73,66 @@ def decode_kwargs(path: str, device: torch.device) -> dict:
     if path == DecodePath.DYNAMIC:
         return {}
     return fast_generate_kwargs(device, compile=path == DecodePath.COMPILED)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class TokenClock(BaseStreamer):
+    """A generate() streamer that records when each new token reaches the host (the device synchronised at
+    each; the first put is the prompt)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.times = device, []
+
+    def put(self, value: torch.Tensor) -> None:
+        _sync(self.device)
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def kv_bytes_per_token(model, prompt: torch.Tensor) -> float:
+    """Bytes the key/value cache holds per position and sequence over all layers, measured on the cache a
+    prefill of ``prompt`` (B, S) fills (MLA: the latent and the rotary key)."""
+    from coe.modeling import CACHE_FIELD
+
+    cache = DynamicCache()
+    with torch.no_grad():
+        model(prompt, use_cache=True, **{CACHE_FIELD: cache})
+    return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers) / prompt.numel()
+
+
+def decode_latency(
+    model, *, batch: int = 1, prompt_tokens: int = 32, new_tokens: int = 64, path: str = "auto"
+) -> dict:
+    """Per-token latency of greedy decoding with ``model`` on its device: a random prompt of
+    ``prompt_tokens``, ``new_tokens`` generated on the decode ``path`` (a :class:`DecodePath` value) after one
+    warm-up call (compilation). Returns the median and 95th-percentile interval between new tokens (ms), the
+    KV-cache bytes per token, the peak allocated memory of the timed call (GiB; None off CUDA, where no
+    per-call peak exists) and the settings."""
+    device = next(model.parameters()).device
+    kwargs = decode_kwargs(path, device)
+    generator = torch.Generator().manual_seed(0)
+    prompt = torch.randint(0, model.config.vocab_size, (batch, prompt_tokens), generator=generator).to(device)
+    settings = dict(do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
+    model.generate(prompt, attention_mask=torch.ones_like(prompt), **settings, **kwargs)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    clock = TokenClock(device)
+    model.generate(prompt, attention_mask=torch.ones_like(prompt), streamer=clock, **settings, **kwargs)
+    gaps = sorted(b - a for a, b in zip(clock.times[1:], clock.times[2:], strict=False))
+    return {
+        "p50_ms": 1e3 * statistics.median(gaps),
+        "p95_ms": 1e3 * gaps[min(len(gaps) - 1, int(0.95 * len(gaps)))],
+        "kv_bytes_per_token": kv_bytes_per_token(model, prompt),
+        "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "batch": batch,
+        "prompt_tokens": prompt_tokens,
+        "new_tokens": new_tokens,
+        "path": decode_path(path).value,
+        "device": str(device),
+    }

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from coe import CoEConfig
 from coe.analysis.comparison import (
     FinishedRun,
     ReferenceResults,
@@ -131,6 +132,14 @@ def test_report_files_and_table(report):
     assert f"| coe-2-4-64 | {v:.4f} | {gap} | 0 | - | - |" in text
     assert "| 2.50 | 20 | cpu |" in text  # peak memory, mean train time, device
     assert "revision" not in text  # every run is of the current revision
+    # Decoding measured on the lowest seed's checkpoint: MLA caches the latent and the rotary key, float32.
+    for preset, run in rows.items():
+        decode = json.loads((out / "decode" / f"{preset}.json").read_text())
+        assert run["decode"] == decode and decode["p95_ms"] >= decode["p50_ms"] > 0
+        config = CoEConfig.from_preset(preset, size="tiny")
+        kv = (config.kv_lora_rank + config.qk_rope_head_dim) * 4 * 2  # float32, the runs' 2 layers
+        assert decode["kv_bytes_per_token"] == kv and decode["peak_gib"] is None  # no per-call peak on a CPU
+        assert f"| {decode['p50_ms']:.2f} | {kv:,} | - |" in text
     # Every column is explained.
     header = next(line for line in text.splitlines() if line.startswith("| preset |"))
     for name in header.strip("| ").split(" | "):
@@ -186,7 +195,7 @@ def test_report_without_reference_escapes_and_names_old_revisions(tiny_runs, tmp
     text = md.read_text()
     # One preset: its loss alone; no published table; the revision column, explained, for an old revision.
     assert text.startswith(f"# <b>CoE</b> & MoE\n\n**MoE(8/64) {run.summary['val_loss']:.3f}, 1 seed.**")
-    assert "paper" not in text and "Published" not in text and "|---" * 11 + "|" in text
+    assert "paper" not in text and "Published" not in text and "|---" * 14 + "|" in text
     assert "- **revision**: the training revisions of the preset's runs: 1: until 2026-12-01" in text
     assert "Training revisions (the last column): 1: until 2026-12-01" in text
     assert "finished different seeds" not in text
@@ -194,7 +203,7 @@ def test_report_without_reference_escapes_and_names_old_revisions(tiny_runs, tmp
     page = (tmp_path / "report.html").read_text()
     assert "<script>" not in page and "<b>" not in page
     assert "&lt;script&gt;alert(" in page and "<title>&lt;b&gt;CoE&lt;/b&gt; &amp; MoE</title>" in page
-    assert page.count("<th>") == 11
+    assert page.count("<th>") == 14
     assert "<code>coe analyze RUN_DIR</code>" in page and "`" not in page  # Markdown rendered
 
 

@@ -6,6 +6,7 @@ mean over its seeds), their loss curves, and the routing of each preset's final 
     out/loss_curves.png              validation and training loss, each preset's mean over its seeds
     out/results.json                 every number of the table, one entry per preset, and the answer's lines
     out/routing/<run name>/          the routing analysis of each preset's lowest finished seed
+    out/decode/<run name>.json       its greedy decoding latency per token and KV-cache bytes
 
 The first preset is the baseline: the report opens with every other preset's final validation loss against
 it (:func:`headline`). Published numbers (:class:`ReferenceResults`) get a table of their own when given.
@@ -138,6 +139,40 @@ def analyze_run(
     }
 
 
+# Greedy decoding timed per preset for the report: batch 1, the prompt and length of an interactive call.
+DECODE_SETTINGS = dict(batch=1, prompt_tokens=32, new_tokens=64)
+
+
+def measure_decode(out: Path, run: FinishedRun, *, device: str = "auto") -> dict[str, Any] | None:
+    """Per-token decoding latency of a run's final checkpoint on ``device``
+    (:func:`coe.generation.decode_latency`, the decode path "auto", :data:`DECODE_SETTINGS`), written to
+    ``out/decode/<run name>.json``. A run whose checkpoints are gone keeps the figures written while they
+    were there; None when there are neither."""
+    import torch
+
+    from coe.device import resolve_device
+    from coe.generation import decode_latency
+    from coe.modeling import CoEForCausalLM
+    from coe.train.checkpoint import latest_checkpoint
+
+    name = run_name(run.preset, run.seed)
+    target = Path(out) / "decode" / f"{name}.json"
+    checkpoint = latest_checkpoint(run.run_dir)
+    if checkpoint is None:
+        if target.is_file():
+            return json.loads(target.read_text())
+        log.warning("%s has no checkpoint in %s: no decoding latency", name, run.run_dir)
+        return None
+    dev = resolve_device(device)
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32  # as generation runs there
+    model = CoEForCausalLM.from_pretrained(checkpoint, dtype=dtype).to(dev).eval()
+    figures = decode_latency(model, **DECODE_SETTINGS)
+    figures["dtype"] = str(dtype).removeprefix("torch.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
 def routing_sentence(r: dict[str, Any]) -> str:
     """One line of a run's headline routing numbers (see :func:`analyze_run`)."""
     text = (
@@ -182,7 +217,10 @@ def _by_preset(runs: list[FinishedRun]) -> dict[str, dict[int, FinishedRun]]:
 
 
 def _row(
-    by_seed: dict[int, FinishedRun], routing: dict[str, Any] | None, reference: ReferenceResults | None
+    by_seed: dict[int, FinishedRun],
+    routing: dict[str, Any] | None,
+    reference: ReferenceResults | None,
+    decode: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """results.json's entry of one preset: means over its seeds (peak memory: the largest), the lowest seed's
     sizes, C, K and N."""
@@ -219,6 +257,7 @@ def _row(
         "tokens": s["tokens"],
         "device": s["device"],
         "routing": routing,
+        "decode": decode,
     }
 
 
@@ -377,6 +416,29 @@ def _columns(rows: list[dict[str, Any]], accuracy: bool) -> list[Column]:
         ),
         Column("train time (s)", "training time, mean over seeds.", lambda r: f"{r['train_time_s']:.0f}"),
         Column("device", "where the lowest seed trained.", lambda r: str(r["device"])),
+        Column(
+            "decode ms/token",
+            "median interval between generated tokens, greedy, batch {batch}, {new_tokens} new tokens after "
+            "a {prompt_tokens}-token prompt, the lowest seed's final checkpoint on the report's device "
+            "(bf16 on a GPU, float32 on a CPU; the static cache, its decoding step compiled on a GPU); "
+            "'-' where not measured.".format(**DECODE_SETTINGS),
+            lambda r: "-" if not r.get("decode") else f"{r['decode']['p50_ms']:.2f}",
+        ),
+        Column(
+            "KV bytes/token",
+            "bytes the key/value cache holds per token and sequence over all layers (MLA: the latent and the "
+            "rotary key).",
+            lambda r: "-" if not r.get("decode") else f"{r['decode']['kv_bytes_per_token']:,.0f}",
+        ),
+        Column(
+            "decode peak (GiB)",
+            "peak allocated GPU memory while decoding ('-' on a CPU, which has no per-call peak).",
+            lambda r: (
+                "-"
+                if not r.get("decode") or r["decode"]["peak_gib"] is None
+                else f"{r['decode']['peak_gib']:.2f}"
+            ),
+        ),
     ]
     if revisions != [TRAINING_REVISION]:
         columns.append(
@@ -516,7 +578,11 @@ def write_report(
         preset: analyze_run(out, next(iter(by_seed.values())), device=device, progress=progress)
         for preset, by_seed in presets.items()
     }
-    rows = [_row(by_seed, routing[preset], reference) for preset, by_seed in presets.items()]
+    decode = {
+        preset: measure_decode(out, next(iter(by_seed.values())), device=device)
+        for preset, by_seed in presets.items()
+    }
+    rows = [_row(by_seed, routing[preset], reference, decode[preset]) for preset, by_seed in presets.items()]
     answer = headline(rows)
     (out / "results.json").write_text(
         json.dumps(
