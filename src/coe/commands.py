@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from coe.checks import FileError, invalid
+from coe.checks import invalid
 from coe.compare import CompareConfig
 from coe.data import DataSpec
 from coe.train.config import EvalSpec, RuntimeSpec, TrainConfig
@@ -30,19 +30,6 @@ def only_used(command: str, section: str, spec: Any, used: tuple[str, ...]) -> N
             raise invalid(f"{section}.{option.name}", value, f"coe {command} does not use it")
 
 
-def resolve_checkpoint(path: str) -> Path:
-    """A checkpoint directory, or a run directory (its newest checkpoint)."""
-    from coe.train.checkpoint import latest_checkpoint
-
-    p = Path(path)
-    if (p / "config.json").is_file():
-        return p
-    latest = latest_checkpoint(p)
-    if latest is None:
-        raise FileError(path, "no config.json and no checkpoints: neither a checkpoint nor a run directory")
-    return latest
-
-
 def open_checkpoint(checkpoint: str, runtime: RuntimeSpec):
     """``(path, model, tokenizer, device)`` of a checkpoint (or a run directory's newest): the model in
     float32 and eval mode on the resolved device."""
@@ -51,6 +38,7 @@ def open_checkpoint(checkpoint: str, runtime: RuntimeSpec):
     from coe.data import load_tokenizer
     from coe.device import configure_threads, resolve_device
     from coe.modeling import CoEForCausalLM
+    from coe.train.checkpoint import resolve_checkpoint
 
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(runtime.device)
@@ -235,6 +223,7 @@ def cmd_analyze(
     """
     from coe.analysis.report import analyze_checkpoint
     from coe.device import configure_threads, resolve_device
+    from coe.train.checkpoint import resolve_checkpoint
 
     only_used("analyze", "runtime", runtime, ("device", "threads"))
     only_used(

@@ -127,21 +127,6 @@ def remote_code() -> dict[str, str]:
 # ----------------------------------------------------------------------------------------- the export
 
 
-def resolve_source(path: str | os.PathLike) -> tuple[Path, Path | None]:
-    """``(checkpoint, run directory or None)`` of a checkpoint directory or a run directory (its newest
-    checkpoint). FileError when ``path`` is neither."""
-    from coe.train.checkpoint import latest_checkpoint
-
-    p = Path(path)
-    if (p / "config.json").is_file():
-        run = p.parent.parent if p.parent.name == "checkpoints" else None
-        return p, run
-    newest = latest_checkpoint(p)
-    if newest is None:
-        raise FileError(p, "no config.json and no checkpoints: neither a checkpoint nor a run directory")
-    return newest, p
-
-
 def export(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -156,12 +141,14 @@ def export(
     from coe.convert import atomic_directory
     from coe.data import load_tokenizer
     from coe.modeling import CoEForCausalLM
+    from coe.train.checkpoint import resolve_checkpoint, run_of
 
     dst = Path(dst)
     if dst.exists() and any(dst.iterdir()) and not overwrite:  # said before the model loads
         why = "exists and is not empty (overwrite=True, `--overwrite true`, replaces it)"
         raise FileExistsError(errno.EEXIST, why, str(dst))
-    checkpoint, run = resolve_source(src)
+    checkpoint = resolve_checkpoint(src)
+    run = run_of(checkpoint)
     code = remote_code()
     model = CoEForCausalLM.from_pretrained(checkpoint, dtype=dtype)
     tokenizer = load_tokenizer(checkpoint)

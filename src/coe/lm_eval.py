@@ -4,7 +4,7 @@ model known to transformers' Auto classes, which is all its ``hf`` model needs.
 
 ``pretrained=`` may name a checkpoint, an export (:mod:`coe.export`) or a run directory, whose newest
 checkpoint is taken. ``--model`` defaults to ``hf``. lm_eval is an optional dependency
-(``pip install 'chain-of-experts[lm-eval]'``).
+(``pip install -e ".[lm-eval]"`` in the repository).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-from pathlib import Path
 
 _PRETRAINED = re.compile(r"(^|,)pretrained=([^,]+)")
 
@@ -21,12 +20,15 @@ def resolve_model_args(argv: list[str]) -> list[str]:
     """``argv`` with each ``pretrained=RUN_DIR`` of ``--model_args`` (``-a``) replaced by the run's newest
     checkpoint (key=value forms; a JSON mapping is passed on as it is), and ``--model hf`` added when no
     model is named."""
-    from coe.train.checkpoint import latest_checkpoint
+    from coe.checks import FileError
+    from coe.train.checkpoint import resolve_checkpoint
 
     def resolve(match: re.Match) -> str:
-        path = Path(match.group(2))
-        newest = None if (path / "config.json").is_file() else latest_checkpoint(path)
-        return f"{match.group(1)}pretrained={newest or path}"
+        try:
+            path = resolve_checkpoint(match.group(2))
+        except FileError:  # not a local checkpoint or run: a Hub name, passed on as it is
+            path = match.group(2)
+        return f"{match.group(1)}pretrained={path}"
 
     out, in_model_args = [], False
     for arg in argv:
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run lm_eval's command line (``lm-eval [run|ls|validate] ...``) with coe registered."""
     if importlib.util.find_spec("lm_eval") is None:
         raise ModuleNotFoundError(
-            "coe lm-eval needs lm-evaluation-harness: pip install 'chain-of-experts[lm-eval]' (or lm_eval)",
+            "coe lm-eval needs lm-evaluation-harness: pip install lm_eval (or the repository's extra: "
+            "pip install -e '.[lm-eval]')",
             name="lm_eval",
         )
     from lm_eval.__main__ import cli_evaluate

@@ -100,6 +100,23 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return dirs[-1] if dirs else None
 
 
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint directory (it holds config.json) as it is, or a run directory's newest checkpoint;
+    FileError when ``path`` is neither."""
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return p
+    latest = latest_checkpoint(p)
+    if latest is None:
+        raise FileError(p, "no config.json and no checkpoints: neither a checkpoint nor a run directory")
+    return latest
+
+
+def run_of(checkpoint: Path) -> Path | None:
+    """The run directory a checkpoint was written into (``RUN/checkpoints/step-N``), else None."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+
+
 # ------------------------------------------------------------------------------------------- RNG state
 
 
