@@ -41,20 +41,9 @@ import transformers
 
 from coe import CoEConfig, CoEForCausalLM
 from coe.device import device_name, peak_memory_gib
-from coe.generation import TokenClock, fast_generate_kwargs, kv_bytes_per_token
+from coe.generation import TokenClock, decode_kwargs, kv_bytes_per_token, sync
 
 PRESETS = ("moe-8-64", "coe-2-4-64")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def setting_kwargs(setting: str, device: torch.device, compile: bool = True) -> dict:
-    if setting == "eager":
-        return dict(disable_compile=True)
-    return fast_generate_kwargs(device, compile=compile)
 
 
 def timed_generate(model, prompt, new_tokens, kwargs, device, streamer=None) -> tuple[float, torch.Tensor]:
@@ -206,8 +195,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         fast.load_state_dict(eager.state_dict())
         fast = fast.to(device, dtype).eval()
         models = {
-            "eager": (eager, setting_kwargs("eager", device)),
-            "fast": (fast, setting_kwargs("fast", device, not args.no_compile)),
+            "eager": (eager, decode_kwargs("dynamic", device)),
+            "fast": (fast, decode_kwargs("static" if args.no_compile else "compiled", device)),
         }
         anchor = deepseek_anchor(config) if cuda and preset == "moe-8-64" and not args.no_anchor else None
         if anchor is not None:

@@ -75,7 +75,8 @@ def decode_kwargs(path: str, device: torch.device) -> dict:
     return fast_generate_kwargs(device, compile=path == DecodePath.COMPILED)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing elsewhere."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -88,7 +89,7 @@ class TokenClock(BaseStreamer):
         self.device, self.times = device, []
 
     def put(self, value: torch.Tensor) -> None:
-        _sync(self.device)
+        sync(self.device)
         self.times.append(time.perf_counter())
 
     def end(self) -> None:
