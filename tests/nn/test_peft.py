@@ -94,10 +94,16 @@ def test_lora_on_mla_kv_b_proj_merges_into_the_forward():
     adapted = peft.get_peft_model(model, lora)
     out = forward(adapted, ids)
     assert (out.logits - plain).abs().max() > 1e-3  # the adapter counts before merging
-    tokens = adapted.generate(ids[:1, :5], max_new_tokens=4, do_sample=False)
+    # Decoding steps of this tiny model take the absorbed form when nothing wraps kv_b_proj: the scores of
+    # every step, not only the tokens, must be the merged model's.
+    settings = dict(max_new_tokens=4, do_sample=False, output_scores=True, return_dict_in_generate=True)
+    adapted_steps = adapted.generate(ids[:1, :5], **settings)
     merged = adapted.merge_and_unload()
     torch.testing.assert_close(forward(merged, ids).logits, out.logits, rtol=0, atol=1e-5)
-    assert torch.equal(merged.generate(ids[:1, :5], max_new_tokens=4, do_sample=False), tokens)
+    merged_steps = merged.generate(ids[:1, :5], **settings)
+    assert torch.equal(merged_steps.sequences, adapted_steps.sequences)
+    for got, want in zip(adapted_steps.scores, merged_steps.scores, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("preset, attention", [("coe-2-4-64", "mla"), ("moe-8-64", "gqa")])
