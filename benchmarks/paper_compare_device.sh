@@ -32,7 +32,9 @@
 # (seconds after `start` by which every run must have ended, default 1500: a preset whose estimate does not fit is
 # not started, one still running then is stopped by SIGTERM, which checkpoints it); WATCH (default 540);
 # SAVE_EVERY (steps between checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model
-# is 31 GB). GSM8K ships with the package (builtin:gsm8k).
+# is 31 GB); OVERRIDES (a JSON mapping merged into the experiment's configuration tree, for a variant of the
+# experiment in its own OUT_DIR, e.g. OVERRIDES='{"train": {"data": {"pads_in_routing": false}}}'). GSM8K ships with the
+# package (builtin:gsm8k).
 set -u
 work=${WORK:-/root/coe-paper}
 out=${OUT_DIR:-results/paper-3}
@@ -87,14 +89,17 @@ print(name, int(40 + 25 * config.num_hidden_layers + 150 * ratio * $sharing * le
         echo "gpu $gpu: $name (~${est}s, ${left}s left) at $(date +%T)"
         CUDA_VISIBLE_DEVICES=$gpu PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONPATH=src \
             timeout "$left" python3 -c "
+import json
 import logging
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.analysis.comparison import analyze_run
 from coe.compare import finished_run, train_preset
 from coe.experiments import load_experiment
-cfg = load_experiment('$experiment', {'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
-    'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': 'cuda'}}})
+from coe.train.config import merged
+cfg = load_experiment('$experiment', merged({'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
+    'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': 'cuda'}}},
+    json.loads('''${OVERRIDES:-{\}}''')))
 summary = train_preset(cfg, '$preset', $seed)
 analyze_run(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='cuda')
 " > "logs/$name.log" 2>&1
@@ -121,12 +126,15 @@ drive() {  # in $work, detached: every lane, then the report
     local all
     all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
     PYTHONPATH=src python3 -c "
+import json
 import logging
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from coe.compare import compare
 from coe.experiments import load_experiment
-compare(load_experiment('$experiment', {'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}),
-                                  'report_only': True, 'train': {'logging': {'progress': False}}}))
+from coe.train.config import merged
+compare(load_experiment('$experiment', merged({'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}),
+                                  'report_only': True, 'train': {'logging': {'progress': False}}},
+                                  json.loads('''${OVERRIDES:-{\}}'''))))
 " > logs/report.log 2>&1
     echo "report: exit $?"; tail -n 3 logs/report.log
     touch done
