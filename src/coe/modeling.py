@@ -5,6 +5,7 @@ safetensors, ``generate()`` with transformers' cache classes, registered with th
 the reference code or of transformers' DeepSeek-V2 are converted first (:mod:`coe.convert`, ``coe convert``);
 from_pretrained refuses them. Loading is strict: a missing, unexpected or misshapen weight is an error naming
 it, a directory without config.json is not a checkpoint, and a sharded index names files inside its directory.
+A checkpoint ``coe train`` wrote (``step-N/``) loads too: its weights are in ``step-N/model/``.
 
 Shapes: B batch, S positions, D hidden, V vocabulary, T = B * S tokens, N experts, K choices.
 """
@@ -120,6 +121,20 @@ def index_files(index: Path) -> list[Path]:
     return files
 
 
+# The subdirectory of a training checkpoint (``run/checkpoints/step-N/``) holding what save_pretrained wrote;
+# the training state lies beside it (coe.train.checkpoint).
+MODEL_DIR = "model"
+
+
+def weights_dir(path: Path) -> Path:
+    """The directory from_pretrained reads for the local directory ``path``: ``path`` itself when it holds
+    config.json (a model directory, a checkpoint of the flat layout, an export), its ``model/`` subdirectory
+    for a checkpoint ``coe train`` wrote."""
+    if not (path / "config.json").is_file() and (path / MODEL_DIR).is_dir():
+        return path / MODEL_DIR
+    return path
+
+
 def check_checkpoint_files(path: Path) -> None:
     """A local checkpoint directory holds config.json, and its sharded indexes name files inside it."""
     if not (path / "config.json").is_file():
@@ -145,11 +160,13 @@ class CoEPreTrainedModel(PreTrainedModel):
         """transformers' from_pretrained, strictly: a weight the checkpoint lacks, one the model has no place
         for, or one of another shape fails with ``FileError`` naming it (``strict=False``: transformers'
         report, and fresh initialisation of what did not load). A local directory must hold config.json
-        (without it transformers would build the paper-size defaults), and its weights must be readable."""
+        (without it transformers would build the paper-size defaults), and its weights must be readable; a
+        training checkpoint ``step-N`` loads from ``step-N/model`` (:func:`weights_dir`)."""
         source = pretrained_model_name_or_path
         local = isinstance(source, str | os.PathLike) and Path(source).is_dir()
         if local:
-            check_checkpoint_files(Path(source))
+            source = weights_dir(Path(source))
+            check_checkpoint_files(source)
         wants_info = kwargs.pop("output_loading_info", False)
         kwargs.setdefault("ignore_mismatched_sizes", True)  # strict: reported below, by name
         try:

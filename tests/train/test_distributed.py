@@ -21,7 +21,7 @@ import yaml
 from coe import CoEConfig, CoEForCausalLM
 from coe.data import DataSpec, TokenizerSpec
 from coe.nn.losses import batch_balance_loss
-from coe.train.checkpoint import DCP_DIR, checkpoint_dirs, latest_checkpoint
+from coe.train.checkpoint import DCP_DIR, MODEL_DIR, TRAINING_DIR, checkpoint_dirs, latest_checkpoint
 from coe.train.config import (
     CheckpointSpec,
     EvalSpec,
@@ -119,7 +119,7 @@ def assert_same_training(one, many, steps) -> None:
 
 
 def final_weights(run_dir) -> dict[str, torch.Tensor]:
-    return CoEForCausalLM.from_pretrained(latest_checkpoint(run_dir)).state_dict()
+    return CoEForCausalLM.from_pretrained(latest_checkpoint(run_dir) / MODEL_DIR).state_dict()
 
 
 def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -149,7 +149,9 @@ def test_data_parallel_equals_one_process(root, reference):
     assert same_weights(a, b)
     summary = json.loads((root / "fsdp" / "summary.json").read_text())
     assert summary["ranks"] == 2 and summary["steps"] == 6
-    assert (latest_checkpoint(cfg.out_dir) / DCP_DIR / "__1_0.distcp").is_file()  # each rank wrote its shard
+    newest = latest_checkpoint(cfg.out_dir)
+    assert (newest / TRAINING_DIR / DCP_DIR / "__1_0.distcp").is_file()  # each rank wrote its shard
+    assert (newest / MODEL_DIR / "model.safetensors").is_file()  # rank 0 gathered the whole model
 
 
 def test_expert_parallel_equals_one_process(root):

@@ -44,7 +44,7 @@ def config(run_dir, resume: bool = False, **sections) -> TrainConfig:
 def outcome(run_dir) -> tuple:
     """What a run leaves: its train and validation records (step, loss) and its final weights."""
     records = [(m["split"], m["step"], m["loss"]) for m in read_metrics(run_dir) if m["split"] != "final"]
-    return records, load_file(latest_checkpoint(run_dir) / "model.safetensors")
+    return records, load_file(latest_checkpoint(run_dir) / ckpt.MODEL_DIR / "model.safetensors")
 
 
 def assert_same(run_dir, reference) -> None:
@@ -144,7 +144,7 @@ def test_kill_9_while_a_broken_step_is_saved_again(tmp_path, reference, caplog):
     aside and the new one into place, the new one is recovered on the next start."""
     run_dir = tmp_path / "run"
     in_final_save(run_dir)
-    (run_dir / "checkpoints" / "step-00000004" / ckpt.STATE_FILE).write_bytes(b"")
+    (run_dir / "checkpoints" / "step-00000004" / ckpt.TRAINING_DIR / ckpt.STATE_FILE).write_bytes(b"")
     into_place = lambda path, target: path.name == ".tmp-step-00000004"  # noqa: E731
     killed(config(run_dir, resume=True), ckpt.Path, "rename", into_place)
     names = checkpoint_names(run_dir)
@@ -185,7 +185,14 @@ def test_a_full_disk_fails_cleanly_and_the_run_resumes_exactly(
 
 
 @pytest.mark.parametrize(
-    "name", ["model.safetensors", "config.json", "tokenizer.json", ckpt.STATE_FILE, "dcp/.metadata"]
+    "name",
+    [
+        "model/model.safetensors",
+        "model/config.json",
+        "model/tokenizer.json",
+        "training/trainer_state.pt",
+        "training/dcp/.metadata",
+    ],
 )
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(name, tmp_path, reference, caplog):
     run_dir = tmp_path / "run"
@@ -209,9 +216,10 @@ def test_a_planted_pickle_in_the_newest_checkpoint_runs_nothing(tmp_path, refere
         def __reduce__(self):
             return open, (str(marker), "w")
 
-    (newest / "dcp" / ".metadata").write_bytes(pickle.dumps(Planted()))
-    state = torch.load(newest / ckpt.STATE_FILE, weights_only=True)
-    torch.save({**state, "elapsed": Planted()}, newest / ckpt.STATE_FILE)
+    training = newest / ckpt.TRAINING_DIR
+    (training / ckpt.DCP_DIR / ".metadata").write_bytes(pickle.dumps(Planted()))
+    state = torch.load(training / ckpt.STATE_FILE, weights_only=True)
+    torch.save({**state, "elapsed": Planted()}, training / ckpt.STATE_FILE)
     ckpt._write_manifest(newest)  # sizes that match: only the loaders stand in the way
     train(config(run_dir, resume=True))
     assert not marker.exists()
@@ -249,7 +257,9 @@ def test_non_finite_weights_stop_the_run_and_keep_every_good_checkpoint(tmp_path
     assert checkpoint_names(run_dir) == ["step-00000002", "step-00000004"]
     for path in checkpoint_dirs(run_dir):
         verify_checkpoint(path)
-        assert all(w.isfinite().all() for w in load_file(path / "model.safetensors").values())
+        assert all(
+            w.isfinite().all() for w in load_file(path / ckpt.MODEL_DIR / "model.safetensors").values()
+        )
 
 
 def test_a_huge_learning_rate_exits_with_non_finite_and_no_bad_checkpoint(tmp_path, capsys):
@@ -260,7 +270,9 @@ def test_a_huge_learning_rate_exits_with_non_finite_and_no_bad_checkpoint(tmp_pa
     err = capsys.readouterr().err
     assert "coe train: error: non-finite" in err and "Traceback" not in err
     for path in checkpoint_dirs(run_dir):
-        assert all(w.isfinite().all() for w in load_file(path / "model.safetensors").values())
+        assert all(
+            w.isfinite().all() for w in load_file(path / ckpt.MODEL_DIR / "model.safetensors").values()
+        )
 
 
 def test_a_signal_during_the_final_save_or_evaluation_ends_cleanly(tmp_path, monkeypatch):

@@ -11,10 +11,11 @@ import torch
 from coe import CoEConfig, CoEForCausalLM
 from coe.data import DataSpec
 from coe.train import trainer as trainer_module
-from coe.train.checkpoint import checkpoint_dirs, latest_checkpoint
+from coe.train.checkpoint import MODEL_DIR, TRAINING_DIR, checkpoint_dirs, latest_checkpoint
 from coe.train.config import EvalSpec, ModelSpec, OptimSpec, TrainConfig, merged
 from coe.train.metrics import read_metrics
 from coe.train.trainer import NonFiniteLossError, TrainingInterrupted, train
+from tests.train.conftest import to_flat_layout
 
 TINY_RUN = dict(
     model=ModelSpec("coe-2-4-64", "tiny", {"num_hidden_layers": 2}),
@@ -73,6 +74,19 @@ def assert_same_runs(full, resumed) -> None:
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     assert_same_runs(*crash_and_resume(tmp_path, monkeypatch))
+
+
+def test_a_run_resumes_exactly_from_a_checkpoint_of_the_older_flat_layout(tmp_path, monkeypatch):
+    """A checkpoint written before model/ and training/ (everything in step-N) resumes as it did; the run's
+    later checkpoints take the current layout, beside it."""
+    full = train(tiny_run(tmp_path, "full"))
+    crash_after_first_checkpoint(tmp_path, monkeypatch, "resumed")
+    flat = to_flat_layout(latest_checkpoint(tmp_path / "resumed"))
+    resumed = train(tiny_run(tmp_path, "resumed", checkpoint={"resume": True}))
+    assert_same_runs(full, resumed)
+    assert [p.name for p in checkpoint_dirs(resumed.run_dir)] == ["step-00000003", "step-00000006"]
+    assert (flat / "model.safetensors").is_file() and not (flat / MODEL_DIR).exists()
+    assert (latest_checkpoint(resumed.run_dir) / TRAINING_DIR).is_dir()
 
 
 @pytest.mark.parametrize("recorded", [True, False])
@@ -163,8 +177,11 @@ def test_outputs_logs_checkpoints_and_summary(tmp_path):
     run = result.run_dir
     assert [p.name for p in checkpoint_dirs(run)] == ["step-00000006"]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp")]
-    model = CoEForCausalLM.from_pretrained(latest_checkpoint(run))
-    assert model.config.inner_iter == 2 and (latest_checkpoint(run) / "tokenizer.json").is_file()
+    newest = latest_checkpoint(run)
+    model = CoEForCausalLM.from_pretrained(newest / MODEL_DIR)
+    assert model.config.inner_iter == 2 and (newest / MODEL_DIR / "tokenizer.json").is_file()
+    assert (newest / MODEL_DIR / "generation_config.json").is_file()
+    assert {p.name for p in (newest / TRAINING_DIR).iterdir()} == {"dcp", "trainer_state.pt"}
     train_records = [m for m in read_metrics(run) if m["split"] == "train"]
     keys = train_records[-1]
     for key in (

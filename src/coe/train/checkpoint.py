@@ -3,15 +3,25 @@ atomically, verified, and read back without running code from the run directory.
 
 Layout of a run directory::
 
-    run/checkpoints/step-00000200/   model.safetensors, config.json, tokenizer files: the whole model
-                                     dcp/: model and optimizer through torch.distributed.checkpoint (DCP)
-                                     trainer_state.pt: scheduler, RNG, step, data position
-                                     manifest.json: every file's size, written last
-    run/checkpoints/step-00000400/   ...
+    run/checkpoints/step-00000200/
+        model/              what save_pretrained writes, nothing else: config.json, model.safetensors,
+                            generation_config.json, tokenizer files; the directory to upload
+        training/           what only resuming needs:
+            dcp/            model and optimizer through torch.distributed.checkpoint (DCP)
+            trainer_state.pt  scheduler, RNG, step, data position
+        manifest.json       every file of both (``model/config.json``, ``training/dcp/.metadata``, ...) with
+                            its size, written last
+    run/checkpoints/step-00000400/  ...
 
-The model directory is what ``CoEForCausalLM.from_pretrained`` and ``coe eval`` read; with several ranks it is
-gathered onto rank 0. Resuming reads ``dcp/``, which each rank writes its own shards into and any number of
-ranks can read back: a run saved on N ranks resumes on M (one process included).
+``model/`` is what ``CoEForCausalLM.from_pretrained``, ``coe eval`` and ``coe generate`` read (they take
+``step-N``, ``step-N/model`` or the run directory alike), and what to upload as it is; ``coe export`` writes a
+directory that also loads where coe is not installed. With several ranks it is gathered onto rank 0. Resuming
+reads ``training/dcp/``, which each rank writes its own shards into and any number of ranks can read back: a
+run saved on N ranks resumes on M (one process included).
+
+Checkpoints written before this layout hold everything in ``step-N/`` itself (the weights beside ``dcp/``,
+``trainer_state.pt`` and ``manifest.json``); they load and resume as they are
+(:func:`coe.modeling.weights_dir`, :func:`training_dir`).
 
 What a crash, a full disk or a signal can do to it:
 
@@ -68,12 +78,13 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from coe.checks import FileError
-from coe.modeling import CoEForCausalLM, check_checkpoint_files, index_files
+from coe.modeling import MODEL_DIR, CoEForCausalLM, check_checkpoint_files, index_files, weights_dir
 from coe.nn.expert_parallel import local_tensor
 from coe.train.distributed import Parallel
 
 log = logging.getLogger(__name__)
 
+TRAINING_DIR = "training"  # beside MODEL_DIR ("model"): dcp/ and trainer_state.pt
 STATE_FILE = "trainer_state.pt"
 DCP_DIR = "dcp"
 MANIFEST = "manifest.json"
@@ -91,7 +102,8 @@ def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / STATE_FILE).is_file()]
+    steps = [p for p in root.iterdir() if _STEP_DIR.match(p.name)]
+    found = [p for p in steps if (training_dir(p) / STATE_FILE).is_file()]
     return sorted(found, key=lambda p: p.name)
 
 
@@ -100,21 +112,39 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return dirs[-1] if dirs else None
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint directory (it holds config.json) as it is, or a run directory's newest checkpoint;
-    FileError when ``path`` is neither."""
+def checkpoint_of(path: str | os.PathLike) -> Path:
+    """The checkpoint directory ``step-N`` for ``step-N/model`` or ``step-N/training``; any other path as it
+    is."""
     p = Path(path)
+    if p.name in (MODEL_DIR, TRAINING_DIR) and (p.parent / TRAINING_DIR / STATE_FILE).is_file():
+        return p.parent
+    return p
+
+
+def training_dir(checkpoint: Path) -> Path:
+    """Where a checkpoint's training state (dcp/, trainer_state.pt) lies: ``training/``, or the checkpoint
+    itself in the flat layout of older checkpoints."""
+    return checkpoint / TRAINING_DIR if (checkpoint / TRAINING_DIR).is_dir() else checkpoint
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """The model directory (it holds config.json) that ``path`` names: ``path`` itself when it holds one (a
+    checkpoint's ``model/``, a checkpoint of the flat layout, an export), a checkpoint's ``model/``, or a run
+    directory's newest checkpoint's; FileError when ``path`` is none of these."""
+    p = weights_dir(checkpoint_of(path))
     if (p / "config.json").is_file():
         return p
     latest = latest_checkpoint(p)
     if latest is None:
         raise FileError(p, "no config.json and no checkpoints: neither a checkpoint nor a run directory")
-    return latest
+    return weights_dir(latest)
 
 
-def run_of(checkpoint: Path) -> Path | None:
-    """The run directory a checkpoint was written into (``RUN/checkpoints/step-N``), else None."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+def run_of(checkpoint: str | os.PathLike) -> Path | None:
+    """The run directory a checkpoint was written into (``RUN/checkpoints/step-N``, or its ``model/`` or
+    ``training/``), else None."""
+    path = checkpoint_of(checkpoint)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
 # ------------------------------------------------------------------------------------------- RNG state
@@ -200,7 +230,7 @@ def save_checkpoint(
         if par.is_main:
             root.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
+            (tmp / TRAINING_DIR).mkdir(parents=True)
         par.barrier()
         error = None
         try:
@@ -225,28 +255,33 @@ def save_checkpoint(
 
 
 def _write(tmp: Path, model, tokenizer, optimizer, scheduler, trainer_state: dict, par: Parallel) -> None:
+    """The layout of the module's docstring in ``tmp``: every rank's DCP shards, then (rank 0) ``model/``,
+    the trainer state and the manifest."""
     model_state, optim_state = get_state_dict(model, optimizer)
     with _single_process(par):
         dcp.save(
-            {"model": model_state, "optim": optim_state}, checkpoint_id=tmp / DCP_DIR, no_dist=not par.enabled
+            {"model": model_state, "optim": optim_state},
+            checkpoint_id=tmp / TRAINING_DIR / DCP_DIR,
+            no_dist=not par.enabled,
         )
     full = _full_state_dict(model, par)
     if not par.is_main:
         return
     if full is None:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp / MODEL_DIR)
     else:
-        _save_pretrained(model.config, full, tmp)
+        _save_pretrained(model.config, full, tmp / MODEL_DIR)
     if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp / MODEL_DIR)
     state = {"scheduler": scheduler.state_dict(), "rng": rng_state(), "world_size": par.world_size}
-    torch.save({**state, **trainer_state}, tmp / STATE_FILE)
+    torch.save({**state, **trainer_state}, tmp / TRAINING_DIR / STATE_FILE)
     _write_manifest(tmp)
 
 
 def _write_manifest(directory: Path) -> None:
-    """Every file's size in ``manifest.json``, written last; each file is flushed to disk first, so that a
-    checkpoint with a manifest is complete after a power loss too."""
+    """Every file's size in ``manifest.json`` (paths relative to ``directory``, subdirectories included),
+    written last; each file is flushed to disk first, so that a checkpoint with a manifest is complete after
+    a power loss too."""
     sizes = {}
     for file in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
         with open(file, "rb") as f:
@@ -352,11 +387,13 @@ def _save_pretrained(config, state_dict: dict[str, torch.Tensor], path: Path) ->
 
 
 def verify_checkpoint(checkpoint: str | os.PathLike) -> None:
-    """Check that ``checkpoint`` is complete and readable without loading its tensors: every file its
-    manifest lists, at its size (checkpoints written before manifests: the files resuming needs), the JSON
-    files, the safetensors headers, DCP's metadata and the files and byte ranges it points to, and the trainer
-    state. FileError naming the first file that fails."""
-    path = Path(checkpoint)
+    """Check that ``checkpoint`` (``step-N``, or its ``model/`` or ``training/``; either layout) is complete
+    and readable without loading its tensors: every file its manifest lists, at its size (without a
+    manifest, from before manifests or a save stopped just before it: the files resuming needs), the JSON
+    files, the safetensors headers, DCP's metadata and the files and byte ranges it points to, and the
+    trainer state. FileError naming the first file that fails."""
+    path = checkpoint_of(checkpoint)
+    model, training = weights_dir(path), training_dir(path)
     manifest = path / MANIFEST
     if manifest.is_file():
         try:
@@ -369,14 +406,14 @@ def verify_checkpoint(checkpoint: str | os.PathLike) -> None:
                 raise FileError(file, "missing")
             if file.stat().st_size != size:
                 raise FileError(file, f"{file.stat().st_size} bytes, {size} when it was written (truncated?)")
-    check_checkpoint_files(path)
-    for file in sorted(path.glob("*.json")):
+    check_checkpoint_files(model)
+    for file in sorted(model.glob("*.json")):
         try:
             json.loads(file.read_text())
         except (ValueError, UnicodeDecodeError) as e:
             raise FileError(file, f"not valid JSON ({e})") from e
-    index = path / "model.safetensors.index.json"
-    weights = index_files(index) if index.is_file() else [path / "model.safetensors"]
+    index = model / "model.safetensors.index.json"
+    weights = index_files(index) if index.is_file() else [model / "model.safetensors"]
     for file in weights:
         try:
             with safe_open(file, "pt") as f:
@@ -384,10 +421,10 @@ def verify_checkpoint(checkpoint: str | os.PathLike) -> None:
         except (SafetensorError, OSError) as e:
             raise FileError(file, f"unreadable safetensors file ({e})") from e
     state = load_trainer_state(path)
-    if (path / DCP_DIR).is_dir():
-        _verify_dcp(path / DCP_DIR)
+    if (training / DCP_DIR).is_dir():
+        _verify_dcp(training / DCP_DIR)
     elif "optimizer" not in state:
-        raise FileError(path / DCP_DIR, "missing")
+        raise FileError(training / DCP_DIR, "missing")
 
 
 def _verify_dcp(directory: Path) -> None:
@@ -409,9 +446,9 @@ _LEGACY_NUMPY = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np
 
 
 def load_trainer_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """The scheduler, RNG and trainer state saved beside the model, read with ``weights_only=True`` (tensors,
-    numbers, strings and containers only); FileError for a missing, truncated or disallowed file."""
-    file = Path(checkpoint) / STATE_FILE
+    """The scheduler, RNG and trainer state of ``checkpoint`` (either layout), read with ``weights_only=True``
+    (tensors, numbers, strings and containers only); FileError for a missing, truncated or disallowed file."""
+    file = training_dir(checkpoint_of(checkpoint)) / STATE_FILE
     try:
         with torch.serialization.safe_globals(_LEGACY_NUMPY):
             state = torch.load(file, map_location="cpu", weights_only=True)
@@ -507,30 +544,33 @@ def load_checkpoint(
     """Load model and optimizer state from ``checkpoint`` into this run's (sharded or not) ``model`` and
     ``optimizer``, whatever number of ranks wrote it; returns the trainer state (:func:`load_trainer_state`).
 
-    Every rank must call this. Checkpoints written before DCP (``optimizer`` inside trainer_state.pt) load in
-    a single process.
+    Every rank must call this. ``checkpoint`` is ``step-N`` (or its ``model/`` or ``training/``), of either
+    layout. Checkpoints written before DCP (``optimizer`` inside trainer_state.pt) load in a single process.
     """
     par = par or Parallel()
-    path = Path(checkpoint)
+    path = checkpoint_of(checkpoint)
     state = load_trainer_state(path)
-    if (path / DCP_DIR).is_dir():
+    dcp_dir = training_dir(path) / DCP_DIR
+    if dcp_dir.is_dir():
         model_state, optim_state = get_state_dict(model, optimizer)
         try:
             with _single_process(par):
                 dcp.load(
                     {"model": model_state, "optim": optim_state},
-                    storage_reader=_SafeReader(path / DCP_DIR),
+                    storage_reader=_SafeReader(dcp_dir),
                     planner=_SafePlanner(),
                     no_dist=not par.enabled,
                 )
         except CheckpointException as e:
-            error = _plain_error(e, path / DCP_DIR)
+            error = _plain_error(e, dcp_dir)
             if isinstance(error, FileError) and not error.file.startswith(str(path)):
-                error = FileError(path / DCP_DIR, str(error))  # the checkpoint named, not just an item
+                error = FileError(dcp_dir, str(error))  # the checkpoint named, not just an item
             raise error from None
         set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
     elif not par.enabled:
-        model.load_state_dict(CoEForCausalLM.from_pretrained(path, dtype=torch.float32).state_dict())
+        model.load_state_dict(
+            CoEForCausalLM.from_pretrained(weights_dir(path), dtype=torch.float32).state_dict()
+        )
         optimizer.load_state_dict(state["optimizer"])
     else:
         raise ValueError(
