@@ -305,11 +305,11 @@ def damaged(trained, tmp_path, case: str):
 
     path = tmp_path / "ckpt"
     shutil.copytree(trained, path)
-    weights = path / "model.safetensors"
+    weights = path / "model" / "model.safetensors"
     tensors = load_file(weights)
     key = "model.norm.weight"
     if case == "no_config":
-        (path / "config.json").unlink()
+        (path / "model" / "config.json").unlink()
     elif case == "missing_weight":
         del tensors[key]
     elif case == "unexpected_weight":
@@ -396,6 +396,19 @@ def test_an_interrupt_during_start_up_exits_130_without_a_traceback(tmp_path, mo
     monkeypatch.setattr(trainer, "prepare_run_data", interrupted)
     assert main(["train", "--out_dir", str(tmp_path / "run"), *TINY]) == 130
     assert capsys.readouterr().err.strip() == "coe train: interrupted"
+
+
+def test_a_checkpoint_its_model_directory_and_its_run_are_the_same_model(trained, capsys):
+    """``coe eval`` and ``coe generate`` take step-N, step-N/model (the directory a user uploads) and the run
+    directory alike."""
+    outputs = {}
+    for name, path in (("step", trained), ("model", trained / "model"), ("run", trained.parent.parent)):
+        assert main(["eval", str(path), *EVAL]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert main(["generate", str(path), "Q", "--max_new_tokens", "6"]) == 0
+        outputs[name] = result["val_loss"], result["checkpoint"], capsys.readouterr().out
+    assert outputs["step"] == outputs["model"] == outputs["run"]
+    assert outputs["step"][1] == str(trained / "model")
 
 
 def test_generate_takes_the_thread_count(trained, capsys):
@@ -514,7 +527,7 @@ def test_convert_takes_a_run_directory_newest_checkpoint(trained, tmp_path, caps
     run = trained.parent.parent
     assert main(["convert", str(run), str(tmp_path / "out"), "--to", "reference"]) == 0
     out = capsys.readouterr().out
-    assert f"{run} is a run directory: converting its newest checkpoint, {trained}" in out, out
+    assert f"converting {trained / 'model'}, the model of {run}" in out, out
     assert (tmp_path / "out" / "config.json").is_file()
     assert main(["convert", str(tmp_path / "empty"), str(tmp_path / "out2")]) == 2
 

@@ -190,6 +190,14 @@ def test_coe_export_of_a_run_has_its_data_and_metrics_in_the_model_card(tmp_path
     model = CoEForCausalLM.from_pretrained(tmp_path / "export")
     assert model.config.auto_map == AUTO_MAP
 
+    with safe_open(tmp_path / "export" / "model.safetensors", "pt") as f:
+        assert f.metadata()["source"] == "step-00000002"  # the checkpoint's name, not that of its model/
+
+    # The checkpoint's model/ (what a user uploads) exports the same, its run found above it.
+    assert (
+        main(["export", str(run / "checkpoints" / "step-00000002" / "model"), str(tmp_path / "again")]) == 0
+    )
+    assert (tmp_path / "again" / "README.md").read_text() == card
     capsys.readouterr()
     assert main(["export", str(run), str(tmp_path / "export")]) == 2  # dst exists: one line, no traceback
     err = capsys.readouterr().err.strip().splitlines()

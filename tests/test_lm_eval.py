@@ -31,9 +31,10 @@ metric_list:
 def test_a_run_directory_becomes_its_newest_checkpoint(tmp_path):
     run = tmp_path / "run"
     for step in ("step-00000002", "step-00000004"):
-        (run / "checkpoints" / step).mkdir(parents=True)
-        (run / "checkpoints" / step / "trainer_state.pt").touch()
-    newest = run / "checkpoints" / "step-00000004"
+        for part, file in (("training", "trainer_state.pt"), ("model", "config.json")):
+            (run / "checkpoints" / step / part).mkdir(parents=True)
+            (run / "checkpoints" / step / part / file).touch()
+    newest = run / "checkpoints" / "step-00000004" / "model"  # the weights, which the hf model reads
     assert resolve_model_args(["--model_args", f"pretrained={run},dtype=float32", "--tasks", "x"]) == [
         "--model_args",
         f"pretrained={newest},dtype=float32",
@@ -50,6 +51,12 @@ def test_a_run_directory_becomes_its_newest_checkpoint(tmp_path):
     ]
     checkpoint = ["-a", f"pretrained={newest}", "max_length=64", "-M", "hf"]
     assert resolve_model_args(checkpoint) == checkpoint
+    assert resolve_model_args(["-a", f"pretrained={newest.parent}", "-M", "hf"]) == [
+        "-a",
+        f"pretrained={newest}",
+        "-M",
+        "hf",
+    ]
     assert resolve_model_args(["ls", "tasks"]) == ["ls", "tasks"]
 
 

@@ -85,7 +85,8 @@ def cmd_eval(
     """Validation loss and exact-match accuracy of a checkpoint (or the newest one of a run directory).
 
     Args:
-        checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
+        checkpoint: a checkpoint (step-N, its model/ or any model directory), or a run directory (its
+            newest checkpoint is used)
         data: where the validation and held-out documents come from (the training split is not used)
         eval: validation batches, held-out problems and generation length (eval.every is not used)
         runtime: the device, precision and CPU threads (the rest is not used)
@@ -164,7 +165,8 @@ def cmd_generate(
     """Continue a prompt with a checkpoint: greedy when temperature is 0, sampled otherwise.
 
     Args:
-        checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
+        checkpoint: a checkpoint (step-N, its model/ or any model directory), or a run directory (its
+            newest checkpoint is used)
         prompt: the text to continue; \\n, \\t and \\\\ in it are a newline, a tab and a backslash; "-" reads
             it from standard input
         prompt_file: read the text to continue from this file instead (as it is, no escapes)
@@ -213,7 +215,8 @@ def cmd_analyze(
     routing paths, router entropy and gate weights, token-kind specialisation).
 
     Args:
-        checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
+        checkpoint: a checkpoint (step-N, its model/ or any model directory), or a run directory (its
+            newest checkpoint is used)
         data: where the validation documents come from (the training split is not used)
         tokens: validation tokens to analyse
         seq_len: tokens per sequence fed to the model
@@ -254,7 +257,8 @@ def cmd_explain(
     their gate weights, printed as a table.
 
     Args:
-        checkpoint: a checkpoint directory, or a run directory (its newest checkpoint is used)
+        checkpoint: a checkpoint (step-N, its model/ or any model directory), or a run directory (its
+            newest checkpoint is used)
         text: the text to route
         jsonl: also write the audit log here: one JSON record per token (id, text, position, and the experts
             and weights of every layer and iteration)
@@ -296,18 +300,25 @@ def cmd_convert(
     ("reference"). Tensors are streamed one at a time, so paper-size checkpoints convert in little memory.
 
     Args:
-        src: the checkpoint directory to read, or a run directory (its newest checkpoint is read)
+        src: the checkpoint to read (step-N, its model/ or any model directory), or a run directory (its
+            newest checkpoint is read)
         dst: the directory to write (written atomically)
         to: "coe" (this library's format) or "reference" (the reference code's)
         max_shard_size: largest safetensors shard written, e.g. "5GB"
         overwrite: replace dst if it exists
     """
+    from coe.checks import FileError
     from coe.convert import convert
-    from coe.train.checkpoint import latest_checkpoint
+    from coe.train.checkpoint import resolve_checkpoint
 
-    if not (Path(src) / "config.json").is_file() and (newest := latest_checkpoint(src)) is not None:
-        print(f"{src} is a run directory: converting its newest checkpoint, {newest}")
-        src = str(newest)
+    if not (Path(src) / "config.json").is_file():
+        try:
+            resolved = resolve_checkpoint(src)
+        except FileError:
+            resolved = None  # convert says what src lacks
+        if resolved is not None:
+            print(f"converting {resolved}, the model of {src}")
+            src = str(resolved)
     print(f"wrote {convert(src, dst, to=to, max_shard_size=max_shard_size, overwrite=overwrite)}")
 
 
@@ -324,8 +335,8 @@ def cmd_export(
     trust_remote_code=True)`` where coe is not installed; no optimizer state, no pickles.
 
     Args:
-        src: the checkpoint directory, or a run directory (its newest checkpoint is exported; the model card
-            takes the run's configuration and summary.json)
+        src: the checkpoint (step-N, its model/ or any model directory), or a run directory (its newest
+            checkpoint is exported; the model card takes the run's configuration and summary.json)
         dst: the directory to write (written atomically)
         dtype: the weights' dtype in the export
         max_shard_size: largest safetensors shard written, e.g. "5GB"

@@ -141,14 +141,14 @@ def export(
     from coe.convert import atomic_directory
     from coe.data import load_tokenizer
     from coe.modeling import CoEForCausalLM
-    from coe.train.checkpoint import resolve_checkpoint, run_of
+    from coe.train.checkpoint import checkpoint_of, resolve_checkpoint, run_of
 
     dst = Path(dst)
     if dst.exists() and any(dst.iterdir()) and not overwrite:  # said before the model loads
         why = "exists and is not empty (overwrite=True, `--overwrite true`, replaces it)"
         raise FileExistsError(errno.EEXIST, why, str(dst))
-    checkpoint = resolve_checkpoint(src)
-    run = run_of(checkpoint)
+    checkpoint = resolve_checkpoint(src)  # the model directory: step-N/model of a training checkpoint
+    source, run = checkpoint_of(checkpoint), run_of(checkpoint)
     code = remote_code()
     model = CoEForCausalLM.from_pretrained(checkpoint, dtype=dtype)
     tokenizer = load_tokenizer(checkpoint)
@@ -167,7 +167,7 @@ def export(
         "model_type": config.model_type,
         "architecture": CoEForCausalLM.__name__,
         "library": f"coe {__version__}",
-        "source": checkpoint.name,
+        "source": source.name,
     }
     log.info("exporting %s to %s", checkpoint, dst)
     with atomic_directory(dst, overwrite) as tmp:
@@ -177,7 +177,7 @@ def export(
         tokenizer.save_pretrained(tmp)
         for name, text in code.items():
             (tmp / name).write_text(text, encoding="utf-8")
-        (tmp / "README.md").write_text(model_card(model, run, checkpoint), encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(model, run, source), encoding="utf-8")
         leftovers = [p.name for p in tmp.iterdir() if p.suffix in (".pt", ".bin", ".pkl", ".pth")]
         if leftovers:  # nothing pickled goes out: a reader of the directory must not run code from it
             raise FileError(tmp, f"pickled files in an export: {leftovers}")

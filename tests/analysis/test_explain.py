@@ -24,7 +24,7 @@ from coe.analysis.explain import (
 )
 from coe.cli import main
 from coe.data import load_tokenizer
-from coe.train.checkpoint import latest_checkpoint
+from coe.train.checkpoint import resolve_checkpoint
 from tests.analysis.browser import assert_page_renders
 
 TEXT = "Question: Ann has 3 apples & 12 <pears>.\nAnswer: 3 + 12 = <<3+12=15>>15\n#### 15"
@@ -32,8 +32,8 @@ TEXT = "Question: Ann has 3 apples & 12 <pears>.\nAnswer: 3 + 12 = <<3+12=15>>15
 
 @pytest.fixture(scope="module")
 def coe_model(tiny_runs):
-    checkpoint = latest_checkpoint(tiny_runs["coe-2-4-64"])
-    return CoEForCausalLM.from_pretrained(checkpoint).eval(), load_tokenizer(checkpoint)
+    weights = resolve_checkpoint(tiny_runs["coe-2-4-64"])  # the newest checkpoint's model/
+    return CoEForCausalLM.from_pretrained(weights).eval(), load_tokenizer(weights)
 
 
 def test_routes_are_the_models_routing(coe_model):

@@ -8,7 +8,7 @@ import pytest
 from coe.analysis.figures import FIGURES
 from coe.analysis.report import analyze_checkpoint, write_report
 from coe.cli import main
-from coe.train.checkpoint import latest_checkpoint
+from coe.train.checkpoint import MODEL_DIR, latest_checkpoint
 from tests.analysis.browser import assert_page_renders
 from tests.analysis.conftest import DATA
 
@@ -21,7 +21,7 @@ def test_analysis_report_is_complete(tiny_runs, tmp_path, chromium, preset, C):
     page = analyze_checkpoint(checkpoint, tmp_path / "report", data=DATA, tokens=300, seq_len=64)
     out = page.parent
     summary = json.loads((out / "analysis.json").read_text())
-    assert summary["tokens"] == 300 and summary["source"]["checkpoint"] == str(checkpoint)
+    assert summary["tokens"] == 300 and summary["source"]["checkpoint"] == str(checkpoint / MODEL_DIR)
     assert summary["model"]["iterations"] == C and len(summary["layers"]) == 2
     for layer in summary["layers"]:
         assert len(layer["iterations"]) == C and len(layer["transitions"]) == C - 1

@@ -231,7 +231,8 @@ def analyze_checkpoint(
     """Run a checkpoint over ``tokens`` validation tokens, record its routing and write the report.
 
     Args:
-        checkpoint: a checkpoint directory (config.json, weights, tokenizer files)
+        checkpoint: a model directory (config.json, weights, tokenizer files), or a checkpoint ``coe train``
+            wrote (``step-N``, whose ``model/`` is read)
         out_dir: the report directory
         data: a DataSpec whose validation split is used (None: the synthetic math generator's); the training
             split is never generated
@@ -249,11 +250,12 @@ def analyze_checkpoint(
     from tqdm.auto import tqdm
 
     from coe.data import DataSpec, load_splits, load_tokenizer, pack_documents
-    from coe.modeling import CoEForCausalLM
+    from coe.modeling import CoEForCausalLM, weights_dir
 
     if tokens < 1 or seq_len < 1 or batch_size < 1:
         raise ValueError(f"tokens={tokens}, seq_len={seq_len} and batch_size={batch_size} must be positive")
     data = replace(data or DataSpec(), synthetic_train=1)  # only the validation split is read
+    checkpoint = weights_dir(Path(checkpoint))
     model = CoEForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device)
     tokenizer = load_tokenizer(checkpoint)
     validation = load_splits(data).validation
