@@ -2,9 +2,9 @@
 lm_eval's own command line (``--model hf --model_args pretrained=PATH --tasks ...``) and runs it with coe's
 model known to transformers' Auto classes, which is all its ``hf`` model needs.
 
-``pretrained=`` may name a checkpoint, an export (:mod:`coe.export`) or a run directory, whose newest
-checkpoint is taken. ``--model`` defaults to ``hf``. lm_eval is an optional dependency
-(``pip install -e ".[lm-eval]"`` in the repository).
+``pretrained=`` may name a checkpoint (``step-N`` or its ``model/``, which is what is passed on), an export
+(:mod:`coe.export`) or a run directory, whose newest checkpoint is taken. ``--model`` defaults to ``hf``.
+lm_eval is an optional dependency (``pip install -e ".[lm-eval]"`` in the repository).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ _PRETRAINED = re.compile(r"(^|,)pretrained=([^,]+)")
 
 
 def resolve_model_args(argv: list[str]) -> list[str]:
-    """``argv`` with each ``pretrained=RUN_DIR`` of ``--model_args`` (``-a``) replaced by the run's newest
-    checkpoint (key=value forms; a JSON mapping is passed on as it is), and ``--model hf`` added when no
-    model is named."""
+    """``argv`` with each ``pretrained=RUN_DIR`` or ``pretrained=CHECKPOINT`` of ``--model_args`` (``-a``)
+    replaced by the model directory it holds (:func:`coe.train.checkpoint.resolve_checkpoint`: a run's newest
+    checkpoint's ``model/``; key=value forms, a JSON mapping is passed on as it is), and ``--model hf`` added
+    when no model is named."""
     from coe.checks import FileError
     from coe.train.checkpoint import resolve_checkpoint
 
