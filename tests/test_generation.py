@@ -4,8 +4,9 @@ and a plain loop of cacheless forwards; the compiled decoding step."""
 import pytest
 import torch
 from transformers import CompileConfig
-from transformers.cache_utils import StaticCache
+from transformers.cache_utils import DynamicCache, StaticCache
 
+import coe.nn.attention
 from coe import CoEConfig, CoEForCausalLM
 from coe.generation import fast_generate_kwargs
 from coe.modeling import CACHE_FIELD
@@ -102,6 +103,32 @@ def test_static_cache_forward_by_hand_equals_cacheless_logits():
         mask = torch.ones(2, i + 1, dtype=torch.long)
         parts.append(model(ids[:, i : i + 1], attention_mask=mask, cache=cache, use_cache=True).logits)
     torch.testing.assert_close(torch.cat(parts, 1), full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
+@torch.no_grad()
+def test_static_cache_prefill_attends_to_the_prompt_alone_and_gives_the_dynamic_cache_logits(
+    attention, monkeypatch
+):
+    """A prefill into an empty static cache attends to the prompt's positions, not to all the cache's slots:
+    its logits equal the dynamic cache's at every position (padding rows too, which saw the free slots
+    before), and every attention sees S keys."""
+    model = tiny_model(**ATTENTIONS[attention])
+    ids, mask = left_padded([9, 4, 7], model.config.vocab_size)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    inputs = dict(attention_mask=mask, position_ids=positions, use_cache=True)
+    dynamic = model(ids, cache=DynamicCache(), **inputs).logits
+    keys_seen = []
+    attend = coe.nn.attention.attend
+
+    def recording_attend(q, k, v, **kwargs):
+        keys_seen.append(k.shape[2])
+        return attend(q, k, v, **kwargs)
+
+    monkeypatch.setattr(coe.nn.attention, "attend", recording_attend)
+    static = model(ids, cache=StaticCache(config=model.config, max_cache_len=32), **inputs).logits
+    assert keys_seen == [ids.shape[1]] * model.config.num_hidden_layers
+    assert torch.equal(static, dynamic)
 
 
 @pytest.mark.parametrize("cache", ["dynamic", "static"])
