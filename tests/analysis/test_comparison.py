@@ -112,14 +112,13 @@ def test_report_files_and_table(report):
     assert moe["tokens"] == coe["tokens"] == 4 * 4 * 32
     assert moe["revisions"] == coe["revisions"] == [TRAINING_REVISION]
 
-    # The answer first: CoE's loss against the baseline's (the first preset), the gap, the seeds and their
-    # ranges, computed here from the runs' numbers.
+    # The answer first: CoE's loss against the baseline's (the first preset) over the seed both ran (seed 0:
+    # MoE's 2.0, not its mean over seeds 0 and 1), the gap, and the seed MoE ran alone.
     v = coe["val_loss"]
-    gap = f"{v - 2.5:+.3f} ({100 * (v - 2.5) / 2.5:+.1f}%)"
-    apart = "do not overlap" if v < 2.0 or v > 3.0 else "overlap"
+    gap = f"{v - 2.0:+.3f} ({100 * (v - 2.0) / 2.0:+.1f}%)"
     answer = (
-        f"CoE-2(4/64) {v:.3f} vs MoE(8/64) 2.500: {gap}, 1 and 2 seeds (over seeds: CoE-2(4/64) {v:.3f}, "
-        f"MoE(8/64) 2.000-3.000; the ranges {apart})"
+        f"CoE-2(4/64) {v:.3f} vs MoE(8/64) 2.000: {gap}, seed 0, the seed both ran "
+        "(MoE(8/64) also ran seed 1)"
     )
     assert results["headline"] == [answer]
     text = md.read_text()
@@ -129,7 +128,9 @@ def test_report_files_and_table(report):
         "| preset | val loss | vs MoE(8/64) | seeds | val loss over seeds | accuracy | params (M) |" in text
     )
     assert "| moe-8-64 | 2.5000 | baseline | 0, 1 | 2.000-3.000 | 20.0% |" in text
-    assert f"| coe-2-4-64 | {v:.4f} | {gap} | 0 | - | - |" in text
+    # The table's differences are between means over each preset's own seeds.
+    mean_gap = f"{v - 2.5:+.3f} ({100 * (v - 2.5) / 2.5:+.1f}%)"
+    assert f"| coe-2-4-64 | {v:.4f} | {mean_gap} | 0 | - | - |" in text
     assert "| 2.50 | 20 | cpu |" in text  # peak memory, mean train time, device
     assert "revision" not in text  # every run is of the current revision
     # Decoding measured on the lowest seed's checkpoint: MLA caches the latent and the rotary key, float32.
@@ -150,7 +151,7 @@ def test_report_files_and_table(report):
     published = text.split(f"## Published numbers: {REFERENCE.label}\n\n{REFERENCE.note}\n\n")[1]
     assert published.startswith(
         f"| preset | {REFERENCE.label} | published vs MoE(8/64) | here vs MoE(8/64) |\n|---|---|---|---|\n"
-        f"| moe-8-64 | 1.196 | baseline | baseline |\n| coe-2-4-64 | 1.121 | -0.075 (-6.3%) | {gap} |\n"
+        f"| moe-8-64 | 1.196 | baseline | baseline |\n| coe-2-4-64 | 1.121 | -0.075 (-6.3%) | {mean_gap} |\n"
     )
     assert f"| {REFERENCE.label} |" not in text.split("## Published")[0]
 
@@ -178,6 +179,23 @@ def test_report_routing(report, tmp_path):
     gone = replace(runs["coe"], run_dir=tmp_path / "gone")
     assert analyze_run(out, gone, device="cpu") == rows["coe-2-4-64"]["routing"]
     assert analyze_run(tmp_path / "elsewhere", gone, device="cpu") is None
+    # The busiest expert's share of the tokens: its load over the mean, times K over N.
+    analysis = json.loads((out / "routing" / "coe-2-4-64" / "analysis.json").read_text())
+    loads = [it["load"]["max_over_mean"] for layer in analysis["layers"] for it in layer["iterations"]]
+    model = analysis["model"]
+    share = sum(loads) / len(loads) * model["top_k"] / model["experts"]
+    assert rows["coe-2-4-64"]["routing"]["busiest_expert_share"] == pytest.approx(share)
+
+
+def test_report_routing_falls_back_to_the_next_seed(tiny_runs, tmp_path):
+    """A preset whose lowest seed has neither checkpoint nor analysis is analysed on its next seed."""
+    coe = finished(tiny_runs["coe-2-4-64"], "coe-2-4-64", seed=1)
+    gone = replace(coe, seed=0, run_dir=tmp_path / "gone")
+    write_report(tmp_path / "r", [gone, coe], title="t", description="d.", device="cpu")
+    rows = json.loads((tmp_path / "r" / "results.json").read_text())["runs"]
+    assert rows[0]["routing"]["dir"] == "routing/coe-2-4-64-seed1"
+    assert (tmp_path / "r" / "routing" / "coe-2-4-64-seed1" / "analysis.json").is_file()
+    assert not (tmp_path / "r" / "routing" / "coe-2-4-64").exists()
 
 
 def test_report_page_renders(report, chromium):
@@ -245,13 +263,15 @@ def test_routing_sentence():
     r = {
         "tokens": 1024,
         "load_max_over_mean": 1.5,
+        "busiest_expert_share": 0.1905,
         "unused_experts": 3,
         "distinct_paths": 1234.4,
         "expert_reselection": None,
         "expert_reselection_expected": None,
     }
     assert routing_sentence(r) == (
-        "Over 1,024 validation tokens: load max/mean 1.50 (mean over layers and iterations), 3 unused "
+        "Over 1,024 validation tokens: load max/mean 1.50 (mean over layers and iterations: the busiest "
+        "expert is chosen by 19% of the tokens), 3 unused "
         "(layer, iteration, expert) triples, 1,234 distinct routing paths per layer. C = 1: no next "
         "iteration, so no co-selection or re-selection."
     )
@@ -290,35 +310,54 @@ def test_report_shows_the_test_loss_where_runs_measured_it(tiny_runs, tmp_path):
     )
 
 
-def _row(preset, losses, test=None):
-    """A results.json entry with the fields the answer reads."""
+def _row(preset, losses, test=None, seeds=None):
+    """A results.json entry with the fields the answer reads: ``losses`` (and ``test``, the test losses) of
+    ``seeds`` (default 0, 1, ...)."""
+    seeds = list(range(len(losses))) if seeds is None else seeds
     return {
         "preset": preset,
         "label": label(preset),
-        "seeds": list(range(len(losses))),
+        "seeds": seeds,
         "val_loss": sum(losses) / len(losses),
-        "val_loss_by_seed": {str(i): x for i, x in enumerate(losses)},
-        "test_loss": test,
+        "val_loss_by_seed": {str(s): x for s, x in zip(seeds, losses, strict=True)},
+        "test_loss": None if test is None else sum(test) / len(test),
+        "test_loss_by_seed": {str(s): None if test is None else test[i] for i, s in enumerate(seeds)},
     }
 
 
 def test_headline_states_each_comparison_in_numbers():
     moe = _row("moe-8-64", [1.17, 1.19, 1.186])
     coe = _row("coe-2-4-64", [1.13, 1.15, 1.137])
-    wide = _row("moe-16-64", [1.16, 1.20, 1.18], test=1.5)
+    wide = _row("moe-16-64", [1.16, 1.20, 1.18], test=[1.4, 1.5, 1.6])
     assert label("moe-8-64-12l") == "moe-8-64-12l" and label("coe-2-8-64") == "CoE-2(8/64)"
+    # Each seed's gap to the baseline's run of the same seed; a gap holds where its sign is the same on every
+    # seed and its mean is larger than both presets' ranges over the seeds (here 0.020 and 0.040).
     assert headline([moe, coe, wide]) == [
-        "CoE-2(4/64) 1.139 vs MoE(8/64) 1.182: -0.043 (-3.6%), 3 seeds (over seeds: CoE-2(4/64) "
-        "1.130-1.150, MoE(8/64) 1.170-1.190; the ranges do not overlap)",
-        "MoE(16/64) 1.180 vs MoE(8/64) 1.182: -0.002 (-0.2%), 3 seeds (over seeds: MoE(16/64) "
-        "1.160-1.200, MoE(8/64) 1.170-1.190; the ranges overlap)",
+        "CoE-2(4/64) 1.139 vs MoE(8/64) 1.182: -0.043 (-3.6%), 3 seeds, gap per seed -0.040, -0.040, "
+        "-0.049: the same sign on every seed, the mean gap larger than either preset's range over these "
+        "seeds (up to 0.020)",
+        "MoE(16/64) 1.180 vs MoE(8/64) 1.182: -0.002 (-0.2%), 3 seeds, gap per seed -0.010, +0.010, -0.006: "
+        "the sign differs between seeds",
     ]
-    moe["test_loss"] = 1.6
-    assert headline([moe, wide])[0] == (
-        "MoE(16/64) vs MoE(8/64): validation loss 1.180 vs 1.182, -0.002 (-0.2%); test loss 1.500 vs "
-        "1.600, -0.100 (-6.3%); 3 seeds (over seeds: MoE(16/64) 1.160-1.200, MoE(8/64) 1.170-1.190; the "
-        "ranges overlap)"
+    moe["test_loss_by_seed"] = {"0": 1.5, "1": 1.6, "2": 1.9}
+    moe["test_loss"] = 5.0 / 3
+    apart = _row("moe-16-64", [1.20, 1.24, 1.25], test=[1.4, 1.5, 1.6])
+    assert headline([moe, apart])[0] == (
+        "MoE(16/64) vs MoE(8/64): validation loss 1.230 vs 1.182, +0.048 (+4.1%); test loss 1.500 vs "
+        "1.667, -0.167 (-10.0%); 3 seeds, gap per seed +0.030, +0.050, +0.064: the same sign on every seed, "
+        "the mean gap not larger than either preset's range over these seeds (up to 0.050)"
     )
+    # Over the seeds both ran: MoE(8/64)'s seed 1 alone, not its mean over three seeds.
+    one = _row("coe-2-8-64", [1.10], test=[1.0], seeds=[1])
+    assert headline([moe, one]) == [
+        "CoE-2(8/64) vs MoE(8/64): validation loss 1.100 vs 1.190, -0.090 (-7.6%); test loss 1.000 vs "
+        "1.600, -0.600 (-37.5%); seed 1, the seed both ran (MoE(8/64) also ran seeds 0 and 2)"
+    ]
+    other = _row("coe-2-8-64", [1.10, 1.12], seeds=[3, 4])
+    assert headline([moe, other]) == [
+        "CoE-2(8/64) 1.110 vs MoE(8/64) 1.182: -0.072 (-6.1%), no seed in common (CoE-2(8/64): seeds 3 "
+        "and 4; MoE(8/64): seeds 0, 1 and 2), means"
+    ]
     assert headline([_row("coe-2-4-64", [1.5])]) == ["CoE-2(4/64) 1.500, 1 seed"]
     assert headline([_row("moe-8-64", [1.2, 1.0])]) == ["MoE(8/64) 1.100, 2 seeds (1.000-1.200)"]
 

@@ -5,7 +5,7 @@ mean over its seeds), their loss curves, and the routing of each preset's final 
                                      curves, published numbers, the routing per preset
     out/loss_curves.png              validation and training loss, each preset's mean over its seeds
     out/results.json                 every number of the table, one entry per preset, and the answer's lines
-    out/routing/<run name>/          the routing analysis of each preset's lowest finished seed
+    out/routing/<run name>/          the routing analysis of each preset's lowest seed that has one
     out/decode/<run name>.json       its greedy decoding latency per token and KV-cache bytes
 
 The first preset is the baseline: the report opens with every other preset's final validation loss against
@@ -132,6 +132,10 @@ def analyze_run(
         "tokens": summary["tokens"],
         "figures": [figure for figure in ROUTING_FIGURES if (target / f"{figure}.png").is_file()],
         "load_max_over_mean": _mean([it["load"]["max_over_mean"] for it in iterations]),
+        # The busiest expert's share of the tokens (its load is at most N / K times the mean).
+        "busiest_expert_share": _mean([it["load"]["max_over_mean"] for it in iterations])
+        * summary["model"]["top_k"]
+        / summary["model"]["experts"],
         "unused_experts": sum(len(it["load"]["unused_experts"]) for it in iterations),
         "expert_reselection": _mean([tr["expert_reselection"] for tr in transitions]),
         "expert_reselection_expected": _mean([tr["expert_reselection_expected"] for tr in transitions]),
@@ -177,7 +181,8 @@ def routing_sentence(r: dict[str, Any]) -> str:
     """One line of a run's headline routing numbers (see :func:`analyze_run`)."""
     text = (
         f"Over {r['tokens']:,} validation tokens: load max/mean {r['load_max_over_mean']:.2f} (mean over "
-        f"layers and iterations), {r['unused_experts']} unused (layer, iteration, expert) triples, "
+        f"layers and iterations: the busiest expert is chosen by {r['busiest_expert_share']:.0%} of the "
+        f"tokens), {r['unused_experts']} unused (layer, iteration, expert) triples, "
         f"{r['distinct_paths']:,.0f} distinct routing paths per layer."
     )
     if r["expert_reselection"] is None:
@@ -216,6 +221,14 @@ def _by_preset(runs: list[FinishedRun]) -> dict[str, dict[int, FinishedRun]]:
     return {preset: dict(sorted(by_seed.items())) for preset, by_seed in grouped.items()}
 
 
+def _lowest_seed(by_seed: dict[int, FinishedRun], measure: Callable[[FinishedRun], Any]) -> Any:
+    """``measure`` of a preset's lowest seed for which it is not None (None when it is None for all)."""
+    for seed in sorted(by_seed):
+        if (value := measure(by_seed[seed])) is not None:
+            return value
+    return None
+
+
 def _row(
     by_seed: dict[int, FinishedRun],
     routing: dict[str, Any] | None,
@@ -240,6 +253,7 @@ def _row(
         "accuracy": _mean_of(values, "accuracy"),
         "accuracy_problems": s.get("accuracy_problems"),
         "val_loss_by_seed": {str(seed): x["val_loss"] for seed, x in summaries.items()},
+        "test_loss_by_seed": {str(seed): x.get("test_loss") for seed, x in summaries.items()},
         "revisions": sorted({run_revision(x) for x in values}),
         "reference_val_loss": None if reference is None else reference.val_loss.get(first.preset),
         "total_params_M": s["total_params"] / 1e6,
@@ -272,24 +286,57 @@ def _spread(values: list[float]) -> str:
     return f"{low:.3f}" if low == high else f"{low:.3f}-{high:.3f}"
 
 
-def _seeds(r: dict[str, Any], base: dict[str, Any]) -> str:
-    """How many seeds two presets' means are over and, with several, each one's range over its seeds."""
-    n, m = len(r["seeds"]), len(base["seeds"])
-    count = f"{n} seed{'s' if n > 1 else ''}" if n == m else f"{n} and {m} seeds"
-    if n == m == 1:
-        return count
-    a, b = list(r["val_loss_by_seed"].values()), list(base["val_loss_by_seed"].values())
-    apart = max(a) < min(b) or max(b) < min(a)
-    return (
-        f"{count} (over seeds: {r['label']} {_spread(a)}, {base['label']} {_spread(b)}; the ranges "
-        f"{'do not overlap' if apart else 'overlap'})"
+def _listed(seeds: list[int]) -> str:
+    """ "seed 0", "seeds 0 and 1", "seeds 0, 1 and 2"."""
+    names = [str(s) for s in seeds]
+    return f"seed{'s' if len(names) > 1 else ''} " + (
+        names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     )
+
+
+def _over(r: dict[str, Any], key: str, seeds: list[int]) -> float | None:
+    """The mean of a by-seed entry (``val_loss_by_seed``) over ``seeds``; None where a seed lacks it."""
+    values = [r.get(key, {}).get(str(seed)) for seed in seeds]
+    return None if None in values else sum(values) / len(values)
+
+
+def _paired(r: dict[str, Any], base: dict[str, Any], common: list[int]) -> str:
+    """The seeds a comparison is over and, with several, the gap of each seed to the baseline's run of the
+    same seed, judged by the rule docs/results.md uses: a gap holds where its sign is the same on every seed
+    and its mean is larger than each preset's own range over those seeds."""
+    n = len(common)
+    only = [
+        f"{x['label']} also ran {_listed(extra)}"
+        for x in (r, base)
+        if (extra := sorted(set(x["seeds"]) - set(common)))
+    ]
+    both = f"the seed{'s' if n > 1 else ''} both ran"
+    said = f"{n} seed{'s' if n > 1 else ''}" if not only else f"{_listed(common)}, {both} ({'; '.join(only)})"
+    if n == 1:
+        return said
+    gaps = [r["val_loss_by_seed"][str(s)] - base["val_loss_by_seed"][str(s)] for s in common]
+    spread = max(
+        max(x["val_loss_by_seed"][str(s)] for s in common)
+        - min(x["val_loss_by_seed"][str(s)] for s in common)
+        for x in (r, base)
+    )
+    mean = sum(gaps) / n
+    same_sign = all(g > 0 for g in gaps) or all(g < 0 for g in gaps)
+    verdict = (
+        "the sign differs between seeds"
+        if not same_sign
+        else f"the same sign on every seed, the mean gap {'larger' if abs(mean) > spread else 'not larger'} "
+        f"than either preset's range over these seeds (up to {spread:.3f})"
+    )
+    return f"{said}, gap per seed {', '.join(f'{g:+.3f}' for g in gaps)}: {verdict}"
 
 
 def headline(rows: list[dict[str, Any]]) -> list[str]:
     """The comparison in numbers, one line per preset after the first (the baseline): final validation loss
-    (mean over seeds) against the baseline's, the difference and its share, the seeds and their ranges; and
-    the test loss beside it where both measured it. One preset: its loss alone.
+    against the baseline's over the seeds both ran (means), the difference and its share, and with several
+    seeds each seed's gap to the baseline's run of the same seed and whether it holds (:func:`_paired`); the
+    test loss beside it where both measured it. Presets with no seed in common are compared by their means
+    over their own seeds. One preset: its loss alone.
 
     ``rows``: results.json entries (:func:`_row`), the baseline first.
     """
@@ -302,17 +349,26 @@ def headline(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in rows[1:]:
         a, b = r["label"], base["label"]
-        if r["test_loss"] is not None and base["test_loss"] is not None:
+        common = sorted(set(r["seeds"]) & set(base["seeds"]))
+        if common:
+            val, base_val = _over(r, "val_loss_by_seed", common), _over(base, "val_loss_by_seed", common)
+            test, base_test = _over(r, "test_loss_by_seed", common), _over(base, "test_loss_by_seed", common)
+            seeds = _paired(r, base, common)
+        else:
+            val, base_val, test, base_test = (
+                r["val_loss"],
+                base["val_loss"],
+                r["test_loss"],
+                base["test_loss"],
+            )
+            seeds = f"no seed in common ({a}: {_listed(r['seeds'])}; {b}: {_listed(base['seeds'])}), means"
+        if test is not None and base_test is not None:
             lines.append(
-                f"{a} vs {b}: validation loss {r['val_loss']:.3f} vs {base['val_loss']:.3f}, "
-                f"{_gap(r['val_loss'], base['val_loss'])}; test loss {r['test_loss']:.3f} vs "
-                f"{base['test_loss']:.3f}, {_gap(r['test_loss'], base['test_loss'])}; {_seeds(r, base)}"
+                f"{a} vs {b}: validation loss {val:.3f} vs {base_val:.3f}, {_gap(val, base_val)}; test loss "
+                f"{test:.3f} vs {base_test:.3f}, {_gap(test, base_test)}; {seeds}"
             )
         else:
-            lines.append(
-                f"{a} {r['val_loss']:.3f} vs {b} {base['val_loss']:.3f}: "
-                f"{_gap(r['val_loss'], base['val_loss'])}, {_seeds(r, base)}"
-            )
+            lines.append(f"{a} {val:.3f} vs {b} {base_val:.3f}: {_gap(val, base_val)}, {seeds}")
     return lines
 
 
@@ -528,7 +584,7 @@ def _reference_table(rows: list[dict[str, Any]], reference: ReferenceResults) ->
 
 
 ROUTING_INTRO = (
-    "Each preset's final checkpoint (of its lowest finished seed) on validation tokens: expert "
+    "Each preset's final checkpoint (of its lowest seed that has one) on validation tokens: expert "
     "load per (layer, iteration) and, for CoE, the iteration 1 -> 2 co-selection heatmaps (the "
     "probability that a token which chose expert i then chooses expert j, and its ratio to "
     "independent choices). The full analysis of a checkpoint: `coe analyze RUN_DIR`."
@@ -546,7 +602,8 @@ def write_report(
     progress: bool | None = None,
 ) -> Path:
     """The report of ``runs`` in ``out``: report.md, report.html, loss_curves.png, results.json and
-    routing/<run name>/ (the final checkpoint of each preset's lowest finished seed analysed on ``device``).
+    routing/<run name>/ (the final checkpoint of each preset's lowest finished seed analysed on ``device``; a
+    seed whose checkpoints and analysis are both gone gives way to the next).
 
     Args:
         out: the report directory (made if need be)
@@ -574,12 +631,13 @@ def write_report(
             for preset, by_seed in presets.items()
         },
     )
+    # Each preset's lowest seed that has them: a seed's checkpoints may be gone before it was analysed.
     routing = {
-        preset: analyze_run(out, next(iter(by_seed.values())), device=device, progress=progress)
+        preset: _lowest_seed(by_seed, lambda run: analyze_run(out, run, device=device, progress=progress))
         for preset, by_seed in presets.items()
     }
     decode = {
-        preset: measure_decode(out, next(iter(by_seed.values())), device=device)
+        preset: _lowest_seed(by_seed, lambda run: measure_decode(out, run, device=device))
         for preset, by_seed in presets.items()
     }
     rows = [_row(by_seed, routing[preset], reference, decode[preset]) for preset, by_seed in presets.items()]
