@@ -1,5 +1,6 @@
 """torch.compile (one full graph) and torch.export of a tiny MoE and CoE model in float32 on the CPU, with
-each expert backend: the compiled forward and the exported program equal the eager forward."""
+each expert backend: the compiled forward and the exported program equal the eager forward. On a CUDA GPU
+(skipped elsewhere), the same in bf16, where the grouped backend runs torch's grouped GEMM kernel."""
 
 import pytest
 import torch
@@ -76,3 +77,56 @@ def test_exported_program_equals_eager(preset, backend):
             want = model(x, use_cache=False).logits
         got = program.module()(x, use_cache=False).logits
         assert rel_err(got, want) < 1e-5
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+CUDA_CASES = [("moe-8-64", "grouped"), ("coe-2-4-64", "grouped"), ("coe-2-4-64", "gather")]
+
+
+def tiny_bf16_cuda(preset: str, backend: str) -> CoEForCausalLM:
+    return tiny(preset, backend).to("cuda", torch.bfloat16)
+
+
+def assert_close_bf16(
+    got: torch.Tensor, want: torch.Tensor, model: CoEForCausalLM, ids: torch.Tensor
+) -> None:
+    """bf16 results of two ways of computing one forward agree to bf16 rounding: within a few times the
+    distance of the eager bf16 logits from the float32 ones."""
+    with torch.no_grad():
+        exact = model.float()(ids, use_cache=False).logits
+    model.to(torch.bfloat16)
+    rounding = rel_err(want.float(), exact)
+    assert rel_err(got.float(), want.float()) < max(4 * rounding, 1e-3), (
+        rel_err(got.float(), want.float()),
+        rounding,
+    )
+
+
+@cuda
+@pytest.mark.parametrize("preset, backend", CUDA_CASES)
+def test_compiled_forward_in_bf16_on_cuda_equals_eager(preset, backend):
+    model = tiny_bf16_cuda(preset, backend)
+    ids = ids_for(model).cuda()
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True)  # inductor
+    with torch.no_grad():
+        want = model(ids, use_cache=False).logits
+        got = compiled(ids, use_cache=False).logits
+    assert got.dtype == want.dtype == torch.bfloat16
+    assert_close_bf16(got, want, model, ids)
+
+
+@cuda
+@pytest.mark.parametrize("preset, backend", CUDA_CASES)
+def test_exported_program_in_bf16_on_cuda_equals_eager(preset, backend):
+    model = tiny_bf16_cuda(preset, backend)
+    ids = ids_for(model).cuda()
+    program = torch.export.export(model, (ids,), kwargs={"use_cache": False})
+    other = torch.randint(
+        0, model.config.vocab_size, ids.shape, generator=torch.Generator().manual_seed(2)
+    ).cuda()
+    for x in (ids, other):
+        with torch.no_grad():
+            want = model(x, use_cache=False).logits
+            got = program.module()(x, use_cache=False).logits
+        assert_close_bf16(got, want, model, x)
