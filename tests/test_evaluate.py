@@ -1,10 +1,14 @@
 """Exact-match scoring: each sequence stops at the end of its answer (fewer decode steps, the first answer
-scored), batched, with a progress bar when asked."""
+scored), batched, with a progress bar when asked; the fast decode path gives the eager dynamic cache's
+answers."""
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
+from transformers import CompileConfig
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+import coe.evaluate
 from coe import CoEConfig, CoEForCausalLM
 from coe.data.tokenizer import train_bpe
 from coe.evaluate import answer_end, exact_match, validation_loss
@@ -80,6 +84,81 @@ def test_decoding_runs_batched_and_shows_progress(tokenizer, capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="batch_size=0"):
         exact_match(model, tokenizer, problems, batch_size=0)
+
+
+# Problems whose prompts differ in length (left padding in every batch of 4).
+PROBLEMS = [
+    ("Ann has 3 boxes of 4 pens. How many pens?", "#### 12"),
+    ("Tom had 9 apples and ate 2. How many are left?", "#### 7"),
+    ("Tom had 9 pens. How many?", "#### 9"),
+    ("Ann has boxes", "#### 3"),
+    ("How many apples?", "#### 7"),
+    ("Ann ate 4 apples and had 9 boxes of 3 pens and 12 apples. How many are left?", "#### 4"),
+]
+
+
+def random_model(tokenizer) -> CoEForCausalLM:
+    """A tiny random model whose output rows for "####" and the newline are doubled in norm, so that some of
+    its greedy answers end (answer_end: "####" ... newline) within 30 tokens, each at its own step."""
+    torch.manual_seed(2)
+    model = CoEForCausalLM(CoEConfig.from_preset("coe-2-4-64", size="tiny", vocab_size=len(tokenizer)))
+    with torch.no_grad():
+        model.lm_head.weight[tokenizer("####\n", add_special_tokens=False).input_ids] *= 2
+    return model.eval()
+
+
+@pytest.mark.parametrize("decode", ["static", "auto"])
+def test_fast_decoding_gives_the_eager_dynamic_cache_answers(tokenizer, decode):
+    """Greedy answers through the static cache equal the eager dynamic cache's text for text, with the
+    stopping criterion ending rows at different steps and left-padded batches."""
+    model = random_model(tokenizer)
+    options = dict(max_new_tokens=30, batch_size=4, progress=False)
+    expected = exact_match(model, tokenizer, PROBLEMS, decode="dynamic", **options)
+    # The premise: answers end at different lengths, and some not within max_new_tokens (a finished
+    # answer's text stops where answer_end found its end, which may need one more character to see).
+    answers = expected[1]
+    ended = [len(s.generated) for s in answers if answer_end(s.generated + " ") is not None]
+    assert 0 < len(ended) < len(answers) and len(set(ended)) > 1, [s.generated for s in answers]
+    assert exact_match(model, tokenizer, PROBLEMS, decode=decode, **options) == expected
+
+
+def test_decoding_runs_compiled_layers_uncompiled_and_restores_them(tokenizer):
+    """The trainer's compiled decoder layers would trace a graph per layer and per prefill or decoding step
+    against a cache: decoding runs them uncompiled (no graph traced) and leaves them compiled."""
+    model = random_model(tokenizer)
+    expected = exact_match(model, tokenizer, PROBLEMS, max_new_tokens=8, progress=False)
+    torch._dynamo.reset()
+    for layer in model.model.layers:
+        layer.compile(backend="eager")
+    compiled = [layer._compiled_call_impl for layer in model.model.layers]
+    counters.clear()
+    assert exact_match(model, tokenizer, PROBLEMS, max_new_tokens=8, progress=False) == expected
+    assert counters["stats"]["unique_graphs"] == 0
+    assert [layer._compiled_call_impl for layer in model.model.layers] == compiled
+
+
+def test_compiled_decoding_is_traced_once_per_batch_size(tokenizer, monkeypatch):
+    """The static cache is sized for the longest prompt of all problems, so the compiled decoding step keeps
+    its shapes from one batch to the next although their prompt lengths differ (the longest comes last)."""
+    graphs = []
+
+    def backend(gm: torch.fx.GraphModule, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    compile_config = CompileConfig(fullgraph=True, backend=backend, mode=None)
+    compile_config._compile_all_devices = True  # transformers compiles on accelerators only by default
+    monkeypatch.setattr(
+        coe.evaluate,
+        "decode_kwargs",
+        lambda path, device: dict(cache_implementation="static", compile_config=compile_config),
+    )
+    torch._dynamo.reset()
+    model = random_model(tokenizer)
+    options = dict(max_new_tokens=8, batch_size=3, progress=False, decode="compiled")
+    expected = exact_match(model, tokenizer, PROBLEMS, max_new_tokens=8, batch_size=3, progress=False)
+    assert exact_match(model, tokenizer, PROBLEMS, **options) == expected
+    assert len(graphs) == 1
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 Exact match follows GSM8K: generate greedily after the prompt, take the number after the ``####`` of the
 generated answer and compare it with the reference answer's. Each sequence stops at the end of its answer
-(:func:`answer_end`), not after ``max_new_tokens``.
+(:func:`answer_end`), not after ``max_new_tokens``. Decoding takes the fast path of :mod:`coe.generation` by
+default (the static cache; on CUDA its decoding step compiled), which gives the eager dynamic cache's tokens
+(tests/test_evaluate.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from coe.data.synthetic_math import extract_final_answer, format_prompt
 from coe.device import autocast
+from coe.generation import decode_kwargs, uncompiled
 from coe.nn.lm_loss import IGNORE_INDEX
 
 
@@ -145,12 +148,17 @@ def exact_match(
     batch_size: int = 32,
     amp_dtype: torch.dtype | None = None,
     progress: bool | None = None,
+    decode: str = "auto",
 ) -> tuple[float, list[Sample]]:
     """Greedy-decode an answer for each (question, reference answer text) and score the final numbers.
 
     Problems are decoded ``batch_size`` at a time; each row stops at the end of its answer
     (:func:`answer_end`), at the end-of-text token or after ``max_new_tokens``, and the batch when all its
     rows have. ``progress``: a progress bar over the problems (None: shown when stderr is a terminal).
+    ``decode``: the decode path (a ``coe.generation.DecodePath`` value; "auto": the static cache, its
+    decoding step compiled on CUDA); the static cache is sized once for the longest prompt, so that a compiled
+    decoding step is traced once per batch size rather than per prompt length. Decoder layers compiled in
+    place (the trainer's) run uncompiled meanwhile (``coe.generation.uncompiled``).
 
     Returns (accuracy, samples). Prompts use the training documents' template (``format_prompt``);
     ``Sample.generated`` is the answer up to its end.
@@ -160,6 +168,10 @@ def exact_match(
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError(f"batch_size={batch_size} and max_new_tokens={max_new_tokens} must be positive")
     device = next(model.parameters()).device
+    settings = decode_kwargs(decode, device)
+    if settings.get("cache_implementation") == "static":
+        prompts = tokenizer([format_prompt(q) for q, _ in problems]).input_ids
+        settings["max_cache_len"] = max(map(len, prompts)) + max_new_tokens
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right end of every row
     samples = []
@@ -170,15 +182,14 @@ def exact_match(
         disable=_disabled(progress),
         dynamic_ncols=True,
     )
-    with eval_mode(model), bar:
+    with eval_mode(model), uncompiled(model), bar:
         try:
             for start in range(0, len(problems), batch_size):
                 chunk = problems[start : start + batch_size]
                 enc = tokenizer([format_prompt(q) for q, _ in chunk], return_tensors="pt", padding=True)
                 enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
                 prompt_length = enc["input_ids"].shape[1]
-                # Compiled layers would recompile for every new cache length: decode eagerly.
-                with autocast(device, amp_dtype), torch.compiler.set_stance("force_eager"):
+                with autocast(device, amp_dtype):
                     out = model.generate(
                         **enc,
                         max_new_tokens=max_new_tokens,
@@ -186,6 +197,7 @@ def exact_match(
                         eos_token_id=tokenizer.eos_token_id,
                         pad_token_id=tokenizer.pad_token_id,
                         stopping_criteria=StoppingCriteriaList([StopAtAnswerEnd(tokenizer, prompt_length)]),
+                        **settings,
                     )
                 texts = tokenizer.batch_decode(out[:, prompt_length:], skip_special_tokens=True)
                 for (question, answer), text in zip(chunk, texts, strict=True):

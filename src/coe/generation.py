@@ -12,8 +12,10 @@ with the dynamic cache, for a one-time compile of 10-100 s per batch size (docs/
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 
 import torch
@@ -73,6 +75,28 @@ def decode_kwargs(path: str, device: torch.device) -> dict:
     if path == DecodePath.DYNAMIC:
         return {}
     return fast_generate_kwargs(device, compile=path == DecodePath.COMPILED)
+
+
+@contextlib.contextmanager
+def uncompiled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` with its modules compiled in place (``nn.Module.compile``, as the trainer compiles its
+    decoder layers) running their plain forward inside the block; compiled again on every exit.
+
+    Why: against a cache, each compiled layer traces a graph of its own, since it indexes the cache by its
+    layer number, an int attribute torch.compile specialises on; and prefill and decoding steps each need
+    theirs. Measured on the CPU (tiny model, 4 layers compiled, static cache): 8 graphs in the first
+    generate() call, torch._dynamo's whole recompile_limit (8), after which those layers run eagerly with a
+    warning. generate()'s own compiled decoding step (:func:`fast_generate_kwargs`) traces the whole forward,
+    all layers, as one graph instead.
+    """
+    compiled = [(m, m._compiled_call_impl) for m in model.modules() if m._compiled_call_impl is not None]
+    for module, _ in compiled:
+        module._compiled_call_impl = None
+    try:
+        yield model
+    finally:
+        for module, call in compiled:
+            module._compiled_call_impl = call
 
 
 def sync(device: torch.device) -> None:
