@@ -43,7 +43,7 @@ PYTHONPATH=src timeout 180 $two -m coe train "${common[@]}" --steps 20 --runtime
     > "$out/train-ep2.log" 2>&1
 echo "== coe train, 2 GPUs, expert_parallel 2: exit $?"; tail -3 "$out/train-ep2.log"
 cp $run/metrics.jsonl "$out/train-ep2-metrics.jsonl"
-ls $run/checkpoints/*/ $run/checkpoints/*/dcp > "$out/train-ep2-files.txt" 2>&1
+ls $run/checkpoints/*/ $run/checkpoints/*/model $run/checkpoints/*/training/dcp > "$out/train-ep2-files.txt" 2>&1
 PYTHONPATH=src timeout 180 python3 -m coe train "${common[@]}" --steps 30 --checkpoint.resume true > "$out/train-resume1.log" 2>&1
 echo "== coe train resumed on 1 GPU: exit $?"; tail -3 "$out/train-resume1.log"
 cp $run/metrics.jsonl "$out/train-resume1-metrics.jsonl"
