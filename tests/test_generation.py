@@ -131,6 +131,22 @@ def test_static_cache_prefill_attends_to_the_prompt_alone_and_gives_the_dynamic_
     assert torch.equal(static, dynamic)
 
 
+def test_static_cache_decodes_the_dynamic_cache_s_logits_in_bf16():
+    """Eagerly, MLA's static cache rounds as the dynamic cache does in bf16: the same logits at every one of
+    64 greedy steps (left-padded rows), so the same tokens; before the prefill attended to the filled prefix
+    alone they differed. (GQA's decoding steps attend through SDPA over all slots, which rounds differently
+    from the dynamic cache's shorter rows; compiled decoding steps round differently too: docs/performance.md,
+    Generation.)"""
+    model = tiny_model().to(torch.bfloat16)
+    ids, mask = left_padded([9, 4, 7, 2], model.config.vocab_size)
+    options = dict(max_new_tokens=64, min_new_tokens=64, do_sample=False, pad_token_id=0)
+    options.update(output_logits=True, return_dict_in_generate=True)
+    dynamic = model.generate(ids, attention_mask=mask, **options)
+    static = model.generate(ids, attention_mask=mask, cache_implementation="static", **options)
+    assert torch.equal(static.sequences, dynamic.sequences)
+    assert all(torch.equal(a, b) for a, b in zip(static.logits, dynamic.logits, strict=True))
+
+
 @pytest.mark.parametrize("cache", ["dynamic", "static"])
 def test_sampling_is_seeded_and_valid(cache):
     model = tiny_model()
