@@ -1,5 +1,5 @@
-"""Generation speed of generate(): the eager dynamic-cache path against the fast path (static cache, compiled
-decoding step, adaptive experts), per preset and batch.
+"""Generation speed: generate()'s eager dynamic-cache path against its fast path (static cache, compiled
+decoding step, adaptive experts) and against coe.decoding's loop outside generate(), per preset and batch.
 
     python benchmarks/generation.py                                # CPU, small size, float32, batches 1 8 64
     python benchmarks/generation.py --batch 1 8 --new-tokens 64    # quicker
@@ -14,6 +14,10 @@ Settings, each through ``model.generate`` with greedy decoding after a random ``
   decoding step through ``torch.compile(fullgraph=True)``; on CUDA transformers' default mode
   "reduce-overhead", i.e. CUDA graphs; on the CPU mode "default"): ``coe.generation.fast_generate_kwargs``.
   The compile warm-up is timed apart and printed;
+- loop: ``coe.decoding.StepDecoder`` on the fast row's model: the static cache and one compiled step per token
+  (CUDA graphs on CUDA; compiled on the CPU too unless ``--no-compile``) in a loop of its own, without
+  generate()'s per-step host work. It has no streamer, so its per-token latency columns are empty ("-"): its
+  decode tokens/s is the measure;
 - deepseek-v2 (CUDA, when transformers has it): transformers' DeepseekV2ForCausalLM with the same widths as
   moe-8-64, static cache, its own compiled decoding step: an in-run anchor.
 
@@ -40,25 +44,50 @@ import torch
 import transformers
 
 from coe import CoEConfig, CoEForCausalLM
+from coe.decoding import StepDecoder
 from coe.device import device_name, peak_memory_gib
 from coe.generation import TokenClock, decode_kwargs, kv_bytes_per_token, sync
 
 PRESETS = ("moe-8-64", "coe-2-4-64")
 
 
-def timed_generate(model, prompt, new_tokens, kwargs, device, streamer=None) -> tuple[float, torch.Tensor]:
+class Generate:
+    """Greedy decoding of a whole batch through ``model.generate`` with ``kwargs``; a streamer may time it."""
+
+    streams = True
+
+    def __init__(self, model, kwargs: dict) -> None:
+        self.model, self.kwargs = model, kwargs
+
+    def __call__(self, prompt: torch.Tensor, new_tokens: int, streamer=None) -> torch.Tensor:
+        return self.model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            streamer=streamer,
+            pad_token_id=0,
+            **self.kwargs,
+        )
+
+
+class Loop:
+    """Greedy decoding through ``coe.decoding.StepDecoder`` (no streamer)."""
+
+    streams = False
+
+    def __init__(self, model, compile: bool) -> None:
+        self.model, self.decoder = model, StepDecoder(model, compile=compile)
+
+    def __call__(self, prompt: torch.Tensor, new_tokens: int, streamer=None) -> torch.Tensor:
+        return self.decoder.generate(prompt, max_new_tokens=new_tokens)
+
+
+def timed_generate(run, prompt, new_tokens, device, streamer=None) -> tuple[float, torch.Tensor]:
     sync(device)
     start = time.perf_counter()
-    out = model.generate(
-        prompt,
-        attention_mask=torch.ones_like(prompt),
-        max_new_tokens=new_tokens,
-        min_new_tokens=new_tokens,
-        do_sample=False,
-        streamer=streamer,
-        pad_token_id=0,
-        **kwargs,
-    )
+    out = run(prompt, new_tokens, streamer)
     sync(device)
     return time.perf_counter() - start, out
 
@@ -75,35 +104,36 @@ def agreement(tokens: torch.Tensor, reference: torch.Tensor, prompt: int) -> str
 
 
 def measure(models: dict, batch: int, args, device: torch.device) -> list[dict]:
-    """One row per setting of ``models`` (setting -> (model, generate kwargs)) at this batch."""
-    vocab = min(m.config.vocab_size for m, _ in models.values())
+    """One row per setting of ``models`` (setting -> Generate or Loop) at this batch."""
+    vocab = min(run.model.config.vocab_size for run in models.values())
     prompt = torch.randint(0, vocab, (batch, args.prompt), device=device)
     warmup = {}
-    for setting, (model, kwargs) in models.items():  # compile and first-call costs, apart
+    for setting, run in models.items():  # compile and first-call costs, apart
         torch._dynamo.reset()
         start = time.perf_counter()
-        timed_generate(model, prompt, args.new_tokens, kwargs, device)
-        timed_generate(model, prompt, 1, kwargs, device)
+        timed_generate(run, prompt, args.new_tokens, device)
+        timed_generate(run, prompt, 1, device)
         warmup[setting] = time.perf_counter() - start
     full = {s: [] for s in models}
     one = {s: [] for s in models}
     gaps = {s: [] for s in models}
     outputs = {}
     for _ in range(args.rounds):
-        for setting, (model, kwargs) in models.items():
-            seconds, outputs[setting] = timed_generate(model, prompt, args.new_tokens, kwargs, device)
+        for setting, run in models.items():
+            seconds, outputs[setting] = timed_generate(run, prompt, args.new_tokens, device)
             full[setting].append(seconds)
-            one[setting].append(timed_generate(model, prompt, 1, kwargs, device)[0])
-            clock = TokenClock(device)
-            timed_generate(model, prompt, args.new_tokens, kwargs, device, streamer=clock)
-            gaps[setting] += [b - a for a, b in zip(clock.times[1:], clock.times[2:], strict=False)]
+            one[setting].append(timed_generate(run, prompt, 1, device)[0])
+            if run.streams:
+                clock = TokenClock(device)
+                timed_generate(run, prompt, args.new_tokens, device, streamer=clock)
+                gaps[setting] += [b - a for a, b in zip(clock.times[1:], clock.times[2:], strict=False)]
     rows = []
-    for setting, (model, _) in models.items():
+    for setting, run in models.items():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-            timed_generate(model, prompt, args.new_tokens, models[setting][1], device)
+            timed_generate(run, prompt, args.new_tokens, device)
         t_full, t_one = statistics.median(full[setting]), statistics.median(one[setting])
-        latencies = sorted(gaps[setting])
+        latencies = sorted(gaps[setting]) or [math.nan]
         rows.append(
             dict(
                 setting=setting,
@@ -114,7 +144,7 @@ def measure(models: dict, batch: int, args, device: torch.device) -> list[dict]:
                 p50_ms=1e3 * latencies[len(latencies) // 2],
                 p95_ms=1e3 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
                 max_ms=1e3 * latencies[-1],
-                kv_bytes=kv_bytes_per_token(model, prompt),
+                kv_bytes=kv_bytes_per_token(run.model, prompt),
                 peak_gib=peak_memory_gib(device),
                 warmup_s=warmup[setting],
                 same=torch.equal(outputs[setting], outputs["eager"]) if "eager" in outputs else None,
@@ -124,6 +154,11 @@ def measure(models: dict, batch: int, args, device: torch.device) -> list[dict]:
             )
         )
     return rows
+
+
+def ms(value: float) -> str:
+    """A latency cell: milliseconds, "-" where not measured."""
+    return "-" if math.isnan(value) else f"{value:.2f}"
 
 
 def deepseek_anchor(config: CoEConfig):
@@ -194,21 +229,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
         fast = CoEForCausalLM(CoEConfig.from_preset(preset, size, expert_backend="adaptive"))
         fast.load_state_dict(eager.state_dict())
         fast = fast.to(device, dtype).eval()
+        fast_kwargs = decode_kwargs("static" if args.no_compile else "compiled", device)
         models = {
-            "eager": (eager, decode_kwargs("dynamic", device)),
-            "fast": (fast, decode_kwargs("static" if args.no_compile else "compiled", device)),
+            "eager": Generate(eager, decode_kwargs("dynamic", device)),
+            "fast": Generate(fast, fast_kwargs),
+            "loop": Loop(fast, compile=not args.no_compile),
         }
         anchor = deepseek_anchor(config) if cuda and preset == "moe-8-64" and not args.no_anchor else None
         if anchor is not None:
-            models["deepseek-v2"] = (anchor.to(device, dtype).eval(), models["fast"][1])
+            models["deepseek-v2"] = Generate(anchor.to(device, dtype).eval(), fast_kwargs)
         for batch in args.batch:
             for row in measure(models, batch, args, device):
                 row["preset"] = preset
                 rows.append(row)
                 print(
                     f"| {preset} | {batch} | {row['setting']} | {row['prefill_tok_s']:,.0f} "
-                    f"| {row['decode_tok_s']:,.0f} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} "
-                    f"| {row['max_ms']:.2f} | {row['kv_bytes']:,.0f} | {row['peak_gib']:.2f} "
+                    f"| {row['decode_tok_s']:,.0f} | {ms(row['p50_ms'])} | {ms(row['p95_ms'])} "
+                    f"| {ms(row['max_ms'])} | {row['kv_bytes']:,.0f} | {row['peak_gib']:.2f} "
                     f"| {row['warmup_s']:.1f} | {row['agree']} |",
                     flush=True,
                 )
