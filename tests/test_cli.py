@@ -533,14 +533,14 @@ def test_convert_takes_a_run_directory_newest_checkpoint(trained, tmp_path, caps
 
 
 def test_generate_gives_the_same_greedy_text_on_every_decode_path(trained, capsys):
-    """The dynamic and the static cache (and "auto", static on the CPU) continue a prompt alike; an unknown
-    path is refused with the choices named. ("compiled" is the static cache's decoding step compiled:
-    tests/test_generation.py checks its tokens.)"""
+    """The dynamic and the static cache, "auto" (static on the CPU) and the loop outside generate() continue
+    a prompt alike; an unknown path is refused with the choices named. ("compiled" is the static cache's
+    decoding step compiled: tests/test_generation.py checks its tokens.)"""
     texts = {}
-    for path in ("dynamic", "static", "auto"):
+    for path in ("dynamic", "static", "auto", "loop"):
         assert main(["generate", str(trained), "Q", "--max_new_tokens", "6", "--decode", path]) == 0
         texts[path] = capsys.readouterr().out
-    assert texts["dynamic"] == texts["static"] == texts["auto"] and texts["dynamic"].startswith("Q")
+    assert len(set(texts.values())) == 1 and texts["dynamic"].startswith("Q")
     assert main(["generate", str(trained), "Q", "--decode", "fast"]) == 2
     err = capsys.readouterr().err
     assert "decode='fast' is invalid" in err and "'compiled'" in err

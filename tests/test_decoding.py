@@ -7,6 +7,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from coe.decoding import StepDecoder, pick
+from coe.generation import decode_kwargs
 from tests.test_generation import ATTENTIONS, NEW, cacheless_greedy, left_padded, tiny_model
 
 
@@ -126,3 +127,10 @@ def test_bad_arguments_are_refused():
         decoder.generate(ids, max_new_tokens=2, top_p=1.5)
     with pytest.raises(ValueError, match="pad_token_id"):
         decoder.generate(ids, max_new_tokens=2, eos_token_id=3)
+
+
+def test_generate_arguments_of_the_loop_are_refused():
+    """The loop is a decode path of `coe generate` but gives no generate() arguments (exact-match decoding,
+    which needs generate()'s stopping criteria, refuses it)."""
+    with pytest.raises(ValueError, match="outside generate"):
+        decode_kwargs("loop", torch.device("cpu"))

@@ -174,10 +174,12 @@ def cmd_generate(
         temperature: 0 for greedy decoding, > 0 to sample at this temperature
         decode: "dynamic" (transformers' dynamic cache), "static" (a preallocated static cache), "compiled"
             (the static cache and a compiled decoding step: fastest per token, after a compile of seconds
-            to a minute), or "auto": compiled on CUDA, static elsewhere
+            to a minute), "auto": compiled on CUDA, static elsewhere; or "loop": not through generate() but
+            coe.decoding.StepDecoder's loop (compiled steps on CUDA, eager elsewhere)
         runtime: the device and CPU threads (the rest is not used)
     """
-    from coe.generation import decode_kwargs, decode_path
+    from coe.decoding import StepDecoder
+    from coe.generation import DecodePath, decode_kwargs, decode_path
 
     prompt = read_prompt(prompt, prompt_file)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -185,19 +187,24 @@ def cmd_generate(
     if not (math.isfinite(temperature) and temperature >= 0):
         raise invalid("temperature", temperature, "must be finite and >= 0 (0: greedy)")
     only_used("generate", "runtime", runtime, ("device", "threads"))
-    decode_path(decode)  # a bad choice fails before the checkpoint is read
+    path = decode_path(decode)  # a bad choice fails before the checkpoint is read
     _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
-    out = model.generate(
-        ids,
-        max_new_tokens=max_new_tokens,
-        do_sample=sample,
-        temperature=temperature if sample else None,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.eos_token_id,
-        **decode_kwargs(decode, dev),
-    )
+    ends = dict(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+    if path == DecodePath.LOOP:
+        out = StepDecoder(model).generate(
+            ids, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature or 1.0, **ends
+        )
+    else:
+        out = model.generate(
+            ids,
+            max_new_tokens=max_new_tokens,
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            **ends,
+            **decode_kwargs(decode, dev),
+        )
     print(prompt + tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
 
 

@@ -30,12 +30,15 @@ class DecodePath(StrEnum):
     """How generate() decodes: ``dynamic`` transformers' default DynamicCache, eager; ``static`` the
     preallocated static cache, eager; ``compiled`` the static cache with the decoding step compiled
     (:func:`fast_generate_kwargs`); ``auto`` compiled on CUDA, static elsewhere, where compiling costs
-    10-100 s once per batch size, more than a short generation saves (docs/performance.md)."""
+    10-100 s once per batch size, more than a short generation saves (docs/performance.md); ``loop`` not
+    through generate() at all but :class:`coe.decoding.StepDecoder`'s loop of compiled steps (no stopping
+    criteria beyond end tokens, so not for exact-match decoding)."""
 
     AUTO = "auto"
     DYNAMIC = "dynamic"
     STATIC = "static"
     COMPILED = "compiled"
+    LOOP = "loop"
 
 
 def decode_compile_config(device: torch.device) -> CompileConfig:
@@ -70,6 +73,13 @@ def decode_kwargs(path: str, device: torch.device) -> dict:
     """generate() keyword arguments for the decode path ``path`` (a :class:`DecodePath` value) on
     ``device``."""
     path = decode_path(path)
+    if path == DecodePath.LOOP:
+        raise invalid(
+            "decode",
+            path.value,
+            "the loop decodes outside generate() (coe.decoding.StepDecoder): no generate() "
+            "arguments give it; choose 'auto', 'dynamic', 'static' or 'compiled' here",
+        )
     if path == DecodePath.AUTO:
         path = DecodePath.COMPILED if device.type == "cuda" else DecodePath.STATIC
     if path == DecodePath.DYNAMIC:
