@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import argparse  # noqa: E402
 import json  # noqa: E402
 
+from coe.analysis.comparison import routing_numbers  # noqa: E402
 from coe.analysis.figures import loss_curves  # noqa: E402
 from coe.experiments import load_experiment  # noqa: E402
 from coe.presets import PRESETS  # noqa: E402
@@ -255,6 +256,35 @@ def seed_finals_table(runs_dir: Path, names: list[str]) -> None:
     print()
 
 
+def routing_table(out_dir: Path, order: list[str], runs: dict) -> None:
+    """Each run's routing analysis (DIR/routing/<run>/analysis.json) in numbers, and the load imbalance the
+    trainer logged over its last training batch (pads included where the run routed them)."""
+    analysed = [name for name in order if (out_dir / "routing" / name / "analysis.json").is_file()]
+    if not analysed:
+        return
+    print("routing: final checkpoint on validation tokens; training imbalance: the last logged batch\n")
+    print(
+        "| run | tokens | busiest expert / mean [lowest, highest] | share of tokens choosing it | "
+        "unused experts per layer and iteration | re-chosen in next iteration | if independent | "
+        "training imbalance |"
+    )
+    print("|---" * 8 + "|")
+    for name in analysed:
+        r = routing_numbers(json.loads((out_dir / "routing" / name / "analysis.json").read_text()))
+        last = next((m for m in reversed(runs[name]["metrics"]) if m["split"] == "train"), {})
+        imbalance = [v for k, v in last.items() if k.endswith("/imbalance")]
+        low, high = r["load_max_over_mean_range"]
+        again = "-" if r["expert_reselection"] is None else f"{r['expert_reselection']:.3f}"
+        chance = "-" if r["expert_reselection"] is None else f"{r['expert_reselection_expected']:.3f}"
+        trained = f"{sum(imbalance) / len(imbalance):.2f}" if imbalance else "-"
+        print(
+            f"| {name} | {r['tokens']:,} | {r['load_max_over_mean']:.2f} [{low:.2f}, {high:.2f}] "
+            f"| {r['busiest_expert_share']:.0%} | {r['unused_experts'] / r['layer_iterations']:.1f} "
+            f"| {again} | {chance} | {trained} |"
+        )
+    print()
+
+
 def tables(out_dir: Path) -> dict[str, dict]:
     """Print the tables of one comparison directory, write its loss-curve figure; its finished runs."""
     runs_dir = out_dir / "runs"
@@ -274,6 +304,7 @@ def tables(out_dir: Path) -> dict[str, dict]:
     summary_table(finished)
     seed_finals_table(runs_dir, order)
     throughput_table(finished, runs)
+    routing_table(out_dir, order, runs)
     for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
         loss_curve_table(split, {name: runs[name]["metrics"] for name in seed0})
         seeds_table(split, {name: runs[name]["metrics"] for name in order})

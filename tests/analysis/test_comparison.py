@@ -185,6 +185,8 @@ def test_report_routing(report, tmp_path):
     model = analysis["model"]
     share = sum(loads) / len(loads) * model["top_k"] / model["experts"]
     assert rows["coe-2-4-64"]["routing"]["busiest_expert_share"] == pytest.approx(share)
+    assert rows["coe-2-4-64"]["routing"]["load_max_over_mean_range"] == [min(loads), max(loads)]
+    assert rows["coe-2-4-64"]["routing"]["layer_iterations"] == len(loads)
 
 
 def test_report_routing_falls_back_to_the_next_seed(tiny_runs, tmp_path):

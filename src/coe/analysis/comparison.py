@@ -124,19 +124,26 @@ def analyze_run(
     else:
         log.warning("%s has no checkpoint in %s: no routing figures", name, run.run_dir)
         return None
-    summary = json.loads((target / JSON_FILE).read_text())
+    numbers = routing_numbers(json.loads((target / JSON_FILE).read_text()))
+    figures = [figure for figure in ROUTING_FIGURES if (target / f"{figure}.png").is_file()]
+    return {"dir": f"routing/{name}", "figures": figures, **numbers}
+
+
+def routing_numbers(summary: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of a routing analysis (its analysis.json): load max/mean averaged over (layer,
+    iteration) with its lowest and highest, the busiest expert's share of the tokens (max/mean is at most
+    N / K, so it is not comparable across K; the share is), unused experts, re-selection in the next
+    iteration against chance, distinct paths per layer."""
     iterations = [it for layer in summary["layers"] for it in layer["iterations"]]
     transitions = [tr for layer in summary["layers"] for tr in layer["transitions"]]
+    loads = [it["load"]["max_over_mean"] for it in iterations]
     return {
-        "dir": f"routing/{name}",
         "tokens": summary["tokens"],
-        "figures": [figure for figure in ROUTING_FIGURES if (target / f"{figure}.png").is_file()],
-        "load_max_over_mean": _mean([it["load"]["max_over_mean"] for it in iterations]),
-        # The busiest expert's share of the tokens (its load is at most N / K times the mean).
-        "busiest_expert_share": _mean([it["load"]["max_over_mean"] for it in iterations])
-        * summary["model"]["top_k"]
-        / summary["model"]["experts"],
+        "load_max_over_mean": _mean(loads),
+        "load_max_over_mean_range": [min(loads), max(loads)],
+        "busiest_expert_share": _mean(loads) * summary["model"]["top_k"] / summary["model"]["experts"],
         "unused_experts": sum(len(it["load"]["unused_experts"]) for it in iterations),
+        "layer_iterations": len(iterations),
         "expert_reselection": _mean([tr["expert_reselection"] for tr in transitions]),
         "expert_reselection_expected": _mean([tr["expert_reselection_expected"] for tr in transitions]),
         "distinct_paths": _mean([layer["paths"]["distinct"] for layer in summary["layers"]]),
