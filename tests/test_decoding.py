@@ -1,12 +1,12 @@
 """StepDecoder (coe.decoding) against generate() and a plain loop of cacheless forwards: the same tokens for
 left-padded batches, the same stopping at end tokens, valid seeded samples, the compiled step; and pick()'s
-sampling warpers against their definition."""
+sampling (transformers' warpers) against the distribution they define."""
 
 import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from coe.decoding import StepDecoder, pick
+from coe.decoding import StepDecoder, pick, sampling_warpers
 from coe.generation import decode_kwargs
 from tests.test_generation import ATTENTIONS, NEW, cacheless_greedy, left_padded, tiny_model
 
@@ -105,12 +105,10 @@ def test_pick_matches_the_warped_softmax():
     nucleus = order[: int((mass < p).sum()) + 1]  # the smallest set reaching p
     want = torch.zeros(12)
     want[nucleus] = probs[nucleus] / probs[nucleus].sum()
-    draws = pick(logits.expand(200_000, -1), do_sample=True, temperature=T, top_k=k, top_p=p)
+    draws = pick(logits.expand(200_000, -1), sampling_warpers(T, k, p))
     got = torch.bincount(draws, minlength=12).float() / draws.numel()
     assert torch.allclose(got, want, atol=4e-3), (got, want)
-    assert torch.equal(
-        pick(logits, do_sample=False, temperature=1.0, top_k=None, top_p=None), logits.argmax(-1)
-    )
+    assert torch.equal(pick(logits, None), logits.argmax(-1))
 
 
 def test_bad_arguments_are_refused():

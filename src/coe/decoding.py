@@ -18,31 +18,35 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from transformers import (
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 from transformers.cache_utils import StaticCache
 
 from coe.checks import invalid
 
 
-def pick(
-    logits: torch.Tensor, *, do_sample: bool, temperature: float, top_k: int | None, top_p: float | None
-) -> torch.Tensor:
-    """The next token of each row from its last logits (B, V): the argmax, or a sample from the softmax of
-    ``logits / temperature`` restricted to the ``top_k`` most likely tokens and to the smallest set whose
-    probability reaches ``top_p`` (transformers' warpers, in this order). Returns (B,) int64."""
-    if not do_sample:
-        return logits.argmax(-1)
-    logits = logits.float() / temperature
+def sampling_warpers(temperature: float, top_k: int | None, top_p: float | None) -> LogitsProcessorList:
+    """transformers' own sampling warpers, in generate()'s order: temperature, top-k, top-p."""
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
     if top_k is not None:
-        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        warpers.append(TopKLogitsWarper(top_k))
     if top_p is not None:
-        sorted_logits, order = logits.sort(-1)  # ascending, as transformers' top-p warper
-        tail = sorted_logits.softmax(-1).cumsum(-1) <= 1 - top_p
-        tail[:, -1] = False  # the most likely token always stays
-        logits = logits.masked_fill(tail.scatter(1, order, tail), float("-inf"))
+        warpers.append(TopPLogitsWarper(top_p))
+    return warpers
+
+
+def pick(logits: torch.Tensor, warpers: LogitsProcessorList | None) -> torch.Tensor:
+    """The next token of each row from its last logits (B, V): the argmax (``warpers`` None), or a sample from
+    the softmax of the logits ``warpers`` (:func:`sampling_warpers`) leave. Returns (B,) int64."""
+    if warpers is None:
+        return logits.argmax(-1)
+    probs = warpers(None, logits.float()).softmax(-1)  # the warpers read the scores alone
     # A draw from the softmax without torch.multinomial (which a CUDA graph cannot hold): the argmax of
     # p_i / e_i with e_i ~ Exp(1) is token i with probability p_i.
-    probs = logits.softmax(-1)
     return (probs / torch.empty_like(probs).exponential_(1)).argmax(-1)
 
 
@@ -73,12 +77,12 @@ class StepDecoder:
             mode = "reduce-overhead" if device.type == "cuda" else "default"
             self._step = torch.compile(self._forward_and_pick, fullgraph=True, dynamic=False, mode=mode)
 
-    def _forward_and_pick(self, tokens, positions, mask, cache, do_sample, temperature, top_k, top_p):
+    def _forward_and_pick(self, tokens, positions, mask, cache, warpers):
         """One decoding step: tokens (B, 1) at positions (B, 1) into the cache; the next tokens (B,)."""
         logits = self.model(
             tokens, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         ).logits[:, -1]
-        return pick(logits, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p)
+        return pick(logits, warpers)
 
     @torch.no_grad()
     def generate(
@@ -125,7 +129,7 @@ class StepDecoder:
         mask = torch.ones(B, L, dtype=attention_mask.dtype, device=device)
         mask[:, :P] = attention_mask
         prompt_positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)
-        sample = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p)
+        warpers = sampling_warpers(temperature, top_k, top_p) if do_sample else None
         logits = self.model(
             input_ids,
             attention_mask=attention_mask,
@@ -134,7 +138,7 @@ class StepDecoder:
             use_cache=True,
         ).logits[:, -1]
         out = torch.empty(max_new_tokens, B, dtype=input_ids.dtype, device=device)  # (N, B): rows contiguous
-        out[0] = pick(logits, **sample)
+        out[0] = pick(logits, warpers)
         stop_ids = torch.tensor(eos, dtype=input_ids.dtype, device=device)
         finished = torch.isin(out[0], stop_ids)
         positions = attention_mask.sum(-1, keepdim=True)  # (B, 1): the first new token's position
@@ -143,7 +147,7 @@ class StepDecoder:
             if eos and n % self.check_every == 0 and bool(finished.all()):
                 break
             # out[n - 1] is contiguous for any max_new_tokens: no new strides in the compiled step's guards.
-            chosen = self._step(out[n - 1].unsqueeze(1), positions + (n - 1), mask, cache, **sample)
+            chosen = self._step(out[n - 1].unsqueeze(1), positions + (n - 1), mask, cache, warpers)
             if eos:
                 chosen = torch.where(finished, pad_token_id, chosen)
                 finished = finished | torch.isin(chosen, stop_ids)
