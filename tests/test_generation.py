@@ -147,6 +147,28 @@ def test_static_cache_decodes_the_dynamic_cache_s_logits_in_bf16():
     assert all(torch.equal(a, b) for a, b in zip(static.logits, dynamic.logits, strict=True))
 
 
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
+def test_static_cache_under_autocast_holds_keys_and_values_in_one_dtype(attention, monkeypatch):
+    """Under bf16 autocast (the trainer's exact-match decoding on CUDA) MLA's normed latent is float32 and its
+    rotary key bf16. transformers 5.17's static layers hold values in the keys' dtype, which failed in
+    index_copy_; imitated here, the static cache must give the dynamic cache's tokens."""
+    from transformers.cache_utils import StaticLayer
+
+    initialize = StaticLayer.lazy_initialization
+
+    def values_in_keys_dtype(self, key_states, value_states):
+        initialize(self, key_states, value_states)
+        self.values = self.values.to(key_states.dtype)
+
+    monkeypatch.setattr(StaticLayer, "lazy_initialization", values_in_keys_dtype)
+    model = tiny_model(**ATTENTIONS[attention])
+    ids, mask = left_padded([9, 4, 7], model.config.vocab_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dynamic = greedy(model, ids, mask, pad_token_id=0)
+        static = greedy(model, ids, mask, pad_token_id=0, cache_implementation="static")
+    assert torch.equal(static, dynamic)
+
+
 @pytest.mark.parametrize("cache", ["dynamic", "static"])
 def test_sampling_is_seeded_and_valid(cache):
     model = tiny_model()

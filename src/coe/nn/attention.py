@@ -228,7 +228,14 @@ def update_cache(
     without a sync: an unfilled static layer reports its length as the int 0, a filled one as a tensor.
     Decoding steps (a tensor length) keep the full slots, so a compiled decoding step keeps its fixed
     shapes; a dynamic cache returns exactly its filled positions anyway.
+
+    Under autocast keys and values can differ in dtype (MLA: the normed latent in float32, the rotary key in
+    bfloat16), and a static cache holds both in one dtype in some transformers versions (5.17: the keys'); both
+    are therefore stored in their promoted dtype, which changes no value.
     """
+    if keys.dtype != values.dtype:
+        common = torch.promote_types(keys.dtype, values.dtype)
+        keys, values = keys.to(common), values.to(common)
     past, S = cache.get_seq_length(layer_idx), keys.shape[2]
     keys, values = cache.update(keys, values, layer_idx)
     if isinstance(past, int) and keys.shape[2] > past + S:
