@@ -140,11 +140,19 @@ compare(load_experiment('$experiment', merged({'out_dir': '$out', 'presets': [$a
     touch done
 }
 
+driving() {  # whether the campaign's driver process is alive
+    [ -f "$work/driver.pid" ] && kill -0 "$(cat "$work/driver.pid")" 2>/dev/null
+}
+
 case ${1:-} in
     start)
         shift
         if [ -f "$work/started" ] && [ ! -f "$work/done" ]; then
-            echo "$work/started exists and the campaign is not done: already started"; exit 1
+            if driving; then
+                echo "$work/started exists and the campaign is not done: already started"; exit 1
+            fi
+            # Its driver was killed (by hand, or by a command's end): what it finished is kept.
+            echo "the campaign started at $(date -d @"$(cat "$work/started")" +%T) has no driver left: starting anew"
         fi
         # A campaign after a finished one on the same machine keeps its runs (a run stopped at DEADLINE
         # resumes from its checkpoint); its logs move aside.
@@ -154,19 +162,21 @@ case ${1:-} in
         cp -r src benchmarks pyproject.toml "$work/"
         cp -rn results "$work/"  # what runs left on this machine is newer than the repository's copy
         date +%s > "$work/started"
-        (cd "$work" && setsid nohup bash benchmarks/paper_compare_device.sh drive "$@" \
-            > logs/drive.log 2>&1 < /dev/null &)
+        (cd "$work" && { setsid nohup bash benchmarks/paper_compare_device.sh drive "$@" \
+            > logs/drive.log 2>&1 < /dev/null & echo $! > driver.pid; })
         ;&  # and watch
     watch)
         if [ ! -f "$work/started" ]; then
             echo "no campaign on this machine ($work/started is missing: a fresh machine?)"; exit 1
         fi
         deadline=$(( SECONDS + ${WATCH:-540} ))
-        while [ ! -f "$work/done" ] && [ "$SECONDS" -lt "$deadline" ]; do
+        while [ ! -f "$work/done" ] && [ "$SECONDS" -lt "$deadline" ] && driving; do
             sleep 30; progress
         done
         cat "$work/logs/drive.log"
-        [ -f "$work/done" ] && echo "campaign: done" || echo "campaign: running"
+        if [ -f "$work/done" ]; then echo "campaign: done"
+        elif driving; then echo "campaign: running"
+        else echo "campaign: stopped (its driver is gone; start again to go on)"; fi
         dest=${OUT:-$PWD}
         (cd "$work" && tar czf "$dest/paper-results.tgz" --exclude=checkpoints --exclude=tensorboard \
             --exclude=tokenizer "$out" logs*)
