@@ -230,8 +230,8 @@ def update_cache(
     shapes; a dynamic cache returns exactly its filled positions anyway.
 
     Under autocast keys and values can differ in dtype (MLA: the normed latent in float32, the rotary key in
-    bfloat16), and a static cache holds both in one dtype in some transformers versions (5.17: the keys'); both
-    are therefore stored in their promoted dtype, which changes no value.
+    bfloat16), and a static cache holds both in one dtype in some transformers versions (5.17: the keys');
+    both are therefore stored in their promoted dtype, which changes no value.
     """
     if keys.dtype != values.dtype:
         common = torch.promote_types(keys.dtype, values.dtype)
