@@ -72,29 +72,14 @@ def test_train_eval_generate(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--out_dir", str(run), *TINY]) == 0
     assert "validation loss" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "eval",
-                str(run),
-                "--seq_len",
-                "32",
-                "--eval.batches",
-                "1",
-                "--eval.accuracy_problems",
-                "1",
-                "--eval.max_new_tokens",
-                "4",
-                "--data.synthetic_eval",
-                "20",
-                "--runtime.device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    evaluate = ["eval", str(run), "--seq_len", "32", "--eval.batches", "1", "--eval.accuracy_problems", "3"]
+    evaluate += ["--eval.max_new_tokens", "4", "--data.synthetic_eval", "20", "--runtime.device", "cpu"]
+    assert main(evaluate) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["val_loss"] > 0 and result["accuracy_problems"] == 1
+    assert result["val_loss"] > 0 and result["accuracy_problems"] == 3
+    # the accuracy's answers decoded through transformers' dynamic cache: the same greedy answers
+    assert main([*evaluate, "--decode", "dynamic"]) == 0
+    assert json.loads(capsys.readouterr().out) == result
     assert main(["generate", str(run), "Question: Ann has 3 apples.", "--max_new_tokens", "5"]) == 0
     assert capsys.readouterr().out.startswith("Question: Ann has 3 apples.")
 
@@ -372,6 +357,11 @@ def test_eval_fails_on_a_non_finite_loss(trained, tmp_path, capsys):
         (["generate", "{ckpt}", ""], "prompt='' is invalid: must not be empty"),
         (["generate", "{ckpt}", "hi", "--temperature", "-1"], "temperature=-1.0 is invalid"),
         (["generate", "{ckpt}", "hi", "--runtime.threads", "0"], "runtime.threads=0 is invalid"),
+        (
+            ["eval", "{ckpt}", "--decode", "loop"],
+            "decode='loop' is invalid: the loop decodes outside generate()",
+        ),
+        (["eval", "{ckpt}", "--decode", "fast"], "decode='fast' is invalid: choose one of 'auto'"),
         (["convert", "{ckpt}", "{tmp}"], "exists and is not empty"),
         (["train", "--config", "{binary}"], "is not a valid YAML file"),
     ],

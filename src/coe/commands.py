@@ -81,6 +81,7 @@ def cmd_eval(
     runtime: RuntimeSpec = RuntimeSpec(),
     seq_len: int = 512,
     batch_size: int = 16,
+    decode: str = "auto",
 ) -> None:
     """Validation loss and exact-match accuracy of a checkpoint (or the newest one of a run directory).
 
@@ -92,17 +93,25 @@ def cmd_eval(
         runtime: the device, precision and CPU threads (the rest is not used)
         seq_len: tokens per validation sequence
         batch_size: sequences per validation batch
+        decode: how the accuracy's answers are decoded through generate(): "dynamic" (transformers' dynamic
+            cache), "static" (a preallocated static cache), "compiled" (the static cache and a compiled
+            decoding step), "auto": compiled on CUDA, static elsewhere (the greedy tokens are the same; bf16
+            ties aside, docs/performance.md)
     """
     import json
+
+    import torch
 
     from coe.data import load_splits, pack_documents, validation_batches
     from coe.device import autocast_dtype
     from coe.evaluate import exact_match, validation_loss
+    from coe.generation import decode_kwargs
     from coe.train.data import held_out_problems
 
     only_used("eval", "eval", eval, ("batches", "accuracy_problems", "max_new_tokens"))
     only_used("eval", "runtime", runtime, ("device", "precision", "threads"))
     only_used("eval", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer"))
+    decode_kwargs(decode, torch.device("cpu"))  # a bad choice fails before the checkpoint is read
     path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     amp = autocast_dtype(runtime.precision, dev)
     splits = load_splits(data)
@@ -122,7 +131,7 @@ def cmd_eval(
     held_out = held_out_problems(splits, eval.accuracy_problems)
     if held_out:
         result["accuracy"], _ = exact_match(
-            model, tokenizer, held_out, max_new_tokens=eval.max_new_tokens, amp_dtype=amp
+            model, tokenizer, held_out, max_new_tokens=eval.max_new_tokens, amp_dtype=amp, decode=decode
         )
         result["accuracy_problems"] = len(held_out)
     print(json.dumps(result, indent=2))
