@@ -13,6 +13,7 @@ from coe.nn.attention import (
     causal_mask,
     document_mask,
     document_positions,
+    padded_flex,
     rotate_half,
     rotate_interleaved,
     softmax_scale,
@@ -168,6 +169,19 @@ def test_flex_block_mask_equals_the_dense_mask(attention):
     assert rel_err(flex, dense) < 1e-5
     pads = DOCUMENTS < 0
     assert not dense[pads].any() and not flex[pads].any() and dense[~pads].abs().min() > 0
+
+
+@pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
+def test_head_dims_padded_for_flex_attention_change_nothing():
+    """FlexAttention's CUDA kernels need head dims of at least 16 (the tiny size's value heads are 8): padded
+    with zeros up to 16, scores and outputs are those of the narrow heads (checked with the CPU forward)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    q, k, v = torch.randn(2, 4, 9, 8), torch.randn(2, 4, 9, 8), torch.randn(2, 4, 9, 4)
+    mask = document_mask(DOCUMENTS, flex=True)
+    narrow = flex_attention(q, k, v, block_mask=mask, scale=0.3)
+    padded = padded_flex(flex_attention, q, k, v, 16, block_mask=mask, scale=0.3)
+    assert padded.shape == narrow.shape and rel_err(padded, narrow) < 1e-6
 
 
 def test_queries_that_see_nothing_get_zero_from_any_sdpa_kernel(monkeypatch):

@@ -87,6 +87,24 @@ def rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     return torch.cat((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).to(x.dtype)
 
 
+FLEX_LEAST_HEAD_DIM = 16
+"""The least head dim FlexAttention's CUDA kernels take (torch 2.11: "NYI: embedding dimension of the query,
+key, and value must be at least 16"); the tiny size's value heads (8) are narrower."""
+
+
+def padded_flex(
+    flex, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, least: int, **kwargs
+) -> torch.Tensor:
+    """``flex(q, k, v, **kwargs)`` with head dims under ``least`` zero-padded up to it: zeros added to queries
+    and keys change no score (the scale is passed explicitly), zero value columns are cut from the output."""
+    E, Ev = q.shape[-1], v.shape[-1]
+    if min(E, Ev) >= least:
+        return flex(q, k, v, **kwargs)
+    pad_qk, pad_v = max(0, least - E), max(0, least - Ev)
+    out = flex(F.pad(q, (0, pad_qk)), F.pad(k, (0, pad_qk)), F.pad(v, (0, pad_v)), **kwargs)
+    return out[..., :Ev]
+
+
 def attend(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -105,7 +123,8 @@ def attend(
         # no CPU backward) it runs eagerly.
         plain = torch.compiler.is_compiling() or not q.is_cuda
         flex = flex_attention if plain else _compiled_flex_attention()
-        out = flex(q, k, v, block_mask=mask, scale=scale, **kwargs)
+        least = FLEX_LEAST_HEAD_DIM if q.is_cuda else 1
+        out = padded_flex(flex, q, k, v, least, block_mask=mask, scale=scale, **kwargs)
     else:
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale, dropout_p=dropout, **kwargs
