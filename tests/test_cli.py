@@ -399,6 +399,13 @@ def test_a_checkpoint_its_model_directory_and_its_run_are_the_same_model(trained
         outputs[name] = result["val_loss"], result["checkpoint"], capsys.readouterr().out
     assert outputs["step"] == outputs["model"] == outputs["run"]
     assert outputs["step"][1] == str(trained / "model")
+    # and the library's readers of a directory's parts: its config and its tokenizer
+    from coe import CoEConfig
+    from coe.data import load_tokenizer
+
+    model_dir = trained / "model"
+    assert CoEConfig.from_pretrained(trained).to_dict() == CoEConfig.from_pretrained(model_dir).to_dict()
+    assert load_tokenizer(trained).get_vocab() == load_tokenizer(model_dir).get_vocab()
 
 
 def test_generate_takes_the_thread_count(trained, capsys):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import os
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedConfig
@@ -242,7 +244,14 @@ class CoEConfig(PreTrainedConfig):
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict[str, Any], dict]:
         """transformers' reading of config.json, for this library's format only: a checkpoint of another
         ``model_type`` (the reference code's "coe_deepseekv2", transformers' "deepseek_v2") raises ValueError
-        before any weight is read, where transformers would only warn and build a wrong model."""
+        before any weight is read, where transformers would only warn and build a wrong model. A training
+        checkpoint ``step-N`` reads ``step-N/model`` (:func:`coe.modeling.weights_dir`)."""
+        from coe.modeling import weights_dir  # the model module imports this one
+
+        if isinstance(pretrained_model_name_or_path, str | os.PathLike) and os.path.isdir(
+            pretrained_model_name_or_path
+        ):
+            pretrained_model_name_or_path = weights_dir(Path(pretrained_model_name_or_path))
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
         model_type = config_dict.get("model_type", cls.model_type)
         if model_type != cls.model_type:

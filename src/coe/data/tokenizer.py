@@ -70,9 +70,14 @@ def load_tokenizer(path: str | Path, *, eos_token: str | None = None) -> PreTrai
     """A tokenizer from a ``tokenizer.json`` file or a Hugging Face tokenizer directory (never the network).
 
     The end-of-text token is ``eos_token`` if given, else the tokenizer's own, else the first of
-    ``EOS_CANDIDATES`` in its vocabulary. A tokenizer without padding token pads with it.
+    ``EOS_CANDIDATES`` in its vocabulary. A tokenizer without padding token pads with it. A training
+    checkpoint ``step-N`` reads ``step-N/model`` (:func:`coe.modeling.weights_dir`).
     """
+    from coe.modeling import weights_dir  # lazily: the model module is heavy, this one is imported early
+
     path = Path(path)
+    if path.is_dir():
+        path = weights_dir(path)
     if path.is_file():
         tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
     elif (path / "tokenizer_config.json").is_file():
