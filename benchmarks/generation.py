@@ -4,6 +4,7 @@ decoding step, adaptive experts) and against coe.decoding's loop outside generat
     python benchmarks/generation.py                                # CPU, small size, float32, batches 1 8 64
     python benchmarks/generation.py --batch 1 8 --new-tokens 64    # quicker
     python benchmarks/generation.py --device cuda                  # paper size, bf16, + DeepseekV2 anchor
+    python benchmarks/generation.py --device cuda --profile 25     # + the loop's kernels, per preset and batch
 
 Settings, each through ``model.generate`` with greedy decoding after a random ``--prompt``-token prompt:
 
@@ -172,6 +173,39 @@ def measure(models: dict, batch: int, args, device: torch.device) -> list[dict]:
     return rows
 
 
+def profile_loop(run: Loop, preset: str, batch: int, args, device: torch.device) -> list[str]:
+    """One call of the loop (compiled and warm) under torch.profiler: the wall time per decoding step against
+    the time the device's kernels take per step (CUDA; the CPU's operators elsewhere), and the ``--profile``
+    longest kernels. Kernel time well under wall time means the step waits on the host or on launches."""
+    prompt = torch.randint(0, run.model.config.vocab_size, (batch, args.prompt), device=device)
+    cuda = device.type == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    activities += [torch.profiler.ProfilerActivity.CUDA] if cuda else []
+    timed_generate(run, prompt, args.new_tokens, device)
+    with torch.profiler.profile(activities=activities) as prof:
+        seconds, _ = timed_generate(run, prompt, args.new_tokens, device)
+    attr = "device_time_total" if cuda else "self_cpu_time_total"
+    events = [
+        e
+        for e in prof.key_averages()
+        if getattr(e, attr, 0) > 0 and (not cuda or e.device_type == torch.autograd.DeviceType.CUDA)
+    ]
+    events.sort(key=lambda e: getattr(e, attr), reverse=True)
+    total_us = sum(getattr(e, attr) for e in events)
+    steps = args.new_tokens  # the prefill and new_tokens - 1 decoding steps
+    lines = [
+        f"# loop profile, {preset}, batch {batch}: {1e3 * seconds / steps:.3f} ms wall a step (profiled), "
+        f"{total_us / 1e3 / steps:.3f} ms of {'kernels' if cuda else 'operators'} a step",
+        "| kernel | calls | ms | share |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {e.key[:80]} | {e.count} | {getattr(e, attr) / 1e3:.2f} | {getattr(e, attr) / total_us:.1%} |"
+        for e in events[: args.profile]
+    ]
+    return lines
+
+
 def ms(value: float) -> str:
     """A latency cell: milliseconds, "-" where not measured."""
     return "-" if math.isnan(value) else f"{value:.2f}"
@@ -213,6 +247,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--no-anchor", action="store_true", help="leave out DeepseekV2 on CUDA")
     parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="TOP",
+        help="after each preset and batch, profile one call of the loop and print its TOP kernels",
+    )
+    parser.add_argument(
         "--no-compile",
         action="store_true",
         help="fast path without compiling (static cache, adaptive experts)",
@@ -237,7 +278,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "| KV bytes/token | peak GiB | warm-up s | tokens equal to eager |"
     )
     print("|---" * 12 + "|")
-    rows = []
+    rows, profiles = [], []
     for preset in args.preset:
         torch.manual_seed(0)
         config = CoEConfig.from_preset(preset, size)
@@ -265,7 +306,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     f"| {row['warmup_s']:.1f} | {row['agree']} |",
                     flush=True,
                 )
+            if args.profile:
+                profiles.append(profile_loop(models["loop"], preset, batch, args, device))
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
+    for lines in profiles:
+        print("\n".join(lines))
     return rows
 
 

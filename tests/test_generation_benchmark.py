@@ -46,3 +46,16 @@ def test_generation_agreement_reports_where_tokens_part_and_the_eager_logit_gap_
     other[1, 5 + 3] = top2.indices[1]
     gap = (top2.values[0] - top2.values[1]).item()
     assert bench.agreement(other, eager, 5, model).startswith(f"3 of 6 (gap {gap:.2g} of top logit")
+
+
+def test_generation_benchmark_profiles_the_loop(capsys):
+    bench = load_benchmark("generation")
+    argv = ["--size", "tiny", "--preset", "coe-2-4-64", "--batch", "1", "2", "--prompt", "4"]
+    bench.main([*argv, "--new-tokens", "3", "--rounds", "1", "--no-compile", "--profile", "3"])
+    out = capsys.readouterr().out
+    tail = out[out.index("# load average after") :].splitlines()[1:]
+    heads = [line for line in tail if line.startswith("# loop profile")]
+    assert [h.split(":")[0] for h in heads] == [f"# loop profile, coe-2-4-64, batch {b}" for b in (1, 2)]
+    assert all("ms wall a step" in h and "ms of operators a step" in h for h in heads)
+    kernels = [line for line in tail if line.startswith("| ") and not line.startswith("| kernel")]
+    assert len(kernels) == 6 and all(line.endswith("% |") for line in kernels)
