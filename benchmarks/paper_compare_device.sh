@@ -33,8 +33,11 @@
 # not started, one still running then is stopped by SIGTERM, which checkpoints it); WATCH (default 540);
 # SAVE_EVERY (steps between checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model
 # is 31 GB); OVERRIDES (a JSON mapping merged into the experiment's configuration tree, for a variant of the
-# experiment in its own OUT_DIR, e.g. OVERRIDES='{"train": {"data": {"pads_in_routing": false}}}'). GSM8K ships with the
-# package (builtin:gsm8k).
+# experiment in its own OUT_DIR, e.g. OVERRIDES='{"train": {"data": {"pads_in_routing": false}}}'); AFTER (a command
+# run in the work directory, src/ on PYTHONPATH, once the runs and the report are over, before the campaign
+# counts as done: a benchmark that needs the GPU to itself, e.g. AFTER='python3 benchmarks/generation.py
+# --device cuda'; its output is logs/after.log, packed by `watch`). GSM8K ships with the package
+# (builtin:gsm8k).
 set -u
 work=${WORK:-/root/coe-paper}
 out=${OUT_DIR:-results/paper-3}
@@ -137,6 +140,11 @@ compare(load_experiment('$experiment', merged({'out_dir': '$out', 'presets': [$a
                                   json.loads('''${OVERRIDES:-{\}}'''))))
 " > logs/report.log 2>&1
     echo "report: exit $?"; tail -n 3 logs/report.log
+    if [ -n "${AFTER:-}" ]; then  # a command for the GPU once the runs are over (e.g. a benchmark)
+        echo "after: $AFTER"
+        PYTHONPATH=src bash -c "$AFTER" > logs/after.log 2>&1
+        echo "after: exit $? at $(date +%T)"
+    fi
     touch done
 }
 
