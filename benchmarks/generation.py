@@ -4,7 +4,7 @@ decoding step, adaptive experts) and against coe.decoding's loop outside generat
     python benchmarks/generation.py                                # CPU, small size, float32, batches 1 8 64
     python benchmarks/generation.py --batch 1 8 --new-tokens 64    # quicker
     python benchmarks/generation.py --device cuda                  # paper size, bf16, + DeepseekV2 anchor
-    python benchmarks/generation.py --device cuda --profile 25     # + the loop's kernels, per preset and batch
+    python benchmarks/generation.py --device cuda --profile 25     # + the loop's kernels per preset, batch
 
 Settings, each through ``model.generate`` with greedy decoding after a random ``--prompt``-token prompt:
 

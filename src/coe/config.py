@@ -20,6 +20,7 @@ from typing import Any
 from transformers import PreTrainedConfig
 
 from coe.checks import invalid
+from coe.layout import weights_dir
 from coe.presets import PAPER_SHAPE, PRESETS, SIZES
 
 
@@ -245,9 +246,7 @@ class CoEConfig(PreTrainedConfig):
         """transformers' reading of config.json, for this library's format only: a checkpoint of another
         ``model_type`` (the reference code's "coe_deepseekv2", transformers' "deepseek_v2") raises ValueError
         before any weight is read, where transformers would only warn and build a wrong model. A training
-        checkpoint ``step-N`` reads ``step-N/model`` (:func:`coe.modeling.weights_dir`)."""
-        from coe.modeling import weights_dir  # the model module imports this one
-
+        checkpoint ``step-N`` reads ``step-N/model`` (:func:`coe.layout.weights_dir`)."""
         if isinstance(pretrained_model_name_or_path, str | os.PathLike) and os.path.isdir(
             pretrained_model_name_or_path
         ):

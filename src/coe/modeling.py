@@ -31,6 +31,7 @@ from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 
 from coe.checks import FileError
 from coe.config import Attention, CoEConfig, RouterInit
+from coe.layout import weights_dir
 from coe.nn.attention import (
     RotaryEmbedding,
     build_attention,
@@ -119,20 +120,6 @@ def index_files(index: Path) -> list[Path]:
             raise FileError(index, f"weight file {name!r} lies outside the checkpoint directory")
         files.append(index.parent / name)
     return files
-
-
-# The subdirectory of a training checkpoint (``run/checkpoints/step-N/``) holding what save_pretrained wrote;
-# the training state lies beside it (coe.train.checkpoint).
-MODEL_DIR = "model"
-
-
-def weights_dir(path: Path) -> Path:
-    """The directory from_pretrained reads for the local directory ``path``: ``path`` itself when it holds
-    config.json (a model directory, a checkpoint of the flat layout, an export), its ``model/`` subdirectory
-    for a checkpoint ``coe train`` wrote."""
-    if not (path / "config.json").is_file() and (path / MODEL_DIR).is_dir():
-        return path / MODEL_DIR
-    return path
 
 
 def check_checkpoint_files(path: Path) -> None:

@@ -250,7 +250,8 @@ def analyze_checkpoint(
     from tqdm.auto import tqdm
 
     from coe.data import DataSpec, load_splits, load_tokenizer, pack_documents
-    from coe.modeling import CoEForCausalLM, weights_dir
+    from coe.layout import weights_dir
+    from coe.modeling import CoEForCausalLM
 
     if tokens < 1 or seq_len < 1 or batch_size < 1:
         raise ValueError(f"tokens={tokens}, seq_len={seq_len} and batch_size={batch_size} must be positive")

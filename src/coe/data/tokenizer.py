@@ -26,6 +26,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from coe.checks import invalid
 from coe.data.sources import TokenizerSpec
+from coe.layout import weights_dir
 
 EOS_TOKEN = "<|endoftext|>"
 # End-of-text tokens of common tokenizers, tried in order when a loaded tokenizer does not name its own.
@@ -71,10 +72,8 @@ def load_tokenizer(path: str | Path, *, eos_token: str | None = None) -> PreTrai
 
     The end-of-text token is ``eos_token`` if given, else the tokenizer's own, else the first of
     ``EOS_CANDIDATES`` in its vocabulary. A tokenizer without padding token pads with it. A training
-    checkpoint ``step-N`` reads ``step-N/model`` (:func:`coe.modeling.weights_dir`).
+    checkpoint ``step-N`` reads ``step-N/model`` (:func:`coe.layout.weights_dir`).
     """
-    from coe.modeling import weights_dir  # lazily: the model module is heavy, this one is imported early
-
     path = Path(path)
     if path.is_dir():
         path = weights_dir(path)

@@ -21,7 +21,7 @@ run saved on N ranks resumes on M (one process included).
 
 Checkpoints written before this layout hold everything in ``step-N/`` itself (the weights beside ``dcp/``,
 ``trainer_state.pt`` and ``manifest.json``); they load and resume as they are
-(:func:`coe.modeling.weights_dir`, :func:`training_dir`).
+(:func:`coe.layout.weights_dir`, :func:`training_dir`).
 
 What a crash, a full disk or a signal can do to it:
 
@@ -78,7 +78,8 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from coe.checks import FileError
-from coe.modeling import MODEL_DIR, CoEForCausalLM, check_checkpoint_files, index_files, weights_dir
+from coe.layout import MODEL_DIR, weights_dir
+from coe.modeling import CoEForCausalLM, check_checkpoint_files, index_files
 from coe.nn.expert_parallel import local_tensor
 from coe.train.distributed import Parallel
 

@@ -37,7 +37,8 @@ from coe.data import TokenizerSpec
 from coe.device import autocast, autocast_dtype, configure_threads, peak_memory_gib, resolve_device
 from coe.evaluate import exact_match, model_inputs, validation_sums
 from coe.flops import active_parameters, total_parameters
-from coe.modeling import CoEForCausalLM, weights_dir
+from coe.layout import weights_dir
+from coe.modeling import CoEForCausalLM
 from coe.train.checkpoint import (
     NonFiniteError,
     clean_checkpoints,
