@@ -41,10 +41,16 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import transformers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/train_step.py
+
+from train_step import kernel_times, profiler
 
 from coe import CoEConfig, CoEForCausalLM
 from coe.decoding import StepDecoder
@@ -178,30 +184,21 @@ def profile_loop(run: Loop, preset: str, batch: int, args, device: torch.device)
     the time the device's kernels take per step (CUDA; the CPU's operators elsewhere), and the ``--profile``
     longest kernels. Kernel time well under wall time means the step waits on the host or on launches."""
     prompt = torch.randint(0, run.model.config.vocab_size, (batch, args.prompt), device=device)
-    cuda = device.type == "cuda"
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    activities += [torch.profiler.ProfilerActivity.CUDA] if cuda else []
     timed_generate(run, prompt, args.new_tokens, device)
-    with torch.profiler.profile(activities=activities) as prof:
+    with profiler(device) as prof:
         seconds, _ = timed_generate(run, prompt, args.new_tokens, device)
-    attr = "device_time_total" if cuda else "self_cpu_time_total"
-    events = [
-        e
-        for e in prof.key_averages()
-        if getattr(e, attr, 0) > 0 and (not cuda or e.device_type == torch.autograd.DeviceType.CUDA)
-    ]
-    events.sort(key=lambda e: getattr(e, attr), reverse=True)
-    total_us = sum(getattr(e, attr) for e in events)
+    kernels = kernel_times(prof, device)
+    total = sum(ms for _, _, ms in kernels)
     steps = args.new_tokens  # the prefill and new_tokens - 1 decoding steps
     lines = [
         f"# loop profile, {preset}, batch {batch}: {1e3 * seconds / steps:.3f} ms wall a step (profiled), "
-        f"{total_us / 1e3 / steps:.3f} ms of {'kernels' if cuda else 'operators'} a step",
+        f"{total / steps:.3f} ms of {'kernels' if device.type == 'cuda' else 'operators'} a step",
         "| kernel | calls | ms | share |",
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {e.key[:80]} | {e.count} | {getattr(e, attr) / 1e3:.2f} | {getattr(e, attr) / total_us:.1%} |"
-        for e in events[: args.profile]
+        f"| {name[:80]} | {calls} | {ms:.2f} | {ms / total:.1%} |"
+        for name, calls, ms in kernels[: args.profile]
     ]
     return lines
 

@@ -290,31 +290,36 @@ def profile_preset(preset: str, args, device, amp) -> list[dict]:
     for _ in range(3):
         step(ids)
     sync(device)
-    activities = [torch.profiler.ProfilerActivity.CPU] + (
-        [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else []
-    )
-    with torch.profiler.profile(activities=activities) as prof:
+    with profiler(device) as prof:
         step(ids)
         sync(device)
-    attr = "device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    kernels = kernel_times(prof, device)
+    total = sum(ms for _, _, ms in kernels)
+    return [
+        dict(preset=preset, kernel=name[:70], calls=calls, ms=ms, share=ms / total)
+        for name, calls, ms in kernels[: args.profile_top]
+    ]
+
+
+def profiler(device: torch.device) -> torch.profiler.profile:
+    """torch.profiler over the CPU and, on CUDA, the GPU."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    activities += [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else []
+    return torch.profiler.profile(activities=activities)
+
+
+def kernel_times(prof: torch.profiler.profile, device: torch.device) -> list[tuple[str, int, float]]:
+    """(name, calls, total ms) of what ``prof`` recorded running on ``device``, longest first: CUDA kernels on
+    CUDA, CPU operators (self time) elsewhere."""
+    cuda = device.type == "cuda"
+    attr = "device_time_total" if cuda else "self_cpu_time_total"
     events = [
         e
         for e in prof.key_averages()
-        if getattr(e, attr, 0) > 0
-        and (device.type != "cuda" or e.device_type == torch.autograd.DeviceType.CUDA)
+        if getattr(e, attr, 0) > 0 and (not cuda or e.device_type == torch.autograd.DeviceType.CUDA)
     ]
-    events.sort(key=lambda e: getattr(e, attr), reverse=True)
-    total = sum(getattr(e, attr) for e in events)
-    return [
-        dict(
-            preset=preset,
-            kernel=e.key[:70],
-            calls=e.count,
-            ms=getattr(e, attr) / 1e3,
-            share=getattr(e, attr) / total,
-        )
-        for e in events[: args.profile_top]
-    ]
+    rows = [(e.key, e.count, getattr(e, attr) / 1e3) for e in events]
+    return sorted(rows, key=lambda row: row[2], reverse=True)
 
 
 def table(title: str, rows: list[dict]) -> str:
