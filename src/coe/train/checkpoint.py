@@ -569,9 +569,7 @@ def load_checkpoint(
             raise error from None
         set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
     elif not par.enabled:
-        model.load_state_dict(
-            CoEForCausalLM.from_pretrained(weights_dir(path), dtype=torch.float32).state_dict()
-        )
+        model.load_state_dict(CoEForCausalLM.from_pretrained(path, dtype=torch.float32).state_dict())
         optimizer.load_state_dict(state["optimizer"])
     else:
         raise ValueError(

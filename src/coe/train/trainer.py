@@ -37,7 +37,6 @@ from coe.data import TokenizerSpec
 from coe.device import autocast, autocast_dtype, configure_threads, peak_memory_gib, resolve_device
 from coe.evaluate import exact_match, model_inputs, validation_sums
 from coe.flops import active_parameters, total_parameters
-from coe.layout import weights_dir
 from coe.modeling import CoEForCausalLM
 from coe.train.checkpoint import (
     NonFiniteError,
@@ -225,7 +224,7 @@ def _run_data(
         )
 
     if checkpoint is not None:
-        return load(replace(spec, path=str(weights_dir(checkpoint))))
+        return load(replace(spec, path=str(checkpoint)))  # its tokenizer, in step-N/model
     if spec.path is not None or not par.enabled:
         return load(spec)
     # A BPE trained on the training split: rank 0 trains and saves it, the other ranks load what it saved.
@@ -410,10 +409,7 @@ def _start(cfg: TrainConfig, device: torch.device, par: Parallel) -> _Run:
     config = model_config(cfg)
     data = _run_data(cfg, config, run_dir, checkpoint, par)
     # A resumed run keeps the model configuration it was saved with.
-    if checkpoint is not None:
-        config = CoEConfig.from_pretrained(weights_dir(checkpoint))
-    else:
-        config = attach_tokenizer(config, data.tokenizer)
+    config = CoEConfig.from_pretrained(checkpoint) if checkpoint else attach_tokenizer(config, data.tokenizer)
 
     seed_everything(cfg.seed)  # the same initial weights on every rank, whatever ran before in this process
     model = CoEForCausalLM(config).to(device)
@@ -596,7 +592,7 @@ def _finish(
         plain = (
             run.model
             if not par.enabled
-            else CoEForCausalLM.from_pretrained(weights_dir(final), dtype=torch.float32).to(run.device)
+            else CoEForCausalLM.from_pretrained(final, dtype=torch.float32).to(run.device)
         )
         accuracy, samples = exact_match(
             plain,
