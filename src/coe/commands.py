@@ -100,18 +100,16 @@ def cmd_eval(
     """
     import json
 
-    import torch
-
     from coe.data import load_splits, pack_documents, validation_batches
     from coe.device import autocast_dtype
     from coe.evaluate import exact_match, validation_loss
-    from coe.generation import decode_kwargs
+    from coe.generation import decode_path
     from coe.train.data import held_out_problems
 
     only_used("eval", "eval", eval, ("batches", "accuracy_problems", "max_new_tokens"))
     only_used("eval", "runtime", runtime, ("device", "precision", "threads"))
     only_used("eval", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer"))
-    decode_kwargs(decode, torch.device("cpu"))  # a bad choice fails before the checkpoint is read
+    decode_path(decode, loop=False)  # a bad choice fails before the checkpoint is read
     path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
     amp = autocast_dtype(runtime.precision, dev)
     splits = load_splits(data)

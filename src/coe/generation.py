@@ -61,25 +61,25 @@ def fast_generate_kwargs(device: torch.device, *, compile: bool = True) -> dict:
     return dict(cache_implementation="static", compile_config=decode_compile_config(device))
 
 
-def decode_path(value: str, name: str = "decode") -> DecodePath:
+def decode_path(value: str, name: str = "decode", *, loop: bool = True) -> DecodePath:
     """``value`` as a :class:`DecodePath`; ValueError naming the option ``name`` and the choices if it is
-    none."""
+    none, or if it is "loop" where only generate()'s paths can serve (``loop=False``)."""
     if value not in DecodePath._value2member_map_:
         raise invalid(name, value, f"choose one of {', '.join(repr(p.value) for p in DecodePath)}")
+    if value == DecodePath.LOOP and not loop:
+        raise invalid(
+            name,
+            value,
+            "the loop decodes outside generate() (coe.decoding.StepDecoder): no generate() "
+            "arguments give it; choose 'auto', 'dynamic', 'static' or 'compiled' here",
+        )
     return DecodePath(value)
 
 
 def decode_kwargs(path: str, device: torch.device) -> dict:
-    """generate() keyword arguments for the decode path ``path`` (a :class:`DecodePath` value) on
-    ``device``."""
-    path = decode_path(path)
-    if path == DecodePath.LOOP:
-        raise invalid(
-            "decode",
-            path.value,
-            "the loop decodes outside generate() (coe.decoding.StepDecoder): no generate() "
-            "arguments give it; choose 'auto', 'dynamic', 'static' or 'compiled' here",
-        )
+    """generate() keyword arguments for the decode path ``path`` (a :class:`DecodePath` value other than
+    "loop") on ``device``."""
+    path = decode_path(path, loop=False)
     if path == DecodePath.AUTO:
         path = DecodePath.COMPILED if device.type == "cuda" else DecodePath.STATIC
     if path == DecodePath.DYNAMIC:
