@@ -120,6 +120,9 @@ def test_fast_decoding_gives_the_eager_dynamic_cache_answers(tokenizer, decode):
     ended = [len(s.generated) for s in answers if answer_end(s.generated + " ") is not None]
     assert 0 < len(ended) < len(answers) and len(set(ended)) > 1, [s.generated for s in answers]
     assert exact_match(model, tokenizer, PROBLEMS, decode=decode, **options) == expected
+    # and each answer is the one its prompt gets alone (the batches' left padding changes nothing)
+    alone = dict(options, batch_size=1)
+    assert exact_match(model, tokenizer, PROBLEMS, decode=decode, **alone) == expected
 
 
 def test_decoding_runs_compiled_layers_uncompiled_and_restores_them(tokenizer):

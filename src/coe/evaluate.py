@@ -168,9 +168,9 @@ def exact_match(
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError(f"batch_size={batch_size} and max_new_tokens={max_new_tokens} must be positive")
     device = next(model.parameters()).device
+    prompts = tokenizer([format_prompt(q) for q, _ in problems]).input_ids  # tokenized once, padded per batch
     settings = decode_kwargs(decode, device)
     if settings.get("cache_implementation") == "static":
-        prompts = tokenizer([format_prompt(q) for q, _ in problems]).input_ids
         settings["max_cache_len"] = max(map(len, prompts)) + max_new_tokens
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the right end of every row
@@ -186,7 +186,7 @@ def exact_match(
         try:
             for start in range(0, len(problems), batch_size):
                 chunk = problems[start : start + batch_size]
-                enc = tokenizer([format_prompt(q) for q, _ in chunk], return_tensors="pt", padding=True)
+                enc = tokenizer.pad({"input_ids": prompts[start : start + batch_size]}, return_tensors="pt")
                 enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
                 prompt_length = enc["input_ids"].shape[1]
                 with autocast(device, amp_dtype):
