@@ -68,7 +68,7 @@ def test_presets_lists_all(capsys):
     assert "coe-2-4-64" in out and "dense-8-8-c2" in out
 
 
-def test_train_eval_generate(tmp_path, capsys):
+def test_train_eval_generate(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["train", "--out_dir", str(run), *TINY]) == 0
     assert "validation loss" in capsys.readouterr().out
@@ -77,9 +77,19 @@ def test_train_eval_generate(tmp_path, capsys):
     assert main(evaluate) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["val_loss"] > 0 and result["accuracy_problems"] == 3
-    # the accuracy's answers decoded through transformers' dynamic cache: the same greedy answers
+    # --decode reaches the accuracy's decoding (whose paths give the same answers: tests/test_evaluate.py)
+    import coe.evaluate
+
+    decoded = []
+    exact_match = coe.evaluate.exact_match
+
+    def spy(*args, decode, **kwargs):
+        decoded.append(decode)
+        return exact_match(*args, decode=decode, **kwargs)
+
+    monkeypatch.setattr(coe.evaluate, "exact_match", spy)
     assert main([*evaluate, "--decode", "dynamic"]) == 0
-    assert json.loads(capsys.readouterr().out) == result
+    assert decoded == ["dynamic"] and json.loads(capsys.readouterr().out) == result
     assert main(["generate", str(run), "Question: Ann has 3 apples.", "--max_new_tokens", "5"]) == 0
     assert capsys.readouterr().out.startswith("Question: Ann has 3 apples.")
 
