@@ -13,3 +13,5 @@ for pads in true false; do
         --train.eval.accuracy_problems 0 --train.eval.test_loss false --train.checkpoint.every 300 \
         --train.runtime.device cpu --train.data.pads_in_routing $pads --train.logging.progress false
 done
+# How much of the rows the documents fill (the rest are pads, counted by the balance loss in pads-true).
+python benchmarks/pad_share.py "$out/pads-true/runs/coe-2-4-64"
