@@ -321,16 +321,14 @@ def cmd_convert(
         max_shard_size: largest safetensors shard written, e.g. "5GB"
         overwrite: replace dst if it exists
     """
+    import contextlib
+
     from coe.checks import FileError
     from coe.convert import convert
     from coe.train.checkpoint import resolve_checkpoint
 
-    if not (Path(src) / "config.json").is_file():
-        try:
-            resolved = resolve_checkpoint(src)
-        except FileError:
-            resolved = None  # convert says what src lacks
-        if resolved is not None:
+    with contextlib.suppress(FileError):  # src names no checkpoint: convert says what it lacks
+        if (resolved := resolve_checkpoint(src)) != Path(src):
             print(f"converting {resolved}, the model of {src}")
             src = str(resolved)
     print(f"wrote {convert(src, dst, to=to, max_shard_size=max_shard_size, overwrite=overwrite)}")
