@@ -1,4 +1,5 @@
-"""One expert layer's forward, "gather" against "grouped", from decoding-sized to training-sized token counts.
+"""One expert layer's forward, "gather" and "dense" against "grouped", from decoding-sized to training-sized
+token counts.
 
     python benchmarks/expert_decode.py                     # small preset widths, T = 1, 8, 64, 2048
     python benchmarks/expert_decode.py --size paper --tokens 1 8 64 --threads 2
@@ -8,9 +9,12 @@ Two shapes of a preset size: MoE-like (K = 8 of 63 experts, one call per layer) 
 C = 2 calls per layer, each timed here as one call; a CoE layer costs two of them). Each row is one
 ``Experts.forward`` under inference mode with random routing, the fastest and the median of ``--repeats``
 timed calls after warm-up. The table chooses ``coe.nn.experts.GATHER_MAX_COPIES``, the threshold of the
-"adaptive" backend. ``--generate`` adds whole-model greedy decoding (``generate()`` of moe-8-64 and
-coe-2-4-64 at the size, random weights, a 32-token prompt) with every expert layer on "grouped" and on
-"adaptive", the two timed in alternation, and checks that they produce the same tokens. On a shared machine
+"adaptive" backend, and shows where "dense" (every expert on every token: one pass over the weights, N / K
+times the FLOPs) beats both; "weights GB/s" is what the fastest backend reads of the experts it reaches (the
+expected number of distinct experts under uniform routing) per second. ``--generate`` adds whole-model
+greedy decoding (``generate()`` of moe-8-64 and coe-2-4-64 at the size, random weights, a 32-token
+prompt) with every expert layer on "grouped" and on "adaptive", the two timed in alternation, and checks
+that they produce the same tokens. On a shared machine
 other work inflates every time: the load average is printed.
 """
 
@@ -67,11 +71,14 @@ def measure(
             row = dict(shape=name, K=K, T=T, copies=T * K)
             with torch.inference_mode():
                 cache = {}  # cast once per layer, as ChainOfExperts does
-                for backend in ("gather", "grouped"):
+                for backend in ("gather", "grouped", "dense"):
                     experts.backend = backend
                     t = time_call(lambda: experts(x, topk_idx, topk_weight, cache), repeats, device)  # noqa: B023
                     row[f"{backend}_ms"] = 1e3 * min(t)
                     row[f"{backend}_median_ms"] = 1e3 * statistics.median(t)
+            reached = N * (1 - (1 - K / N) ** T)  # expected distinct experts under uniform routing
+            fastest = min(row[f"{b}_ms"] for b in ("gather", "grouped", "dense"))
+            row["weights_gb_per_s"] = reached * 3 * D * F * experts.down_proj.element_size() / fastest / 1e6
             rows.append(row)
     return rows
 
@@ -133,14 +140,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{args.size} widths, {args.dtype}, load average {load:.2f}; fastest (median) of {args.repeats}; "
         f"adaptive takes gather up to {GATHER_MAX_COPIES} copies"
     )
-    print("| shape | T | copies T*K | gather ms | grouped ms | gather / grouped |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| shape | T | copies T*K | gather ms | grouped ms | dense ms | gather / grouped | dense / grouped "
+        "| weights GB/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['shape']} (K={r['K']}) | {r['T']} | {r['copies']} "
             f"| {r['gather_ms']:.3f} ({r['gather_median_ms']:.3f}) "
             f"| {r['grouped_ms']:.3f} ({r['grouped_median_ms']:.3f}) "
-            f"| {r['gather_ms'] / r['grouped_ms']:.2f} |"
+            f"| {r['dense_ms']:.3f} ({r['dense_median_ms']:.3f}) "
+            f"| {r['gather_ms'] / r['grouped_ms']:.2f} | {r['dense_ms'] / r['grouped_ms']:.2f} "
+            f"| {r['weights_gb_per_s']:.1f} |"
         )
     if args.generate:
         gen = measure_generate(args.size, args.batches, args.new_tokens, args.generate_repeats, dtype, device)

@@ -19,6 +19,9 @@ Settings, each through ``model.generate`` with greedy decoding after a random ``
   (CUDA graphs on CUDA; compiled on the CPU too unless ``--no-compile``) in a loop of its own, without
   generate()'s per-step host work. It has no streamer, so its per-token latency columns are empty ("-"): its
   decode tokens/s is the measure;
+- loop-BACKEND (``--loop-experts BACKEND ...``): the loop on a copy of the model whose experts run on another
+  backend, e.g. "dense" (every expert on every token, for decoding batches that reach nearly every expert);
+  prefill runs on that backend too, which its prefill tokens/s shows and its decode tokens/s does not;
 - deepseek-v2 (CUDA, when transformers has it): transformers' DeepseekV2ForCausalLM with the same widths as
   moe-8-64, static cache, its own compiled decoding step: an in-run anchor.
 
@@ -53,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/train_ste
 from train_step import kernel_times, profiler
 
 from coe import CoEConfig, CoEForCausalLM
+from coe.config import ExpertBackend
 from coe.decoding import StepDecoder
 from coe.device import device_name, peak_memory_gib
 from coe.generation import TokenClock, decode_kwargs, kv_bytes_per_token, sync
@@ -251,6 +255,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="after each preset and batch, profile one call of the loop and print its TOP kernels",
     )
     parser.add_argument(
+        "--loop-experts",
+        nargs="+",
+        default=[],
+        choices=[b.value for b in ExpertBackend if b != ExpertBackend.LOOP],
+        help="also time the loop with the experts on these backends (rows loop-BACKEND)",
+    )
+    parser.add_argument(
         "--no-compile",
         action="store_true",
         help="fast path without compiling (static cache, adaptive experts)",
@@ -289,6 +300,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "fast": Generate(fast, fast_kwargs),
             "loop": Loop(fast, compile=not args.no_compile),
         }
+        for backend in args.loop_experts:
+            other = CoEForCausalLM(CoEConfig.from_preset(preset, size, expert_backend=backend))
+            other.load_state_dict(eager.state_dict())
+            models[f"loop-{backend}"] = Loop(other.to(device, dtype).eval(), compile=not args.no_compile)
         anchor = deepseek_anchor(config) if cuda and preset == "moe-8-64" and not args.no_anchor else None
         if anchor is not None:
             models["deepseek-v2"] = Generate(anchor.to(device, dtype).eval(), fast_kwargs, same_weights=False)

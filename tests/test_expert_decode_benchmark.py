@@ -12,11 +12,13 @@ def test_expert_decode_benchmark_smoke(capsys):
     assert [(r["shape"], r["T"]) for r in layer] == [
         (s, t) for s in ("moe-like", "coe-like") for t in (1, 40)
     ]
-    assert all(r["gather_ms"] > 0 and r["grouped_ms"] > 0 for r in layer)
+    assert all(r["gather_ms"] > 0 and r["grouped_ms"] > 0 and r["dense_ms"] > 0 for r in layer)
+    assert all(r["weights_gb_per_s"] > 0 for r in layer)
     gen = [r for r in rows if "preset" in r]
     assert [(r["preset"], r["batch"]) for r in gen] == [
         (p, b) for p in ("moe-8-64", "coe-2-4-64") for b in (1, 2)
     ]
     assert all(r["same_tokens"] for r in gen)
     out = capsys.readouterr().out
-    assert "| shape | T | copies T*K |" in out and "| preset | batch | grouped ms |" in out
+    assert "| shape | T | copies T*K | gather ms | grouped ms | dense ms |" in out
+    assert "| preset | batch | grouped ms |" in out

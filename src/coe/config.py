@@ -54,6 +54,7 @@ class ExpertBackend(StrEnum):
     GROUPED = "grouped"  # sort by expert, one grouped matmul per projection
     GATHER = "gather"  # each token copy gathers its expert's weights, batched matmuls: few tokens (decoding)
     ADAPTIVE = "adaptive"  # gather up to coe.nn.experts.GATHER_MAX_COPIES token copies, else grouped
+    DENSE = "dense"  # every expert on every token, weighted 0 where not chosen: one pass over the weights
     LOOP = "loop"  # plain loop over experts: the ground truth of the tests
 
 
@@ -153,9 +154,10 @@ class CoEConfig(PreTrainedConfig):
     expert_backend: str = "grouped"
     """"grouped" (sorted tokens, grouped matmuls), "gather" (each token copy gathers its expert's weights:
     batched matmuls, fast for the few tokens of a decoding step), "adaptive" (gather when a layer sees at most
-    ``coe.nn.experts.GATHER_MAX_COPIES`` token copies T * K, else grouped; decided from shapes, no host sync)
-    or "loop" (plain reference loop). Config files that say "auto", the former name of "grouped", load as
-    "grouped"."""
+    ``coe.nn.experts.GATHER_MAX_COPIES`` token copies T * K, else grouped; decided from shapes, no host sync),
+    "dense" (every routed expert on every token, weighted 0 where not chosen: N / K times the FLOPs, for
+    decoding batches that reach nearly every expert anyway) or "loop" (plain reference loop). Config files
+    that say "auto", the former name of "grouped", load as "grouped"."""
 
     # --- Chain-of-Experts
     inner_iter: int = 1

@@ -1,6 +1,7 @@
 """The grouped and gather backends against the plain loop: outputs and every gradient, edge cases, no host
 syncs. The grouped backend has two ways back to tokens (the gather-only combine of the GPU, sum_copies of
-the CPU): both run here. "adaptive" picks gather or grouped by the number of token copies."""
+the CPU): both run here. "adaptive" picks gather or grouped by the number of token copies; "dense" runs every
+expert on every token."""
 
 import functools
 
@@ -14,7 +15,7 @@ from coe.nn.experts import GATHER_MAX_COPIES, Experts, grouped_mm, tiled_grouped
 from tests.conftest import rel_err
 
 GROUPED = ["grouped-combine", "grouped-add"]  # _grouped(add_copies=False / True)
-FAST = [*GROUPED, "gather"]
+FAST = [*GROUPED, "gather", "dense"]
 
 
 def make_experts(N=6, D=24, F=10):
@@ -206,7 +207,7 @@ def test_loop_while_tracing_runs_dense_and_equals_the_loop(monkeypatch):
         assert rel_err(a, b) < 1e-12, name
 
 
-@pytest.mark.parametrize("backend", ["grouped", "gather"])
+@pytest.mark.parametrize("backend", ["grouped", "gather", "dense"])
 def test_cache_casts_the_weights_once_for_the_calls_of_a_forward(backend):
     """A CoE layer's C calls share one cast: the first call fills the cache, the others read it."""
     experts = make_experts()
@@ -225,25 +226,27 @@ def test_cache_casts_the_weights_once_for_the_calls_of_a_forward(backend):
     assert torch.all(experts(x, idx, w) == 0)  # without the cache the (now zero) weights are read
 
 
+@pytest.mark.parametrize("backend", ["gather", "dense"])
 @pytest.mark.parametrize("T", [1, 5])
-def test_gather_equals_loop_in_float64(T):
+def test_gather_and_dense_equal_loop_in_float64(T, backend):
     """Both in float64 (no rounding to hide behind): outputs and every gradient, random routing, repeats
     allowed within a token (the gather path does not need distinct experts)."""
     N, K = 6, 4
     experts = make_experts(N).double()
     x, w = torch.randn(T, 24, dtype=torch.float64), torch.rand(T, K, dtype=torch.float64)
     idx = torch.randint(0, N, (T, K))
-    got = run(experts, "gather", x, idx, w)
+    got = run(experts, backend, x, idx, w)
     want = run(experts, "loop", x, idx, w)
     for name, a, b in zip(["y", "dx", "dw", "dgate_up", "ddown"], got, want, strict=True):
         assert a.dtype == torch.float64 and rel_err(a, b) < 1e-12, name
 
 
-def test_gather_in_bfloat16_adds_copies_in_float32():
+@pytest.mark.parametrize("backend", ["gather", "dense"])
+def test_gather_and_dense_in_bfloat16_add_copies_in_float32(backend):
     experts = make_experts(N=8, D=32, F=16).to(torch.bfloat16)
     x, w = torch.randn(3, 32, dtype=torch.bfloat16), torch.rand(3, 4)
     idx = torch.stack([torch.randperm(8)[:4] for _ in range(3)])
-    got = run(experts, "gather", x, idx, w)
+    got = run(experts, backend, x, idx, w)
     want = run(experts, "grouped-add", x, idx, w)
     for name, a, b in zip(["y", "dx", "dw", "dgate_up", "ddown"], got, want, strict=True):
         assert a.dtype == b.dtype and rel_err(a.float(), b.float()) < 2e-2, name
@@ -271,7 +274,7 @@ def test_adaptive_picks_gather_for_few_copies_and_grouped_for_many(monkeypatch):
     assert not experts._gathers(1)
 
 
-@pytest.mark.parametrize("backend", ["gather", "adaptive"])
+@pytest.mark.parametrize("backend", ["gather", "adaptive", "dense"])
 def test_gather_path_traces_without_graph_breaks(backend):
     experts = make_experts()
     experts.backend = backend
@@ -306,6 +309,31 @@ def test_greedy_generation_is_the_same_with_adaptive_and_grouped(monkeypatch):
     assert calls and set(calls) == {2}  # every decoding step of every MoE layer and iteration, no prefill
     moe_layers = config.num_hidden_layers - config.first_k_dense_replace
     assert len(calls) == 9 * moe_layers * config.inner_iter
+
+
+def test_dense_ignores_an_unchosen_expert_that_overflows():
+    """Every expert runs on every token, so an unchosen one may overflow (inf * 0 would be NaN): its output
+    must not reach the token. Expert 5 overflows; no token chooses it."""
+    experts = make_experts()
+    with torch.no_grad():
+        experts.gate_up_proj[5] = 1e30
+    x, w = torch.randn(7, 24), torch.rand(7, 2)
+    idx = torch.stack([torch.randperm(5)[:2] for _ in range(7)])
+    experts.backend = "dense"
+    got = experts(x, idx, w)
+    experts.backend = "loop"
+    assert torch.isfinite(got).all() and rel_err(got, experts(x, idx, w)) < 1e-5
+
+
+@pytest.mark.parametrize("backend", ["gather", "dense"])
+def test_greedy_generation_is_the_same_with_a_decoding_backend_and_grouped(backend):
+    """A whole model, prefill and decoding steps on the backend: the greedy tokens equal the grouped
+    backend's."""
+    grouped, other = tiny_model("grouped"), tiny_model(backend)
+    other.load_state_dict(grouped.state_dict())
+    prompt = torch.randint(0, grouped.config.vocab_size, (3, 7), generator=torch.Generator().manual_seed(1))
+    kwargs = dict(max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    assert torch.equal(other.generate(prompt, **kwargs), grouped.generate(prompt, **kwargs))
 
 
 def test_gather_follows_autocast_like_grouped():
