@@ -22,8 +22,10 @@
 # and then everything not packed is lost. A `start` after a finished campaign on the same machine (still warm)
 # keeps that campaign's runs: one stopped at DEADLINE resumes from the checkpoint its SIGTERM wrote, and the
 # estimate counts only its remaining steps. Measured on one H200 (2026-12-02 and 12-03, the paper experiment):
-# setup (data, tokenizer, compilation) about 105 s; two 4-layer runs sharing the GPU end, final evaluation
-# included, about 450 s after `start`; three reach step 1000 after about 570 s, too late for one command.
+# setup (data, tokenizer, compilation) about 105-130 s; MoE(8/64) and CoE-2(4/64) sharing the GPU end, final
+# evaluation included, 485-540 s after `start`; two C = 2, K = 8 runs, or three 4-layer runs, reach step 1000
+# after about 565-570 s, too late for one command: queue those with a DEADLINE past the command's limit and
+# follow them with `watch` at once.
 # A run whose summary.json is in the repository's OUT_DIR is not trained again.
 #
 # Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
@@ -63,13 +65,14 @@ lane() {  # gpu, sharing (lanes on that GPU), presets...
         if [[ ! $seed =~ ^(0|[1-9][0-9]*)$ || $preset == *@* ]]; then
             echo "gpu $gpu: $run is not PRESET or PRESET@SEED (SEED a non-negative integer): skipped"; continue
         fi
-        # Estimate: 40 s plus 25 s a layer (data, compilation, validation, checkpoint, decoding, routing
-        # analysis) plus 150 s per unit of moe-8-64's training FLOPs, times the lanes sharing the GPU. Fitted
-        # on one H200 to the paper experiment (2026-12-03: two CoE-2(4/64) lanes took 451 s with their final
-        # evaluation, estimated 452; three 4-layer lanes reached step 1000 after about 570 s and had not
-        # finished their final evaluation at 600 s, estimated 590-608). The paper-packed runs of 2026-12-01
-        # took less (120 s a FLOP unit fitted them: less validation). The sharing term is rough, so leave
-        # DEADLINE some slack.
+        # Estimate: 100 s plus 25 s a layer (data, compilation, validation, checkpoint, decoding, routing
+        # analysis) plus 160 s per unit of moe-8-64's training FLOPs, times the lanes sharing the GPU. Fitted
+        # on one H200 to the paper experiment, two lanes, from launch to exit (2026-12-03): MoE(8/64) with
+        # CoE-2(4/64) 483-512 s (estimated 520 and 534); MoE(16/64) with CoE-2(8/64) 526 and 556 s (629,
+        # 643); two C = 2, K = 8 runs reached step 1000 after 565 s and were stopped at 566 s in their final
+        # evaluation (643: no longer started with 578 s left); the two dense runs 396 s (506). It errs on
+        # the safe side: a run that ends past DEADLINE is lost work, one not started costs a later command.
+        # The paper-packed runs of 2026-12-01 took less (less validation).
         # The run's directory name (compare's run_name) and the estimate, in one call. A run that left a
         # checkpoint here (stopped at DEADLINE by an earlier `start` on this machine) resumes from it: only
         # its remaining steps count.
@@ -83,7 +86,7 @@ ratio = f(config, 512) / f(CoEConfig.from_preset('moe-8-64', size='paper'), 512)
 name = run_name('$preset', $seed)
 checkpoint = latest_checkpoint('$out/runs/' + name)
 left = 1 - (0 if checkpoint is None else load_trainer_state(checkpoint)['step'] / 1000)
-print(name, int(40 + 25 * config.num_hidden_layers + 150 * ratio * $sharing * left))")
+print(name, int(100 + 25 * config.num_hidden_layers + 160 * ratio * $sharing * left))")
         if [ -z "${est:-}" ]; then echo "gpu $gpu: $run: no estimate (unknown preset?): skipped"; continue; fi
         left=$(( ${DEADLINE:-1500} - ($(date +%s) - $(cat started)) ))
         if [ "$left" -lt "$est" ]; then
