@@ -14,7 +14,7 @@
 # checkpoints. After the last lane the report of every finished run is written. `watch` waits up to WATCH seconds
 # (or until the campaign is done), printing progress, then packs configs, metrics, summaries, routing figures,
 # report and logs (no checkpoints) into $OUT/paper-results.tgz: unpack it in a scratch directory, then copy the
-# new runs/ and routing/ entries into the repository's OUT_DIR (and logs/ into OUT_DIR/logs/<date>/).
+# new runs/, routing/ and decode/ entries into the repository's OUT_DIR (and logs/ into OUT_DIR/logs/<date>/).
 # Call `watch` again as soon as one returns: a lent machine left idle for a short while is taken back, and the
 # campaign with it (only the files packed by the last `watch` survive).
 # Plan each `start` so that its runs end, final evaluation included, inside the one command that starts them
@@ -38,7 +38,10 @@
 # experiment in its own OUT_DIR, e.g. OVERRIDES='{"train": {"data": {"pads_in_routing": false}}}'); AFTER (a command
 # run in the work directory, src/ on PYTHONPATH, once the runs and the report are over, before the campaign
 # counts as done: a benchmark that needs the GPU to itself, e.g. AFTER='python3 benchmarks/generation.py
-# --device cuda'; its output is logs/after.log, packed by `watch`). GSM8K ships with the package
+# --device cuda'; its output is logs/after.log, packed by `watch`); DECODE (1: once the lanes are over, each
+# finished run's per-token decoding latency, measured with the GPU to itself into OUT_DIR/decode/<run>.json,
+# which the report's decode columns read; each run's weights stay on disk until then, its optimizer state
+# goes; 0, the default: no latency, the report's decode columns stay empty, the campaign ends sooner). GSM8K ships with the package
 # (builtin:gsm8k).
 set -u
 work=${WORK:-/root/coe-paper}
@@ -110,9 +113,42 @@ summary = train_preset(cfg, '$preset', $seed)
 analyze_run(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='cuda')
 " > "logs/$name.log" 2>&1
         echo "gpu $gpu: $name exit $? at $(date +%T)"; tail -n 2 "logs/$name.log"
-        # The checkpoint goes once its routing is analysed (disk); a run stopped before that keeps it.
-        [ -f "$out/routing/$name/analysis.json" ] && [ -f "$out/runs/$name/summary.json" ] \
-            && rm -rf "$out/runs/$name/checkpoints"
+        # The checkpoint goes once its routing is analysed (disk); a run stopped before that keeps it. With
+        # DECODE=1 its weights stay (the optimizer state goes) until its decoding latency is measured.
+        if [ -f "$out/routing/$name/analysis.json" ] && [ -f "$out/runs/$name/summary.json" ]; then
+            if [ "${DECODE:-0}" = 1 ]; then rm -rf "$out/runs/$name/checkpoints"/step-*/training/dcp
+            else rm -rf "$out/runs/$name/checkpoints"; fi
+        fi
+    done
+}
+
+decode() {  # runs (PRESET or PRESET@SEED) that kept their weights: decoding latency on the GPU alone, then the weights go
+    local run preset seed
+    for run in "$@"; do
+        preset=${run%@*}; seed=0; [ "$run" != "$preset" ] && seed=${run##*@}
+        PYTHONPATH=src python3 -c "
+import json
+import logging
+import shutil
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, format='%(message)s')
+from coe.analysis.comparison import measure_decode
+from coe.compare import finished_run
+from coe.experiments import load_experiment
+from coe.train.config import merged
+cfg = load_experiment('$experiment', merged({'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed]},
+                                            json.loads('''${OVERRIDES:-{\}}''')))
+run_dir = Path(cfg.run_config('$preset', $seed).out_dir)
+if (run_dir / 'summary.json').is_file():
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    figures = measure_decode(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='cuda')
+    if figures is not None:
+        print('$run: %.3f ms a token (p50)' % figures['p50_ms'])
+        shutil.rmtree(run_dir / 'checkpoints', ignore_errors=True)
+else:
+    print('$run: not finished: no decoding latency')
+" >> logs/decode.log 2>&1
+        echo "decode $run: exit $? at $(date +%T)"; tail -n 1 logs/decode.log
     done
 }
 
@@ -128,6 +164,8 @@ drive() {  # in $work, detached: every lane, then the report
         i=$((i + 1))
     done
     wait
+    # shellcheck disable=SC2048,SC2086
+    [ "${DECODE:-0}" = 1 ] && decode $*
     for run in $*; do [[ $run =~ @(0|[1-9][0-9]*)$ ]] && seeds="$seeds,${BASH_REMATCH[1]}"; done
     local all
     all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
