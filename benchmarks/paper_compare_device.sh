@@ -41,18 +41,21 @@
 # --device cuda'; its output is logs/after.log, packed by `watch`); DECODE (1: once the lanes are over, each
 # finished run's per-token decoding latency, measured with the GPU to itself into OUT_DIR/decode/<run>.json,
 # which the report's decode columns read; each run's weights stay on disk until then, its optimizer state
-# goes; 0, the default: no latency, the report's decode columns stay empty, the campaign ends sooner). GSM8K ships with the package
+# goes; 0, the default: no latency, the report's decode columns stay empty, the campaign ends sooner); DEVICE
+# (cuda, the default; cpu runs the same machinery on the CPU, as tests/test_paper_campaign.py does with tiny
+# runs); POLL (seconds between two progress lines of `watch`, default 30). GSM8K ships with the package
 # (builtin:gsm8k).
 set -u
 work=${WORK:-/root/coe-paper}
 out=${OUT_DIR:-results/paper-3}
 experiment=${EXPERIMENT:-paper}
+device=${DEVICE:-cuda}
 
 progress() {  # one line: each started preset's last logged step
     local line="" log preset step
     for log in "$work"/logs/*.log; do
         preset=$(basename "$log" .log)
-        case $preset in drive|report) continue ;; esac
+        case $preset in drive|report|decode|after) continue ;; esac
         step=$(tail -n 1 "$work/$out/runs/$preset/metrics.jsonl" 2>/dev/null | grep -o '"step": [0-9]*' | grep -o '[0-9]*$')
         [ -f "$work/$out/runs/$preset/summary.json" ] && step="done"
         line="$line $preset:${step:-setup}"
@@ -107,10 +110,10 @@ from coe.compare import finished_run, train_preset
 from coe.experiments import load_experiment
 from coe.train.config import merged
 cfg = load_experiment('$experiment', merged({'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
-    'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': 'cuda'}}},
+    'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': '$device'}}},
     json.loads('''${OVERRIDES:-{\}}''')))
 summary = train_preset(cfg, '$preset', $seed)
-analyze_run(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='cuda')
+analyze_run(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='$device')
 " > "logs/$name.log" 2>&1
         echo "gpu $gpu: $name exit $? at $(date +%T)"; tail -n 2 "logs/$name.log"
         # The checkpoint goes once its routing is analysed (disk); a run stopped before that keeps it. With
@@ -141,7 +144,8 @@ cfg = load_experiment('$experiment', merged({'out_dir': '$out', 'presets': ['$pr
 run_dir = Path(cfg.run_config('$preset', $seed).out_dir)
 if (run_dir / 'summary.json').is_file():
     summary = json.loads((run_dir / 'summary.json').read_text())
-    figures = measure_decode(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='cuda')
+    run = finished_run(cfg, '$preset', $seed, summary)
+    figures = measure_decode(Path(cfg.out_dir), run, device='$device')
     if figures is not None:
         print('$run: %.3f ms a token (p50)' % figures['p50_ms'])
         shutil.rmtree(run_dir / 'checkpoints', ignore_errors=True)
@@ -153,9 +157,12 @@ else:
 }
 
 drive() {  # in $work, detached: every lane, then the report
-    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv; df -h . | tail -n 1
-    local ngpu i=0 sharing seeds=0 run
-    ngpu=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
+    local ngpu=1 i=0 sharing seeds=0 run
+    if [ "$device" = cuda ]; then
+        nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
+        ngpu=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
+    else echo "device: $device (one lane group)"; fi
+    df -h . | tail -n 1
     if [ "$ngpu" -eq 0 ]; then echo "no GPU: nothing started"; touch done; return 1; fi
     for presets in "$@"; do
         sharing=$(( ($# - i % ngpu + ngpu - 1) / ngpu ))  # lanes on GPU i % ngpu
@@ -220,7 +227,7 @@ case ${1:-} in
         fi
         deadline=$(( SECONDS + ${WATCH:-540} ))
         while [ ! -f "$work/done" ] && [ "$SECONDS" -lt "$deadline" ] && driving; do
-            sleep 30; progress
+            sleep "${POLL:-30}"; progress
         done
         cat "$work/logs/drive.log"
         if [ -f "$work/done" ]; then echo "campaign: done"

@@ -1,0 +1,81 @@
+"""benchmarks/paper_compare_device.sh, the GPU campaign driver, run whole on the CPU (DEVICE=cpu) with tiny
+runs: start, lanes, routing analysis, decoding latency, report and the packed results, as on the device."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "train": {
+        "steps": 4,
+        "model": {"size": "tiny"},
+        "eval": {"every": 2, "batches": 1, "accuracy_problems": 2, "max_new_tokens": 8},
+        "data": {"synthetic_train": 500, "synthetic_eval": 50, "tokenizer": {"vocab_size": 512}},
+        "batch_size": 2,
+        "seq_len": 64,
+    }
+}
+
+
+def campaign(tmp_path: Path, *lanes: str, **env: str) -> tuple[str, Path]:
+    """`start` with the lanes, watched to its end; its printed lines and the packed results' directory."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    settings = dict(
+        WORK=str(tmp_path / "work"),
+        OUT=str(out),
+        EXPERIMENT="cpu",
+        DEVICE="cpu",
+        OUT_DIR="results/campaign-test",
+        OVERRIDES=json.dumps(TINY),
+        POLL="1",
+        WATCH="300",
+        # The lanes' python3 is this interpreter, with the package importable from the copied src/ only.
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    settings.update(env)
+    script = REPO / "benchmarks" / "paper_compare_device.sh"
+    done = subprocess.run(
+        ["bash", str(script), "start", *lanes],
+        cwd=REPO,
+        env={**os.environ, **settings},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(out / "paper-results.tgz") as tgz:
+        tgz.extractall(unpacked, filter="data")
+    return done.stdout, unpacked
+
+
+def test_campaign_trains_analyses_times_decoding_and_packs_the_results(tmp_path):
+    printed, unpacked = campaign(tmp_path, "moe-8-64", "coe-2-4-64", DECODE="1")
+    assert "campaign: done" in printed
+    results = unpacked / "results" / "campaign-test"
+    for run in ("moe-8-64", "coe-2-4-64"):
+        summary = json.loads((results / "runs" / run / "summary.json").read_text())
+        assert summary["steps"] == 4
+        assert (results / "routing" / run / "analysis.json").is_file()
+        decode = json.loads((results / "decode" / f"{run}.json").read_text())
+        assert decode["p50_ms"] > 0
+        assert f"decode {run}: exit 0" in printed
+    # Every checkpoint is gone once measured (nothing of them is packed either).
+    work_runs = tmp_path / "work" / "results" / "campaign-test" / "runs"
+    assert not list(work_runs.glob("*/checkpoints"))
+    # The report read the latencies measured before the checkpoints went.
+    rows = json.loads((results / "results.json").read_text())["runs"]
+    assert all(row["decode"]["p50_ms"] > 0 for row in rows)
+    logs = {p.name for p in (unpacked / "logs").iterdir()}
+    assert {"drive.log", "report.log", "decode.log", "moe-8-64.log", "coe-2-4-64.log"} <= logs
+
+
+def test_a_run_whose_estimate_does_not_fit_the_deadline_is_not_started(tmp_path):
+    printed, unpacked = campaign(tmp_path, "moe-8-64", DEADLINE="60")
+    assert "moe-8-64 needs ~" in printed and "not started" in printed
+    assert not (unpacked / "results" / "campaign-test" / "runs" / "moe-8-64" / "summary.json").exists()
