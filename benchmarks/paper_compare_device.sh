@@ -23,9 +23,9 @@
 # keeps that campaign's runs: one stopped at DEADLINE resumes from the checkpoint its SIGTERM wrote, and the
 # estimate counts only its remaining steps. Measured on one H200 (2026-12-02 and 12-03, the paper experiment):
 # setup (data, tokenizer, compilation) about 105-130 s; MoE(8/64) and CoE-2(4/64) sharing the GPU end, final
-# evaluation included, 485-540 s after `start`; two C = 2, K = 8 runs, or three 4-layer runs, reach step 1000
-# after about 565-570 s, too late for one command: queue those with a DEADLINE past the command's limit and
-# follow them with `watch` at once.
+# evaluation included, about 500-530 s after `start`; two C = 2, K = 8 runs, or three 4-layer runs, reach
+# step 1000 after 540-570 s, too late for one command: queue those with a DEADLINE past the command's limit
+# and follow them with `watch` at once. Keep WATCH at 570 or less: the packing after it takes a few seconds.
 # A run whose summary.json is in the repository's OUT_DIR is not trained again.
 #
 # Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
@@ -75,9 +75,10 @@ lane() {  # gpu, sharing (lanes on that GPU), presets...
         # analysis) plus 160 s per unit of moe-8-64's training FLOPs, times the lanes sharing the GPU. Fitted
         # on one H200 to the paper experiment, two lanes, from launch to exit (2026-12-03): MoE(8/64) with
         # CoE-2(4/64) 483-512 s (estimated 520 and 534); MoE(16/64) with CoE-2(8/64) 526 and 556 s (629,
-        # 643); two C = 2, K = 8 runs reached step 1000 after 565 s and were stopped at 566 s in their final
-        # evaluation (643: no longer started with 578 s left); the two dense runs 396 s (506). It errs on
-        # the safe side: a run that ends past DEADLINE is lost work, one not started costs a later command.
+        # 643); two C = 2, K = 8 runs reached step 1000 540-570 s after launch, were stopped at 566 s in
+        # their final evaluation (642 and 643: no longer started with the 562 s they had left); the two
+        # dense runs 396 s (505). It errs on the safe side: a run that ends past DEADLINE is lost work, one
+        # not started costs a later command.
         # The paper-packed runs of 2026-12-01 took less (less validation).
         # The run's directory name (compare's run_name) and the estimate, in one call. A run that left a
         # checkpoint here (stopped at DEADLINE by an earlier `start` on this machine) resumes from it: only
@@ -225,9 +226,12 @@ case ${1:-} in
         if [ ! -f "$work/started" ]; then
             echo "no campaign on this machine ($work/started is missing: a fresh machine?)"; exit 1
         fi
+        # WATCH counts from here; the last wait is cut to what is left of it, so that the packing below
+        # starts by then (a wait of POLL past it once made a command overrun its limit and lose the pack).
         deadline=$(( SECONDS + ${WATCH:-540} ))
         while [ ! -f "$work/done" ] && [ "$SECONDS" -lt "$deadline" ] && driving; do
-            sleep "${POLL:-30}"; progress
+            wait_s=$(( deadline - SECONDS )); [ "$wait_s" -gt "${POLL:-30}" ] && wait_s=${POLL:-30}
+            sleep "$wait_s"; progress
         done
         cat "$work/logs/drive.log"
         if [ -f "$work/done" ]; then echo "campaign: done"

@@ -3,11 +3,15 @@
 import torch
 
 from coe import CoEConfig, CoEForCausalLM
+from coe.nn import experts as experts_module
 from tests.conftest import load_benchmark
 
 
-def test_generation_benchmark_prints_a_row_per_preset_batch_and_setting(capsys):
+def test_generation_benchmark_prints_a_row_per_preset_batch_and_setting(capsys, monkeypatch):
     bench = load_benchmark("generation")
+    dense_calls = []
+    original = experts_module.dense_swiglu
+    monkeypatch.setattr(experts_module, "dense_swiglu", lambda *a: dense_calls.append(1) or original(*a))
     argv = ["--size", "tiny", "--preset", "moe-8-64", "coe-2-4-64", "--batch", "2", "--prompt", "5"]
     argv += ["--new-tokens", "3", "--rounds", "1", "--no-compile", "--loop-experts", "dense"]
     rows = bench.main(argv)
@@ -24,6 +28,7 @@ def test_generation_benchmark_prints_a_row_per_preset_batch_and_setting(capsys):
     assert all(row["p95_ms"] >= row["p50_ms"] > 0 for row in timed)
     assert all(row["max_ms"] >= row["p95_ms"] for row in timed)
     assert all(row["prefill_tok_s"] > 0 for row in rows)
+    assert dense_calls  # the loop-dense rows ran the dense experts
     loops = [cell.strip() for row in table if row[2].strip().startswith("loop") for cell in row[5:8]]
     assert loops == ["-"] * 12
     # The fast path and the loops (grouped / gather and dense experts) decode eager's tokens.

@@ -70,6 +70,7 @@ def test_campaign_trains_analyses_times_decoding_and_packs_the_results(tmp_path)
     assert not list(work_runs.glob("*/checkpoints"))
     # The report read the latencies measured before the checkpoints went.
     rows = json.loads((results / "results.json").read_text())["runs"]
+    assert [row["preset"] for row in rows] == ["moe-8-64", "coe-2-4-64"]
     assert all(row["decode"]["p50_ms"] > 0 for row in rows)
     logs = {p.name for p in (unpacked / "logs").iterdir()}
     assert {"drive.log", "report.log", "decode.log", "moe-8-64.log", "coe-2-4-64.log"} <= logs

@@ -326,14 +326,23 @@ def test_dense_ignores_an_unchosen_expert_that_overflows():
 
 
 @pytest.mark.parametrize("backend", ["gather", "dense"])
-def test_greedy_generation_is_the_same_with_a_decoding_backend_and_grouped(backend):
+def test_greedy_generation_is_the_same_with_a_decoding_backend_and_grouped(backend, monkeypatch):
     """A whole model, prefill and decoding steps on the backend: the greedy tokens equal the grouped
-    backend's."""
+    backend's, and every expert call of the model took the backend's path."""
     grouped, other = tiny_model("grouped"), tiny_model(backend)
     other.load_state_dict(grouped.state_dict())
     prompt = torch.randint(0, grouped.config.vocab_size, (3, 7), generator=torch.Generator().manual_seed(1))
     kwargs = dict(max_new_tokens=12, min_new_tokens=12, do_sample=False)
-    assert torch.equal(other.generate(prompt, **kwargs), grouped.generate(prompt, **kwargs))
+    want = grouped.generate(prompt, **kwargs)
+    name = {"gather": "gathered_swiglu", "dense": "dense_swiglu"}[backend]
+    calls = []
+    original = getattr(experts_module, name)
+    monkeypatch.setattr(experts_module, name, lambda *a: calls.append(a[0].shape[0]) or original(*a))
+    monkeypatch.setattr(experts_module, "swiglu", None)  # the grouped path would fail
+    assert torch.equal(other.generate(prompt, **kwargs), want)
+    config = other.config
+    moe_layers = config.num_hidden_layers - config.first_k_dense_replace
+    assert len(calls) == 12 * moe_layers * config.inner_iter  # prefill and 11 decoding steps
 
 
 def test_gather_follows_autocast_like_grouped():
