@@ -129,6 +129,10 @@ the CPU torch's grouped_mm visits all N groups, empty ones too); in a finer swee
 copies (gather / grouped 0.96 at K = 8, 0.90 at K = 4) and 64 (1.43 and 1.42), whatever K. On one H200
 (same script, paper widths D 1024, F 704, bfloat16, torch 2.11, 2026-12-02) gather / grouped is 0.51 at 8
 copies, 0.63 at 32 (K = 8) and 0.57 at 32 (K = 4), 0.97 at 64 and 1.44 at 128: 32 is on the fast side on both.
+At paper widths on the CPU (float32, 2 threads, 2026-12-03,
+benchmarks/results/cpu-expert-dense-2026-12-03.txt) gather loses at every size, 2.2x at one token (K = 4)
+and 5.1x (K = 8): each gathered expert is 8.6 MB of float32 weights to copy. There "adaptive" is slower
+than "grouped"; it is meant for a GPU or small widths.
 """
 
 
