@@ -238,8 +238,9 @@ case ${1:-} in
         elif driving; then echo "campaign: running"
         else echo "campaign: stopped (its driver is gone; start again to go on)"; fi
         dest=${OUT:-$PWD}
+        # OUT_DIR exists once a run has started (a watch before that packs the logs alone).
         (cd "$work" && tar czf "$dest/paper-results.tgz" --exclude=checkpoints --exclude=tensorboard \
-            --exclude=tokenizer "$out" logs*)
+            --exclude=tokenizer $([ -d "$out" ] && echo "$out") logs*)
         ;;
     drive)
         shift; drive "$@" ;;

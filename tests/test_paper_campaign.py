@@ -1,12 +1,17 @@
 """benchmarks/paper_compare_device.sh, the GPU campaign driver, run whole on the CPU (DEVICE=cpu) with tiny
 runs: start, lanes, routing analysis, decoding latency, report and the packed results, as on the device."""
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -21,8 +26,19 @@ TINY = {
 }
 
 
-def campaign(tmp_path: Path, *lanes: str, **env: str) -> tuple[str, Path]:
-    """`start` with the lanes, watched to its end; its printed lines and the packed results' directory."""
+@pytest.fixture(autouse=True)
+def no_stray_campaign(tmp_path):
+    """A campaign runs detached; one left running by a failed test is stopped (its whole process group)."""
+    yield
+    pid_file = tmp_path / "work" / "driver.pid"
+    if pid_file.is_file():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+
+
+def script(tmp_path: Path, *args: str, **env: str) -> str:
+    """``paper_compare_device.sh ARGS`` run as on the device (its work directory and $OUT under tmp_path, the
+    CPU as device, tiny runs); what it printed."""
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
     settings = dict(
@@ -38,9 +54,8 @@ def campaign(tmp_path: Path, *lanes: str, **env: str) -> tuple[str, Path]:
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     )
     settings.update(env)
-    script = REPO / "benchmarks" / "paper_compare_device.sh"
     done = subprocess.run(
-        ["bash", str(script), "start", *lanes],
+        ["bash", str(REPO / "benchmarks" / "paper_compare_device.sh"), *args],
         cwd=REPO,
         env={**os.environ, **settings},
         capture_output=True,
@@ -48,14 +63,31 @@ def campaign(tmp_path: Path, *lanes: str, **env: str) -> tuple[str, Path]:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def unpack(tmp_path: Path) -> Path:
+    """The results the last command packed into $OUT, unpacked."""
     unpacked = tmp_path / "unpacked"
-    with tarfile.open(out / "paper-results.tgz") as tgz:
+    with tarfile.open(tmp_path / "out" / "paper-results.tgz") as tgz:
         tgz.extractall(unpacked, filter="data")
-    return done.stdout, unpacked
+    return unpacked
+
+
+def campaign(tmp_path: Path, *lanes: str, **env: str) -> tuple[str, Path]:
+    """`start` with the lanes, watched to its end; its printed lines and the packed results' directory."""
+    return script(tmp_path, "start", *lanes, **env), unpack(tmp_path)
 
 
 def test_campaign_trains_analyses_times_decoding_and_packs_the_results(tmp_path):
-    printed, unpacked = campaign(tmp_path, "moe-8-64", "coe-2-4-64", DECODE="1")
+    # `start` returns once WATCH is over, even when that falls inside a wait of POLL (its last wait is cut):
+    # a command must end, packing included, before the device's limit. The campaign goes on detached.
+    began = time.monotonic()
+    printed = script(tmp_path, "start", "moe-8-64", "coe-2-4-64", DECODE="1", WATCH="2", POLL="120")
+    assert time.monotonic() - began < 60 and "campaign: running" in printed
+    # A later `watch` follows it to its end.
+    printed = script(tmp_path, "watch")
+    unpacked = unpack(tmp_path)
     assert "campaign: done" in printed
     results = unpacked / "results" / "campaign-test"
     for run in ("moe-8-64", "coe-2-4-64"):
