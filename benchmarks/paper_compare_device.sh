@@ -13,8 +13,11 @@
 # figures that measure a shared GPU. Each run analyses its routing while its checkpoint is there, then deletes the
 # checkpoints. After the last lane the report of every finished run is written. `watch` waits up to WATCH seconds
 # (or until the campaign is done), printing progress, then packs configs, metrics, summaries, routing figures,
-# report and logs (no checkpoints) into $OUT/paper-results.tgz: unpack it in a scratch directory, then copy the
-# new runs/, routing/ and decode/ entries into the repository's OUT_DIR (and logs/ into OUT_DIR/logs/<date>/).
+# report and logs (no checkpoints) into $OUT/paper-results.tgz. Back in the repository, `collect` puts them in
+# OUT_DIR: new finished runs into runs/, unfinished ones into stopped/ (the campaign trains them again), new
+# routing/ and decode/ entries, the report, and each campaign's logs into logs/<date>[-n]/:
+#
+#   OUT_DIR=results/paper-3 bash benchmarks/paper_compare_device.sh collect /path/to/paper-results.tgz
 # Call `watch` again as soon as one returns: a lent machine left idle for a short while is taken back, and the
 # campaign with it (only the files packed by the last `watch` survive).
 # Plan each `start` so that its runs end, final evaluation included, inside the one command that starts them
@@ -242,8 +245,42 @@ case ${1:-} in
         (cd "$work" && tar czf "$dest/paper-results.tgz" --exclude=checkpoints --exclude=tensorboard \
             --exclude=tokenizer $([ -d "$out" ] && echo "$out") logs*)
         ;;
+    collect)  # here, in the repository: a packed campaign's results into OUT_DIR
+        tgz=${2:?usage: $0 collect PAPER-RESULTS.TGZ}
+        scratch=$(mktemp -d); trap 'rm -rf "$scratch"' EXIT
+        tar xzf "$tgz" -C "$scratch" || exit 1
+        mkdir -p "$out/runs" "$out/routing" "$out/decode" "$out/stopped" "$out/logs"
+        for run in "$scratch/$out"/runs/*/; do
+            [ -d "$run" ] || continue
+            name=$(basename "$run")
+            if [ -e "$out/runs/$name" ]; then echo "runs/$name: kept (already here)"
+            elif [ -f "$run/summary.json" ]; then
+                cp -r "$run" "$out/runs/$name"; echo "runs/$name: new"
+                [ -e "$out/stopped/$name" ] && rm -rf "$out/stopped/$name" && echo "stopped/$name: finished now"
+            else  # not finished: kept apart, so that the campaign trains it again and reports leave it out
+                rm -rf "$out/stopped/$name"; cp -r "$run" "$out/stopped/$name"; echo "stopped/$name: not finished"
+            fi
+        done
+        for kind in routing decode; do
+            for entry in "$scratch/$out/$kind"/*; do
+                [ -e "$entry" ] || continue
+                if [ -e "$out/$kind/$(basename "$entry")" ]; then continue; fi
+                cp -r "$entry" "$out/$kind/"; echo "$kind/$(basename "$entry"): new"
+            done
+        done
+        # The report the campaign wrote covers every run it saw, the repository's included.
+        for file in report.md report.html results.json loss_curves.png; do
+            [ -f "$scratch/$out/$file" ] && cp "$scratch/$out/$file" "$out/$file"
+        done
+        for logs in "$scratch"/logs "$scratch"/logs-*; do  # logs-*: earlier campaigns on the same machine
+            [ -d "$logs" ] || continue
+            dest="$out/logs/$(date +%F)"; n=1
+            while [ -e "$dest" ]; do n=$((n + 1)); dest="$out/logs/$(date +%F)-$n"; done
+            cp -r "$logs" "$dest"; echo "logs: $dest"
+        done
+        ;;
     drive)
         shift; drive "$@" ;;
     *)
-        echo "usage: $0 start LANE... | watch"; exit 2 ;;
+        echo "usage: $0 start LANE... | watch | collect PAPER-RESULTS.TGZ"; exit 2 ;;
 esac

@@ -36,7 +36,7 @@ def no_stray_campaign(tmp_path):
             os.killpg(int(pid_file.read_text()), signal.SIGTERM)
 
 
-def script(tmp_path: Path, *args: str, **env: str) -> str:
+def script(tmp_path: Path, *args: str, cwd: Path = REPO, **env: str) -> str:
     """``paper_compare_device.sh ARGS`` run as on the device (its work directory and $OUT under tmp_path, the
     CPU as device, tiny runs); what it printed."""
     out = tmp_path / "out"
@@ -56,7 +56,7 @@ def script(tmp_path: Path, *args: str, **env: str) -> str:
     settings.update(env)
     done = subprocess.run(
         ["bash", str(REPO / "benchmarks" / "paper_compare_device.sh"), *args],
-        cwd=REPO,
+        cwd=cwd,
         env={**os.environ, **settings},
         capture_output=True,
         text=True,
@@ -107,8 +107,49 @@ def test_campaign_trains_analyses_times_decoding_and_packs_the_results(tmp_path)
     logs = {p.name for p in (unpacked / "logs").iterdir()}
     assert {"drive.log", "report.log", "decode.log", "moe-8-64.log", "coe-2-4-64.log"} <= logs
 
+    # `collect` puts the pack into a repository's OUT_DIR: runs, routing, decode, report, logs by date.
+    repo = tmp_path / "repo"
+    (repo / "results" / "campaign-test" / "stopped" / "moe-8-64").mkdir(parents=True)  # finished now
+    pack = tmp_path / "out" / "paper-results.tgz"
+    printed = script(tmp_path, "collect", str(pack), cwd=repo)
+    assert "runs/moe-8-64: new" in printed and "stopped/moe-8-64: finished now" in printed
+    collected = repo / "results" / "campaign-test"
+    for run in ("moe-8-64", "coe-2-4-64"):
+        assert (collected / "runs" / run / "summary.json").is_file()
+        assert (collected / "routing" / run / "analysis.json").is_file()
+        assert (collected / "decode" / f"{run}.json").is_file()
+    assert not (collected / "stopped" / "moe-8-64").exists()
+    assert (collected / "report.md").read_text() == (results / "report.md").read_text()
+    (dated,) = (collected / "logs").iterdir()
+    assert (dated / "drive.log").is_file()
+    # Collected again: nothing new, the runs kept, a second dated log directory.
+    printed = script(tmp_path, "collect", str(pack), cwd=repo)
+    assert "runs/moe-8-64: kept (already here)" in printed and "new" not in printed
+    assert len(list((collected / "logs").iterdir())) == 2
+
 
 def test_a_run_whose_estimate_does_not_fit_the_deadline_is_not_started(tmp_path):
     printed, unpacked = campaign(tmp_path, "moe-8-64", DEADLINE="60")
     assert "moe-8-64 needs ~" in printed and "not started" in printed
     assert not (unpacked / "results" / "campaign-test" / "runs" / "moe-8-64" / "summary.json").exists()
+
+
+def test_collect_keeps_an_unfinished_run_apart(tmp_path):
+    """A run packed without its summary (stopped before its end) goes to stopped/, not runs/."""
+    packed = tmp_path / "packed"
+    run = packed / "results" / "campaign-test" / "runs" / "coe-2-4-64"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"step": 1000, "split": "val", "loss": 0.9}\n')
+    (packed / "logs").mkdir()
+    (packed / "logs" / "drive.log").write_text("gpu 0: coe-2-4-64 exit 124\n")
+    pack = tmp_path / "paper-results.tgz"
+    with tarfile.open(pack, "w:gz") as tgz:
+        tgz.add(packed / "results", arcname="results")
+        tgz.add(packed / "logs", arcname="logs")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    printed = script(tmp_path, "collect", str(pack), cwd=repo)
+    assert "stopped/coe-2-4-64: not finished" in printed
+    collected = repo / "results" / "campaign-test"
+    assert (collected / "stopped" / "coe-2-4-64" / "metrics.jsonl").is_file()
+    assert not (collected / "runs" / "coe-2-4-64").exists()
