@@ -53,6 +53,19 @@ work=${WORK:-/root/coe-paper}
 out=${OUT_DIR:-results/paper-3}
 experiment=${EXPERIMENT:-paper}
 device=${DEVICE:-cuda}
+# The start of each Python step below: logging into the step's log, and experiment(settings), the
+# experiment's configuration with settings and then OVERRIDES merged in.
+prelude="
+import json
+import logging
+import shutil
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, format='%(message)s')
+from coe.experiments import load_experiment
+from coe.train.config import merged
+def experiment(settings):
+    return load_experiment('$experiment', merged(settings, json.loads('''${OVERRIDES:-{\}}''')))
+"
 
 progress() {  # one line: each started preset's last logged step
     local line="" log preset step
@@ -104,18 +117,11 @@ print(name, int(100 + 25 * config.num_hidden_layers + 160 * ratio * $sharing * l
         fi
         echo "gpu $gpu: $name (~${est}s, ${left}s left) at $(date +%T)"
         CUDA_VISIBLE_DEVICES=$gpu PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONPATH=src \
-            timeout "$left" python3 -c "
-import json
-import logging
-from pathlib import Path
-logging.basicConfig(level=logging.INFO, format='%(message)s')
+            timeout "$left" python3 -c "$prelude
 from coe.analysis.comparison import analyze_run
 from coe.compare import finished_run, train_preset
-from coe.experiments import load_experiment
-from coe.train.config import merged
-cfg = load_experiment('$experiment', merged({'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
-    'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': '$device'}}},
-    json.loads('''${OVERRIDES:-{\}}''')))
+cfg = experiment({'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed], 'train': {
+    'logging': {'progress': False}, 'checkpoint': {'every': ${SAVE_EVERY:-1000}}, 'runtime': {'device': '$device'}}})
 summary = train_preset(cfg, '$preset', $seed)
 analyze_run(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), device='$device')
 " > "logs/$name.log" 2>&1
@@ -133,18 +139,10 @@ decode() {  # runs (PRESET or PRESET@SEED) that kept their weights: decoding lat
     local run preset seed
     for run in "$@"; do
         preset=${run%@*}; seed=0; [ "$run" != "$preset" ] && seed=${run##*@}
-        PYTHONPATH=src python3 -c "
-import json
-import logging
-import shutil
-from pathlib import Path
-logging.basicConfig(level=logging.INFO, format='%(message)s')
+        PYTHONPATH=src python3 -c "$prelude
 from coe.analysis.comparison import measure_decode
 from coe.compare import finished_run
-from coe.experiments import load_experiment
-from coe.train.config import merged
-cfg = load_experiment('$experiment', merged({'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed]},
-                                            json.loads('''${OVERRIDES:-{\}}''')))
+cfg = experiment({'out_dir': '$out', 'presets': ['$preset'], 'seeds': [$seed]})
 run_dir = Path(cfg.run_config('$preset', $seed).out_dir)
 if (run_dir / 'summary.json').is_file():
     summary = json.loads((run_dir / 'summary.json').read_text())
@@ -180,16 +178,10 @@ drive() {  # in $work, detached: every lane, then the report
     for run in $*; do [[ $run =~ @(0|[1-9][0-9]*)$ ]] && seeds="$seeds,${BASH_REMATCH[1]}"; done
     local all
     all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
-    PYTHONPATH=src python3 -c "
-import json
-import logging
-logging.basicConfig(level=logging.INFO, format='%(message)s')
+    PYTHONPATH=src python3 -c "$prelude
 from coe.compare import compare
-from coe.experiments import load_experiment
-from coe.train.config import merged
-compare(load_experiment('$experiment', merged({'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}),
-                                  'report_only': True, 'train': {'logging': {'progress': False}}},
-                                  json.loads('''${OVERRIDES:-{\}}'''))))
+compare(experiment({'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}), 'report_only': True,
+                    'train': {'logging': {'progress': False}}}))
 " > logs/report.log 2>&1
     echo "report: exit $?"; tail -n 3 logs/report.log
     if [ -n "${AFTER:-}" ]; then  # a command for the GPU once the runs are over (e.g. a benchmark)
