@@ -14,8 +14,8 @@ times the FLOPs) beats both; "weights GB/s" is what the fastest backend reads of
 expected number of distinct experts under uniform routing) per second. ``--generate`` adds whole-model
 greedy decoding (``generate()`` of moe-8-64 and coe-2-4-64 at the size, random weights, a 32-token
 prompt) with every expert layer on "grouped" and on "adaptive", the two timed in alternation, and checks
-that they produce the same tokens. On a shared machine
-other work inflates every time: the load average is printed.
+that they produce the same tokens. On a shared machine other work inflates every time: the load average is
+printed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from coe.nn.experts import GATHER_MAX_COPIES, Experts
 from coe.presets import PAPER_SHAPE, SIZES
 
 SHAPES = (("moe-like", 8), ("coe-like", 4))  # (name, K); 63 routed experts in both
+BACKENDS = ("gather", "grouped", "dense")
 
 
 def sync(device: torch.device) -> None:
@@ -71,13 +72,13 @@ def measure(
             row = dict(shape=name, K=K, T=T, copies=T * K)
             with torch.inference_mode():
                 cache = {}  # cast once per layer, as ChainOfExperts does
-                for backend in ("gather", "grouped", "dense"):
+                for backend in BACKENDS:
                     experts.backend = backend
                     t = time_call(lambda: experts(x, topk_idx, topk_weight, cache), repeats, device)  # noqa: B023
                     row[f"{backend}_ms"] = 1e3 * min(t)
                     row[f"{backend}_median_ms"] = 1e3 * statistics.median(t)
             reached = N * (1 - (1 - K / N) ** T)  # expected distinct experts under uniform routing
-            fastest = min(row[f"{b}_ms"] for b in ("gather", "grouped", "dense"))
+            fastest = min(row[f"{b}_ms"] for b in BACKENDS)
             row["weights_gb_per_s"] = reached * 3 * D * F * experts.down_proj.element_size() / fastest / 1e6
             rows.append(row)
     return rows

@@ -39,6 +39,7 @@ setting's warm-up.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import math
 import os
@@ -207,6 +208,16 @@ def profile_loop(run: Loop, preset: str, batch: int, args, device: torch.device)
     return lines
 
 
+def with_experts(model: CoEForCausalLM, backend: str) -> CoEForCausalLM:
+    """A copy of ``model`` (same weights, device and dtype, eval mode) whose experts run on ``backend``."""
+    config = copy.deepcopy(model.config)
+    config.expert_backend = backend
+    param = next(model.parameters())
+    other = CoEForCausalLM(config).to(param.device, param.dtype).eval()
+    other.load_state_dict(model.state_dict())
+    return other
+
+
 def ms(value: float) -> str:
     """A latency cell: milliseconds, "-" where not measured."""
     return "-" if math.isnan(value) else f"{value:.2f}"
@@ -291,9 +302,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.manual_seed(0)
         config = CoEConfig.from_preset(preset, size)
         eager = CoEForCausalLM(config).to(device, dtype).eval()
-        fast = CoEForCausalLM(CoEConfig.from_preset(preset, size, expert_backend="adaptive"))
-        fast.load_state_dict(eager.state_dict())
-        fast = fast.to(device, dtype).eval()
+        fast = with_experts(eager, "adaptive")
         fast_kwargs = decode_kwargs("static" if args.no_compile else "compiled", device)
         models = {
             "eager": Generate(eager, decode_kwargs("dynamic", device)),
@@ -301,9 +310,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "loop": Loop(fast, compile=not args.no_compile),
         }
         for backend in args.loop_experts:
-            other = CoEForCausalLM(CoEConfig.from_preset(preset, size, expert_backend=backend))
-            other.load_state_dict(eager.state_dict())
-            models[f"loop-{backend}"] = Loop(other.to(device, dtype).eval(), compile=not args.no_compile)
+            models[f"loop-{backend}"] = Loop(with_experts(eager, backend), compile=not args.no_compile)
         anchor = deepseek_anchor(config) if cuda and preset == "moe-8-64" and not args.no_anchor else None
         if anchor is not None:
             models["deepseek-v2"] = Generate(anchor.to(device, dtype).eval(), fast_kwargs, same_weights=False)
