@@ -12,7 +12,8 @@ beside runs/<preset>, seed 0), each seed's gap to MoE(8/64) of the same seed at 
 reached, their mean and range, and the gap by step (mean, lowest, highest over seeds). Then, for presets
 finished in several directories, their val loss in each, their gap to each directory's MoE(8/64) and their
 change from the first directory.  Works on
-finished and unfinished runs alike (a run that stopped early simply has fewer points).
+finished and unfinished runs alike (a run that stopped early simply has fewer points); runs kept apart in
+DIR/stopped/ (stopped before their final evaluation) join the loss-by-step tables as "NAME (stopped)".
 """
 
 from __future__ import annotations
@@ -305,8 +306,10 @@ def tables(out_dir: Path) -> dict[str, dict]:
     seed_finals_table(runs_dir, order)
     throughput_table(finished, runs)
     routing_table(out_dir, order, runs)
+    stopped_dir = out_dir / "stopped"
+    stopped = {f"{p.name} (stopped)": read_metrics(p) for p in sorted(stopped_dir.glob("*/")) if p.is_dir()}
     for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
-        loss_curve_table(split, {name: runs[name]["metrics"] for name in seed0})
+        loss_curve_table(split, {**{name: runs[name]["metrics"] for name in seed0}, **stopped})
         seeds_table(split, {name: runs[name]["metrics"] for name in order})
     out = ROOT / "docs" / f"{out_dir.name}_loss_curves.png"
     loss_curves(out, {name: runs[name]["metrics"] for name in order})
