@@ -358,3 +358,23 @@ def test_gather_follows_autocast_like_grouped():
     exact = experts(x, idx, w)
     assert got.dtype == torch.float32 and rel_err(got, want) < 1e-6
     assert 1e-4 < rel_err(got, exact) < 2e-2  # bf16 matmuls really ran
+
+
+@pytest.mark.parametrize("combine", [experts_module.gathered_swiglu, experts_module.dense_swiglu])
+def test_gather_and_dense_add_bf16_copies_in_float32(combine):
+    """Each copy's output is rounded to bf16, the K copies of a token are added in float32: the sum equals the
+    float32 sum of the bf16 per-copy outputs exactly (a bf16 sum would round at each addition)."""
+    N, D, F_, T, K = 8, 32, 16, 5, 4
+    experts = make_experts(N=N, D=D, F=F_).to(torch.bfloat16)
+    w_gate_up, w_down = experts.matmul_weights(torch.bfloat16)
+    x = torch.randn(T, D, dtype=torch.bfloat16)
+    idx = torch.stack([torch.randperm(N)[:K] for _ in range(T)])
+    w = torch.rand(T, K, dtype=torch.bfloat16)
+    got = combine(x, idx, w, w_gate_up, w_down)
+    assert got.dtype == torch.float32
+    copies = torch.stack(  # (T, K, D): each copy alone through the same function, one copy per token
+        [combine(x, idx[:, k : k + 1], w[:, k : k + 1], w_gate_up, w_down) for k in range(K)], dim=1
+    )
+    assert torch.equal(copies, copies.to(torch.bfloat16).float())  # each copy is a bf16 value
+    torch.testing.assert_close(got, copies.sum(1), rtol=1e-6, atol=1e-6)
+    assert not torch.equal(got, copies.to(torch.bfloat16).sum(1, dtype=torch.bfloat16).float())
