@@ -8,7 +8,7 @@ decoding step, adaptive experts) and against coe.decoding's loop outside generat
 
 Settings, each through ``model.generate`` with greedy decoding after a random ``--prompt``-token prompt:
 
-- eager: transformers' default DynamicCache, the config's expert backend ("grouped"), no compilation: what
+- eager: transformers' default DynamicCache, experts on "grouped", no compilation: what
   generate() did before the static cache worked;
 - fast: ``cache_implementation="static"``, experts on "adaptive" (gather for the few token copies of a
   decoding step), and the decoding step compiled by transformers' own generate path (prefill eager, each
@@ -300,7 +300,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows, profiles = [], []
     for preset in args.preset:
         torch.manual_seed(0)
-        config = CoEConfig.from_preset(preset, size)
+        config = CoEConfig.from_preset(
+            preset, size, expert_backend="grouped"
+        )  # eager: as before the fast path
         eager = CoEForCausalLM(config).to(device, dtype).eval()
         fast = with_experts(eager, "adaptive")
         fast_kwargs = decode_kwargs("static" if args.no_compile else "compiled", device)

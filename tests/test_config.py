@@ -87,7 +87,7 @@ def test_expert_backend_auto_loads_as_grouped(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "coe", "expert_backend": "auto"}))
     assert CoEConfig.from_pretrained(tmp_path).expert_backend == "grouped"
     assert CoEConfig(expert_backend="auto").expert_backend == "grouped"
-    assert CoEConfig().expert_backend == "grouped"
+    assert CoEConfig().expert_backend == "adaptive"
 
 
 @pytest.mark.parametrize("model_type", ["coe_deepseekv2", "deepseek_v2"])

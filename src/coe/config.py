@@ -53,7 +53,7 @@ class RouterInit(StrEnum):
 class ExpertBackend(StrEnum):
     GROUPED = "grouped"  # sort by expert, one grouped matmul per projection
     GATHER = "gather"  # each token copy gathers its expert's weights, batched matmuls: few tokens (decoding)
-    ADAPTIVE = "adaptive"  # gather up to coe.nn.experts.GATHER_MAX_COPIES token copies, else grouped
+    ADAPTIVE = "adaptive"  # per call, by its shapes: gather, dense (GPU) or grouped (coe.nn.experts)
     DENSE = "dense"  # every expert on every token, weighted 0 where not chosen: one pass over the weights
     LOOP = "loop"  # plain loop over experts: the ground truth of the tests
 
@@ -151,13 +151,13 @@ class CoEConfig(PreTrainedConfig):
     """Initial router weights: "normal" (mean 0, std initializer_range, as every other weight) or
     "kaiming_uniform", the reference code's ``kaiming_uniform_(a=sqrt(5))``: uniform on +-1/sqrt(hidden_size)
     (std 0.018 at hidden 1024). Both draw the same random numbers, so the other weights do not change."""
-    expert_backend: str = "grouped"
-    """"grouped" (sorted tokens, grouped matmuls), "gather" (each token copy gathers its expert's weights:
-    batched matmuls, fast for the few tokens of a decoding step), "adaptive" (gather when a layer sees at most
-    ``coe.nn.experts.GATHER_MAX_COPIES`` token copies T * K, else grouped; decided from shapes, no host sync),
-    "dense" (every routed expert on every token, weighted 0 where not chosen: N / K times the FLOPs, for
-    decoding batches that reach nearly every expert anyway) or "loop" (plain reference loop). Config files
-    that say "auto", the former name of "grouped", load as "grouped"."""
+    expert_backend: str = "adaptive"
+    """"adaptive" (per call, from its shapes, no host sync: the backend measured fastest for them, "gather"
+    for the few token copies of a decoding step, "dense" for decoding batches on a GPU, "grouped" for training
+    batches; the thresholds are in ``coe.nn.experts``), "grouped" (sorted tokens, grouped matmuls), "gather"
+    (each token copy gathers its expert's weights: batched matmuls), "dense" (every routed expert on every
+    token, weighted 0 where not chosen: N / K times the FLOPs, one pass over the weights) or "loop" (plain
+    reference loop). Config files that say "auto", the former name of "grouped", load as "grouped"."""
 
     # --- Chain-of-Experts
     inner_iter: int = 1

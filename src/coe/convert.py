@@ -136,7 +136,7 @@ REFERENCE_DEFAULTS: dict[str, Any] = dict(
 # Fields of ours that the reference has no use for: written as extra config.json keys (its config class keeps
 # and ignores unknown keys), so that the way back is lossless. router_init among them: the reference always
 # initialises its routers with kaiming_uniform_, and a converted checkpoint carries trained router weights.
-OUR_EXTRAS = {"expert_backend": "grouped", "router_z_loss_coef": 0.0, "router_init": "normal"}
+OUR_EXTRAS = {"expert_backend": "adaptive", "router_z_loss_coef": 0.0, "router_init": "normal"}
 # The reference's YaRN defaults (CoeYarnRotaryEmbedding).
 REFERENCE_YARN_DEFAULTS = dict(
     original_max_position_embeddings=4096, beta_fast=32, beta_slow=1, mscale=1, mscale_all_dim=0

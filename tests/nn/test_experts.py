@@ -1,6 +1,6 @@
 """The grouped and gather backends against the plain loop: outputs and every gradient, edge cases, no host
 syncs. The grouped backend has two ways back to tokens (the gather-only combine of the GPU, sum_copies of
-the CPU): both run here. "adaptive" picks gather or grouped by the number of token copies; "dense" runs every
+the CPU): both run here. "adaptive" picks gather, dense or grouped by device and shapes; "dense" runs every
 expert on every token."""
 
 import functools
@@ -252,7 +252,7 @@ def test_gather_and_dense_in_bfloat16_add_copies_in_float32(backend):
         assert a.dtype == b.dtype and rel_err(a.float(), b.float()) < 2e-2, name
 
 
-def test_adaptive_picks_gather_for_few_copies_and_grouped_for_many(monkeypatch):
+def test_adaptive_runs_gather_for_few_copies_and_grouped_for_many_on_the_cpu(monkeypatch):
     experts = make_experts()
     experts.backend = "adaptive"
     seen = []
@@ -267,11 +267,36 @@ def test_adaptive_picks_gather_for_few_copies_and_grouped_for_many(monkeypatch):
         y = experts(torch.randn(T, 24), torch.randint(0, 6, (T, K)), torch.rand(T, K))
         assert y.shape == (T, 24)
     assert seen == ["_gather", "_gather", "_grouped", "_grouped"]
-    assert experts._gathers(GATHER_MAX_COPIES) and not experts._gathers(GATHER_MAX_COPIES + 1)
-    experts.shard = object()  # expert parallelism: a rank holds only its experts, so always grouped
-    assert not experts._gathers(1)
-    experts.backend = "gather"
-    assert not experts._gathers(1)
+
+
+def adaptive_path(experts, device, T, K, dtype=torch.float32):
+    """The backend "adaptive" picks for T tokens of K copies on ``device`` ("meta" stands for a GPU: any
+    device but the CPU), from shapes alone."""
+    x = torch.empty(T, experts.gate_up_proj.shape[-1], device=device, dtype=dtype)
+    return experts._path(x, torch.empty(T, K, dtype=torch.long, device=device), dtype)
+
+
+def test_adaptive_rule_by_device_copies_bytes_and_tokens():
+    small = Experts(63, 128, 64, backend="adaptive")  # 98 KB a float32 expert: 32 copies are 3.1 MB
+    assert adaptive_path(small, "cpu", GATHER_MAX_COPIES // 4, 4) == "gather"
+    assert adaptive_path(small, "cpu", GATHER_MAX_COPIES // 4 + 1, 4) == "grouped"
+    with torch.device("meta"):  # paper widths without their memory
+        paper = Experts(63, 1024, 704, backend="adaptive")
+    # CPU: one float32 expert of paper widths is 8.6 MB, over GATHER_MAX_BYTES_CPU: never gather.
+    assert 3 * 1024 * 704 * 4 > experts_module.GATHER_MAX_BYTES_CPU
+    assert adaptive_path(paper, "cpu", 1, 1) == "grouped"
+    assert adaptive_path(paper, "cpu", 64, 4) == "grouped"  # and never dense on the CPU
+    # GPU: gather up to 32 copies, dense up to DENSE_MAX_TOKENS tokens, grouped above.
+    assert adaptive_path(paper, "meta", 8, 4, torch.bfloat16) == "gather"
+    assert adaptive_path(paper, "meta", 8, 8, torch.bfloat16) == "dense"
+    assert adaptive_path(paper, "meta", experts_module.DENSE_MAX_TOKENS, 4, torch.bfloat16) == "dense"
+    assert adaptive_path(paper, "meta", experts_module.DENSE_MAX_TOKENS + 1, 4, torch.bfloat16) == "grouped"
+    assert adaptive_path(paper, "meta", 64 * 512, 8, torch.bfloat16) == "grouped"  # a training batch
+    paper.shard = object()  # expert parallelism: a rank holds only its experts, so always grouped
+    assert adaptive_path(paper, "meta", 1, 4) == "grouped"
+    for backend in ("gather", "grouped", "dense", "loop"):  # the others are what they say
+        small.backend = backend
+        assert adaptive_path(small, "cpu", 2048, 8) == adaptive_path(small, "meta", 1, 1) == backend
 
 
 @pytest.mark.parametrize("backend", ["gather", "adaptive", "dense"])

@@ -136,8 +136,11 @@ def shard_experts(experts: torch.nn.Module, mesh: DeviceMesh) -> None:
     group = mesh.get_group("ep")
     rank, P = mesh.get_local_rank("ep"), mesh.size(mesh.mesh_dim_names.index("ep"))
     sizes = expert_split(experts.num_experts, P)
-    if experts.backend != "grouped":
-        raise ValueError(f"expert parallelism needs the grouped expert backend, not {experts.backend!r}")
+    if experts.backend not in ("grouped", "adaptive"):
+        raise ValueError(
+            "expert parallelism needs the grouped expert backend (or adaptive, which is grouped on a "
+            f"shard), not {experts.backend!r}"
+        )
     for name in ("gate_up_proj", "down_proj"):
         full = getattr(experts, name)
         local = full.detach().chunk(P)[rank].clone()

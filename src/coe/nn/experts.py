@@ -19,8 +19,11 @@ transformers' DeepseekV2 experts.
   (``index_select`` on the stacked weights) and two batched matmuls run over the copies; no sort, no grouped
   matmul over all N experts (most of them empty at M of a few dozen). It reads M expert weights instead of
   at most N, so it loses as M grows.
-- "adaptive": "gather" up to :data:`GATHER_MAX_COPIES` token copies, else "grouped". The choice is made from
-  the shape T * K, so it needs no host synchronisation; training batches are far above it.
+- "adaptive" (the default): per call, from its shapes alone (no host synchronisation), the backend measured
+  fastest for them. "gather" up to :data:`GATHER_MAX_COPIES` token copies T * K (on the CPU only while those
+  copies' weights stay under :data:`GATHER_MAX_BYTES_CPU`); on a GPU "dense" up to :data:`DENSE_MAX_TOKENS`
+  tokens; "grouped" above, which is where every training batch lands. With expert parallelism it is
+  "grouped".
 - "dense": every expert on every token, each output weighted by the token's routing weight for that expert
   (0 where not chosen): one plain matmul over all experts' gate and up rows, one batched matmul over their
   down projections. N / K times the FLOPs of the chosen experts, but each weight is read once in one
@@ -127,12 +130,41 @@ shared with other work, torch 2.13 CPU). CoE-like is one of a layer's C = 2 call
 Gather reads one expert's weights per copy, grouped at most each expert once plus a fixed cost per call (on
 the CPU torch's grouped_mm visits all N groups, empty ones too); in a finer sweep the two cross between 32
 copies (gather / grouped 0.96 at K = 8, 0.90 at K = 4) and 64 (1.43 and 1.42), whatever K. On one H200
-(same script, paper widths D 1024, F 704, bfloat16, torch 2.11, 2026-12-02) gather / grouped is 0.51 at 8
-copies, 0.63 at 32 (K = 8) and 0.57 at 32 (K = 4), 0.97 at 64 and 1.44 at 128: 32 is on the fast side on both.
-At paper widths on the CPU (float32, 2 threads, 2026-12-03,
-benchmarks/results/cpu-expert-dense-2026-12-03.txt) gather loses at every size, 2.2x at one token (K = 4)
-and 5.1x (K = 8): each gathered expert is 8.6 MB of float32 weights to copy. There "adaptive" is slower
-than "grouped"; it is meant for a GPU or small widths.
+(paper widths D 1024, F 704, bfloat16, torch 2.11, 2026-12-03; table at :data:`DENSE_MAX_TOKENS`) gather /
+grouped is 0.60 at 32 copies (K = 4) and 1.00 at 64 (K = 8), and gather beats dense at 32 copies (0.166
+against 0.190 ms) but not at 64 (0.286 against 0.196): 32 is on the fast side on both machines.
+"""
+
+GATHER_MAX_BYTES_CPU = 4 * 2**20
+"""On the CPU "adaptive" gathers only while the copies' expert weights (M times 3 * D * F elements in the
+matmul dtype) stay within these bytes: gathering copies them. At the small preset's widths 32 float32 copies
+are 3.1 MB (gather wins, table above); at paper widths one float32 expert is 8.6 MB, and gather loses at every
+size, 2.2x at one token with K = 4 (34 MB) and 5.1x with K = 8 (2026-12-03, 2 threads, torch 2.13,
+benchmarks/results/cpu-expert-dense-2026-12-03.txt). A GPU reads gathered weights at HBM speed: no such limit
+there.
+"""
+
+DENSE_MAX_TOKENS = 128
+"""Most tokens T for which "adaptive" takes "dense" on a GPU, above gather's copies (inclusive).
+
+One ``Experts.forward`` at paper widths (63 experts, D 1024, F 704), bfloat16, inference mode, random routing;
+ms, fastest of 20 (python benchmarks/expert_decode.py --device cuda --size paper --dtype bfloat16 --tokens 8
+32 64 128; one NVIDIA H200, torch 2.11, 2026-12-03; benchmarks/results/h200-expert-dense-2026-12-03/).
+
+| shape | T | copies | gather ms | grouped ms | dense ms | dense / grouped |
+|---|---|---|---|---|---|---|
+| MoE-like, K = 8 | 8 | 64 | 0.286 | 0.285 | 0.196 | 0.69 |
+| MoE-like, K = 8 | 32 | 256 | 0.724 | 0.320 | 0.200 | 0.63 |
+| MoE-like, K = 8 | 64 | 512 | 1.301 | 0.318 | 0.199 | 0.62 |
+| MoE-like, K = 8 | 128 | 1024 | 2.485 | 0.318 | 0.226 | 0.71 |
+| CoE-like, K = 4 | 8 | 32 | 0.166 | 0.276 | 0.190 | 0.69 |
+| CoE-like, K = 4 | 32 | 128 | 0.433 | 0.302 | 0.198 | 0.66 |
+| CoE-like, K = 4 | 64 | 256 | 0.724 | 0.316 | 0.200 | 0.63 |
+| CoE-like, K = 4 | 128 | 512 | 1.302 | 0.314 | 0.220 | 0.70 |
+
+Dense reads every expert once in two plain matmuls (about 1,200-1,370 GB/s of weights) where grouped reads
+nearly as many after a sort and a grouped-GEMM set-up; its N / K times the FLOPs start to show at 128 tokens
+(0.22 ms), and grow with T while grouped stays flat: 128 is the largest count measured, not the crossover.
 """
 
 
@@ -215,7 +247,7 @@ class Experts(nn.Module):
     """``y_t = sum_k w_tk * down_e(silu(gate_e(x_t)) * up_e(x_t))`` over the chosen experts
     e = topk_idx[t, k]."""
 
-    def __init__(self, num_experts: int, hidden_size: int, intermediate_size: int, backend: str = "grouped"):
+    def __init__(self, num_experts: int, hidden_size: int, intermediate_size: int, backend: str = "adaptive"):
         super().__init__()
         self.num_experts, self.intermediate_size = num_experts, intermediate_size
         self.backend = ExpertBackend(backend)
@@ -239,9 +271,10 @@ class Experts(nn.Module):
             return self._loop(x, topk_idx, topk_weight)
         dtype = compute_dtype(x)
         weights = self.matmul_weights(dtype, cache)
-        if self.backend == ExpertBackend.DENSE:
+        path = self._path(x, topk_idx, dtype)
+        if path == ExpertBackend.DENSE:
             return dense_swiglu(x.to(dtype), topk_idx, topk_weight, *weights).to(x.dtype)
-        if self._gathers(topk_idx.numel()):
+        if path == ExpertBackend.GATHER:
             return self._gather(x, topk_idx, topk_weight, weights)
         return self._grouped(x, topk_idx, topk_weight, weights, add_copies=x.device.type == "cpu")
 
@@ -260,13 +293,22 @@ class Experts(nn.Module):
             cache[dtype] = weights
         return weights
 
-    def _gathers(self, copies: int) -> bool:
-        """Whether the gather path runs for this many token copies (a shape: no host sync)."""
-        if self.shard is not None:
-            return False
-        if self.backend == ExpertBackend.GATHER:
-            return True
-        return self.backend == ExpertBackend.ADAPTIVE and copies <= GATHER_MAX_COPIES
+    def _path(self, x: torch.Tensor, topk_idx: torch.Tensor, dtype: torch.dtype) -> ExpertBackend:
+        """The backend that runs this call: ``self.backend``, or for "adaptive" the one its shapes pick (see
+        the module's docstring). Shapes, devices and dtypes only: no host sync, no data-dependent guard."""
+        if self.shard is not None:  # a rank holds only its experts: the grouped exchange
+            return ExpertBackend.GROUPED
+        if self.backend != ExpertBackend.ADAPTIVE:
+            return self.backend
+        tokens, copies = topk_idx.shape[0], topk_idx.numel()
+        if x.device.type == "cpu":
+            expert_bytes = 3 * self.gate_up_proj.shape[-1] * self.intermediate_size * dtype.itemsize
+            if copies <= GATHER_MAX_COPIES and copies * expert_bytes <= GATHER_MAX_BYTES_CPU:
+                return ExpertBackend.GATHER
+            return ExpertBackend.GROUPED
+        if copies <= GATHER_MAX_COPIES:
+            return ExpertBackend.GATHER
+        return ExpertBackend.DENSE if tokens <= DENSE_MAX_TOKENS else ExpertBackend.GROUPED
 
     def _gather(
         self,
