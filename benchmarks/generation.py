@@ -10,11 +10,12 @@ Settings, each through ``model.generate`` with greedy decoding after a random ``
 
 - eager: transformers' default DynamicCache, experts on "grouped", no compilation: what
   generate() did before the static cache worked;
-- fast: ``cache_implementation="static"``, experts on "adaptive" (gather for the few token copies of a
-  decoding step), and the decoding step compiled by transformers' own generate path (prefill eager, each
-  decoding step through ``torch.compile(fullgraph=True)``; on CUDA transformers' default mode
-  "reduce-overhead", i.e. CUDA graphs; on the CPU mode "default"): ``coe.generation.fast_generate_kwargs``.
-  The compile warm-up is timed apart and printed;
+- fast: ``cache_implementation="static"``, experts on "adaptive" (the default backend: gather for the few
+  token copies of a decoding step, on a GPU dense for up to 128 tokens), and the decoding step compiled by
+  transformers' own generate path (prefill eager, each decoding step through
+  ``torch.compile(fullgraph=True)``; on CUDA transformers' default mode "reduce-overhead", i.e. CUDA graphs;
+  on the CPU mode "default"): ``coe.generation.fast_generate_kwargs``. The compile warm-up is timed apart and
+  printed;
 - loop: ``coe.decoding.StepDecoder`` on the fast row's model: the static cache and one compiled step per token
   (CUDA graphs on CUDA; compiled on the CPU too unless ``--no-compile``) in a loop of its own, without
   generate()'s per-step host work. It has no streamer, so its per-token latency columns are empty ("-"): its
