@@ -33,7 +33,9 @@
 #
 # Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
 # results/paper and results/paper-2); OUT_DIR (the comparison's directory relative to the repository, default
-# results/paper-3; the final report averages over seed 0 and the lanes' seeds); WORK (work directory, default /root/coe-paper); DEADLINE
+# results/paper-3; its report covers every finished run in OUT_DIR/runs, each seed found there, and
+# `collect`, or `report` alone, writes it again in the repository); WORK (work directory, default
+# /root/coe-paper); DEADLINE
 # (seconds after `start` by which every run must have ended, default 1500: a preset whose estimate does not fit is
 # not started, one still running then is stopped by SIGTERM, which checkpoints it); WATCH (default 540);
 # SAVE_EVERY (steps between checkpoints, default 1000: only the final one, as one checkpoint of the 12-layer model
@@ -158,8 +160,21 @@ else:
     done
 }
 
+report() {  # OUT_DIR's report over every finished run in OUT_DIR/runs, each seed found there
+    local seeds=0 run all
+    for run in "$out"/runs/*/summary.json; do
+        [[ $run =~ -seed(0|[1-9][0-9]*)/summary.json$ ]] && seeds="$seeds,${BASH_REMATCH[1]}"
+    done
+    all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
+    PYTHONPATH=src python3 -c "$prelude
+from coe.compare import compare
+compare(experiment({'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}), 'report_only': True,
+                    'train': {'logging': {'progress': False}}}))
+"
+}
+
 drive() {  # in $work, detached: every lane, then the report
-    local ngpu=1 i=0 sharing seeds=0 run
+    local ngpu=1 i=0 sharing
     if [ "$device" = cuda ]; then
         nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
         ngpu=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
@@ -175,14 +190,7 @@ drive() {  # in $work, detached: every lane, then the report
     wait
     # shellcheck disable=SC2048,SC2086
     [ "${DECODE:-0}" = 1 ] && decode $*
-    for run in $*; do [[ $run =~ @(0|[1-9][0-9]*)$ ]] && seeds="$seeds,${BASH_REMATCH[1]}"; done
-    local all
-    all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
-    PYTHONPATH=src python3 -c "$prelude
-from coe.compare import compare
-compare(experiment({'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}), 'report_only': True,
-                    'train': {'logging': {'progress': False}}}))
-" > logs/report.log 2>&1
+    report > logs/report.log 2>&1
     echo "report: exit $?"; tail -n 3 logs/report.log
     if [ -n "${AFTER:-}" ]; then  # a command for the GPU once the runs are over (e.g. a benchmark)
         echo "after: $AFTER"
@@ -260,10 +268,10 @@ case ${1:-} in
                 cp -r "$entry" "$out/$kind/"; echo "$kind/$(basename "$entry"): new"
             done
         done
-        # The report the campaign wrote covers every run it saw, the repository's included.
-        for file in report.md report.html results.json loss_curves.png; do
-            [ -f "$scratch/$out/$file" ] && cp "$scratch/$out/$file" "$out/$file"
-        done
+        # The report again, here: over every finished run of the repository's OUT_DIR, each seed found there (the
+        # campaign's own report saw only the runs it was given and the repository's copy it was sent with).
+        if report > "$scratch/report.log" 2>&1; then echo "report: written"
+        else echo "report: failed"; tail -n 20 "$scratch/report.log"; fi
         for logs in "$scratch"/logs "$scratch"/logs-*; do  # logs-*: earlier campaigns on the same machine
             [ -d "$logs" ] || continue
             dest="$out/logs/$(date +%F)"; n=1
@@ -271,8 +279,10 @@ case ${1:-} in
             cp -r "$logs" "$dest"; echo "logs: $dest"
         done
         ;;
+    report)  # here or there: OUT_DIR's report written again from its runs
+        report ;;
     drive)
         shift; drive "$@" ;;
     *)
-        echo "usage: $0 start LANE... | watch | collect PAPER-RESULTS.TGZ"; exit 2 ;;
+        echo "usage: $0 start LANE... | watch | collect PAPER-RESULTS.TGZ | report"; exit 2 ;;
 esac

@@ -4,6 +4,7 @@ runs: start, lanes, routing analysis, decoding latency, report and the packed re
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,10 +123,24 @@ def test_campaign_trains_analyses_times_decoding_and_packs_the_results(tmp_path)
     assert (collected / "report.md").read_text() == (results / "report.md").read_text()
     (dated,) = (collected / "logs").iterdir()
     assert (dated / "drive.log").is_file()
+    # A seed the campaign never ran, already in the repository (as the main pair's seeds 1 and 2 of another
+    # campaign): collecting again writes the report over every finished run there, that seed's included.
+    seed1 = collected / "runs" / "moe-8-64-seed1"
+    shutil.copytree(collected / "runs" / "moe-8-64", seed1)
+    config = (seed1 / "config.yaml").read_text()
+    (seed1 / "config.yaml").write_text(
+        config.replace("runs/moe-8-64\n", "runs/moe-8-64-seed1\n").replace("\nseed: 0\n", "\nseed: 1\n")
+    )
+    summary = json.loads((seed1 / "summary.json").read_text())
+    (seed1 / "summary.json").write_text(json.dumps({**summary, "val_loss": summary["val_loss"] + 1.0}))
     # Collected again: nothing new, the runs kept, a second dated log directory.
     printed = script(tmp_path, "collect", str(pack), cwd=repo)
     assert "runs/moe-8-64: kept (already here)" in printed and "new" not in printed
+    assert "report: written" in printed
     assert len(list((collected / "logs").iterdir())) == 2
+    moe = json.loads((collected / "results.json").read_text())["runs"][0]
+    assert moe["preset"] == "moe-8-64" and moe["seeds"] == [0, 1]
+    assert moe["val_loss"] == pytest.approx(summary["val_loss"] + 0.5)
 
 
 def test_a_run_whose_estimate_does_not_fit_the_deadline_is_not_started(tmp_path):
