@@ -68,7 +68,10 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    config = CoEConfig.from_preset(args.preset, args.size, max_position_embeddings=4096)
+    # Experts on grouped, as in the committed results (the attention paths are what this compares).
+    config = CoEConfig.from_preset(
+        args.preset, args.size, max_position_embeddings=4096, expert_backend="grouped"
+    )
     device = torch.device(args.device)
     model = CoEForCausalLM(config).eval().to(device, getattr(torch, args.dtype))
     for absorb in (True, False):

@@ -152,12 +152,13 @@ class CoEConfig(PreTrainedConfig):
     "kaiming_uniform", the reference code's ``kaiming_uniform_(a=sqrt(5))``: uniform on +-1/sqrt(hidden_size)
     (std 0.018 at hidden 1024). Both draw the same random numbers, so the other weights do not change."""
     expert_backend: str = "adaptive"
-    """"adaptive" (per call, from its shapes, no host sync: the backend measured fastest for them, "gather"
-    for the few token copies of a decoding step, "dense" for decoding batches on a GPU, "grouped" for training
-    batches; the thresholds are in ``coe.nn.experts``), "grouped" (sorted tokens, grouped matmuls), "gather"
-    (each token copy gathers its expert's weights: batched matmuls), "dense" (every routed expert on every
-    token, weighted 0 where not chosen: N / K times the FLOPs, one pass over the weights) or "loop" (plain
-    reference loop). Config files that say "auto", the former name of "grouped", load as "grouped"."""
+    """"adaptive" (per call, from its shapes, device, dtype and grad mode, no host sync: "gather" for the few
+    token copies of a decoding step, "dense" for inference batches on a GPU in bf16, "grouped" otherwise and
+    for training; the thresholds and their measurements are in ``coe.nn.experts``), "grouped" (sorted tokens,
+    grouped matmuls), "gather" (each token copy gathers its expert's weights: batched matmuls), "dense"
+    (every routed expert on every token, weighted 0 where not chosen: N / K times the FLOPs, one pass over
+    the weights) or "loop" (plain reference loop). Config files that say "auto", the former name of
+    "grouped", load as "grouped"."""
 
     # --- Chain-of-Experts
     inner_iter: int = 1

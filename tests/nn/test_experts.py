@@ -282,16 +282,26 @@ def test_adaptive_rule_by_device_copies_bytes_and_tokens():
     assert adaptive_path(small, "cpu", GATHER_MAX_COPIES // 4 + 1, 4) == "grouped"
     with torch.device("meta"):  # paper widths without their memory
         paper = Experts(63, 1024, 704, backend="adaptive")
-    # CPU: one float32 expert of paper widths is 8.6 MB, over GATHER_MAX_BYTES_CPU: never gather.
+    # CPU: one float32 expert of paper widths is 8.7 MB, over GATHER_MAX_BYTES_CPU: never gather.
     assert 3 * 1024 * 704 * 4 > experts_module.GATHER_MAX_BYTES_CPU
     assert adaptive_path(paper, "cpu", 1, 1) == "grouped"
     assert adaptive_path(paper, "cpu", 64, 4) == "grouped"  # and never dense on the CPU
-    # GPU: gather up to 32 copies, dense up to DENSE_MAX_TOKENS tokens, grouped above.
-    assert adaptive_path(paper, "meta", 8, 4, torch.bfloat16) == "gather"
-    assert adaptive_path(paper, "meta", 8, 8, torch.bfloat16) == "dense"
-    assert adaptive_path(paper, "meta", experts_module.DENSE_MAX_TOKENS, 4, torch.bfloat16) == "dense"
-    assert adaptive_path(paper, "meta", experts_module.DENSE_MAX_TOKENS + 1, 4, torch.bfloat16) == "grouped"
-    assert adaptive_path(paper, "meta", 64 * 512, 8, torch.bfloat16) == "grouped"  # a training batch
+    # GPU, inference in bf16: gather up to 32 copies, dense up to DENSE_MAX_TOKENS tokens, grouped above.
+    bf16 = torch.bfloat16
+    with torch.no_grad():
+        assert adaptive_path(paper, "meta", 8, 4, bf16) == "gather"
+        assert adaptive_path(paper, "meta", 8, 8, bf16) == "dense"
+        assert adaptive_path(paper, "meta", experts_module.DENSE_MAX_TOKENS, 4, bf16) == "dense"
+        assert adaptive_path(paper, "meta", experts_module.DENSE_MAX_TOKENS + 1, 4, bf16) == "grouped"
+        assert adaptive_path(paper, "meta", 64, 8, torch.float32) == "grouped"  # dense measured in bf16 only
+        # Many experts, few tokens: 36 copies reach 20% of 160 experts, dense would read all of them.
+        with torch.device("meta"):
+            many = Experts(160, 1024, 704, backend="adaptive")
+        assert adaptive_path(many, "meta", 6, 6, bf16) == "grouped"
+        assert adaptive_path(many, "meta", 20, 6, bf16) == "dense"  # 53% reached
+    assert adaptive_path(paper, "meta", 64, 8, bf16) == "grouped"  # training: dense's backward is unmeasured
+    assert adaptive_path(paper, "meta", 8, 4, bf16) == "gather"  # gather's gradients are tested
+    assert adaptive_path(paper, "meta", 64 * 512, 8, bf16) == "grouped"  # a training batch
     paper.shard = object()  # expert parallelism: a rank holds only its experts, so always grouped
     assert adaptive_path(paper, "meta", 1, 4) == "grouped"
     for backend in ("gather", "grouped", "dense", "loop"):  # the others are what they say

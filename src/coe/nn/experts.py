@@ -19,11 +19,12 @@ transformers' DeepseekV2 experts.
   (``index_select`` on the stacked weights) and two batched matmuls run over the copies; no sort, no grouped
   matmul over all N experts (most of them empty at M of a few dozen). It reads M expert weights instead of
   at most N, so it loses as M grows.
-- "adaptive" (the default): per call, from its shapes alone (no host synchronisation), the backend measured
-  fastest for them. "gather" up to :data:`GATHER_MAX_COPIES` token copies T * K (on the CPU only while those
-  copies' weights stay under :data:`GATHER_MAX_BYTES_CPU`); on a GPU "dense" up to :data:`DENSE_MAX_TOKENS`
-  tokens; "grouped" above, which is where every training batch lands. With expert parallelism it is
-  "grouped".
+- "adaptive" (the default): per call, from shapes, device, dtype and grad mode alone (no host
+  synchronisation), the backend measured fastest there. "gather" up to :data:`GATHER_MAX_COPIES` token copies
+  T * K (on the CPU only while those copies' weights stay within :data:`GATHER_MAX_BYTES_CPU`); on a GPU, for
+  inference in a 16-bit dtype, "dense" up to :data:`DENSE_MAX_TOKENS` tokens once the copies are expected to
+  reach at least :data:`DENSE_MIN_REACHED` of the experts; "grouped" otherwise, which is where training
+  batches land. With expert parallelism it is "grouped".
 - "dense": every expert on every token, each output weighted by the token's routing weight for that expert
   (0 where not chosen): one plain matmul over all experts' gate and up rows, one batched matmul over their
   down projections. N / K times the FLOPs of the chosen experts, but each weight is read once in one
@@ -33,7 +34,8 @@ transformers' DeepseekV2 experts.
 
 With expert parallelism (``shard`` set by :func:`coe.nn.expert_parallel.shard_experts`) the grouped backend
 holds only its rank's chunk of experts and exchanges token copies with the other ranks around the matmuls.
-``shard_experts`` takes the grouped backend only, and the gather path never runs with a shard set.
+``shard_experts`` takes the grouped and adaptive backends (adaptive is grouped on a shard), and neither gather
+nor dense ever runs with a shard set.
 
 The weights are read only inside ``Experts.forward``: an adapter that reparametrises them for the duration of
 the module's call (peft's LoRA with ``target_parameters=["experts.gate_up_proj", "experts.down_proj"]``)
@@ -138,8 +140,8 @@ against 0.190 ms) but not at 64 (0.286 against 0.196): 32 is on the fast side on
 GATHER_MAX_BYTES_CPU = 4 * 2**20
 """On the CPU "adaptive" gathers only while the copies' expert weights (M times 3 * D * F elements in the
 matmul dtype) stay within these bytes: gathering copies them. At the small preset's widths 32 float32 copies
-are 3.1 MB (gather wins, table above); at paper widths one float32 expert is 8.6 MB, and gather loses at every
-size, 2.2x at one token with K = 4 (34 MB) and 5.1x with K = 8 (2026-12-03, 2 threads, torch 2.13,
+are 3.1 MB (gather wins, table above); at paper widths one float32 expert is 8.7 MB, and gather loses at every
+size, 2.2x at one token with K = 4 (35 MB) and 5.1x with K = 8 (2026-12-03, 2 threads, torch 2.13,
 benchmarks/results/cpu-expert-dense-2026-12-03.txt). A GPU reads gathered weights at HBM speed: no such limit
 there.
 """
@@ -148,8 +150,9 @@ DENSE_MAX_TOKENS = 128
 """Most tokens T for which "adaptive" takes "dense" on a GPU, above gather's copies (inclusive).
 
 One ``Experts.forward`` at paper widths (63 experts, D 1024, F 704), bfloat16, inference mode, random routing;
-ms, fastest of 20 (python benchmarks/expert_decode.py --device cuda --size paper --dtype bfloat16 --tokens 8
-32 64 128; one NVIDIA H200, torch 2.11, 2026-12-03; benchmarks/results/h200-expert-dense-2026-12-03/).
+ms, fastest of 20 (python benchmarks/expert_decode.py --device cuda --size paper --dtype bfloat16 --tokens
+...; one NVIDIA H200, torch 2.11, 2026-12-03, two runs; benchmarks/results/h200-expert-dense-2026-12-03/,
+rows up to 128 tokens from its dense.txt, above from adaptive.txt).
 
 | shape | T | copies | gather ms | grouped ms | dense ms | dense / grouped |
 |---|---|---|---|---|---|---|
@@ -157,14 +160,28 @@ ms, fastest of 20 (python benchmarks/expert_decode.py --device cuda --size paper
 | MoE-like, K = 8 | 32 | 256 | 0.724 | 0.320 | 0.200 | 0.63 |
 | MoE-like, K = 8 | 64 | 512 | 1.301 | 0.318 | 0.199 | 0.62 |
 | MoE-like, K = 8 | 128 | 1024 | 2.485 | 0.318 | 0.226 | 0.71 |
+| MoE-like, K = 8 | 256 | 2048 | 4.968 | 0.458 | 0.403 | 0.88 |
+| MoE-like, K = 8 | 512 | 4096 | 9.753 | 0.506 | 0.578 | 1.14 |
 | CoE-like, K = 4 | 8 | 32 | 0.166 | 0.276 | 0.190 | 0.69 |
 | CoE-like, K = 4 | 32 | 128 | 0.433 | 0.302 | 0.198 | 0.66 |
 | CoE-like, K = 4 | 64 | 256 | 0.724 | 0.316 | 0.200 | 0.63 |
 | CoE-like, K = 4 | 128 | 512 | 1.302 | 0.314 | 0.220 | 0.70 |
+| CoE-like, K = 4 | 256 | 1024 | 2.482 | 0.300 | 0.319 | 1.06 |
+| CoE-like, K = 4 | 512 | 2048 | 4.868 | 0.315 | 0.544 | 1.73 |
 
-Dense reads every expert once in two plain matmuls (about 1,200-1,370 GB/s of weights) where grouped reads
-nearly as many after a sort and a grouped-GEMM set-up; its N / K times the FLOPs start to show at 128 tokens
-(0.22 ms), and grow with T while grouped stays flat: 128 is the largest count measured, not the crossover.
+Dense reads every expert once in two plain matmuls where grouped reads nearly as many after a sort and a
+grouped-GEMM set-up; its N / K times the FLOPs grow with T while grouped stays flat, and the two cross
+between 128 and 256 tokens (the MoE-like grouped times of the second run sit 0.42-0.54 ms against 0.29-0.32 in
+the first, so its 0.88 at 256 is uncertain). Dense's arithmetic intensity is about T FLOPs a weight byte in
+bf16, whatever the widths, so the crossover in T should hold at other widths (the H200's bf16 ridge is about
+200 FLOPs a byte); in float32 it would come far earlier, hence bf16 / fp16 only.
+"""
+
+DENSE_MIN_REACHED = 0.5
+"""Least expected share of the N experts that a call's copies reach, 1 - (1 - K / N) ** T under uniform
+routing, for "adaptive" to take "dense" (which reads all N). In the table above dense beat grouped at 41%
+(K = 4, T = 8 of 63 experts) and 66% (K = 8, T = 8); with many experts and few tokens (DeepSeek-V2's 160,
+K = 6, T = 6 reach 20%) dense would read several times what grouped reads.
 """
 
 
@@ -294,8 +311,9 @@ class Experts(nn.Module):
         return weights
 
     def _path(self, x: torch.Tensor, topk_idx: torch.Tensor, dtype: torch.dtype) -> ExpertBackend:
-        """The backend that runs this call: ``self.backend``, or for "adaptive" the one its shapes pick (see
-        the module's docstring). Shapes, devices and dtypes only: no host sync, no data-dependent guard."""
+        """The backend that runs this call: ``self.backend``, or for "adaptive" the one chosen from the call's
+        shapes, device, matmul dtype and grad mode (see the module's docstring): nothing that needs a host
+        sync or guards on data."""
         if self.shard is not None:  # a rank holds only its experts: the grouped exchange
             return ExpertBackend.GROUPED
         if self.backend != ExpertBackend.ADAPTIVE:
@@ -308,7 +326,18 @@ class Experts(nn.Module):
             return ExpertBackend.GROUPED
         if copies <= GATHER_MAX_COPIES:
             return ExpertBackend.GATHER
-        return ExpertBackend.DENSE if tokens <= DENSE_MAX_TOKENS else ExpertBackend.GROUPED
+        # Dense was measured for inference in bf16 (a float32 matmul has a fraction of the FLOP rate, and a
+        # backward N / K times the FLOPs), and pays off where the copies reach most experts anyway.
+        N, K = self.num_experts, topk_idx.shape[1]
+        reached = 1 - (1 - K / N) ** tokens  # expected share of experts reached under uniform routing
+        if (
+            tokens <= DENSE_MAX_TOKENS
+            and reached >= DENSE_MIN_REACHED
+            and dtype.itemsize == 2
+            and not torch.is_grad_enabled()
+        ):
+            return ExpertBackend.DENSE
+        return ExpertBackend.GROUPED
 
     def _gather(
         self,
