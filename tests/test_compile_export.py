@@ -27,6 +27,7 @@ CASES = [
     ("coe-2-4-64", "loop"),
     ("coe-2-4-64", "gather"),
     ("coe-2-4-64", "adaptive"),
+    ("coe-2-4-64", "dense"),
 ]
 
 
@@ -80,7 +81,15 @@ def test_exported_program_equals_eager(preset, backend):
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-CUDA_CASES = [("moe-8-64", "grouped"), ("coe-2-4-64", "grouped"), ("coe-2-4-64", "gather")]
+CUDA_CASES = [
+    ("moe-8-64", "grouped"),
+    ("coe-2-4-64", "grouped"),
+    ("coe-2-4-64", "gather"),
+    ("coe-2-4-64", "dense"),
+    # The default: dense for these 18 tokens in bf16 under no_grad (the compiled forward, eager references),
+    # grouped where export traces with grad enabled.
+    ("coe-2-4-64", "adaptive"),
+]
 
 
 def tiny_bf16_cuda(preset: str, backend: str) -> CoEForCausalLM:
