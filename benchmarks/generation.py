@@ -301,9 +301,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows, profiles = [], []
     for preset in args.preset:
         torch.manual_seed(0)
-        config = CoEConfig.from_preset(
-            preset, size, expert_backend="grouped"
-        )  # eager: as before the fast path
+        # The eager row runs grouped experts, as generate() did before the fast path.
+        config = CoEConfig.from_preset(preset, size, expert_backend="grouped")
         eager = CoEForCausalLM(config).to(device, dtype).eval()
         fast = with_experts(eager, "adaptive")
         fast_kwargs = decode_kwargs("static" if args.no_compile else "compiled", device)

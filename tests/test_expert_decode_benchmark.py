@@ -14,6 +14,8 @@ def test_expert_decode_benchmark_smoke(capsys):
     ]
     assert all(r["gather_ms"] > 0 and r["grouped_ms"] > 0 and r["dense_ms"] > 0 for r in layer)
     assert all(r["weights_gb_per_s"] > 0 for r in layer)
+    # What "adaptive" runs at each row on the CPU: gather for 4 or 8 copies, grouped for 160 or 320.
+    assert [r["adaptive"] for r in layer] == ["gather", "grouped"] * 2
     gen = [r for r in rows if "preset" in r]
     assert [(r["preset"], r["batch"]) for r in gen] == [
         (p, b) for p in ("moe-8-64", "coe-2-4-64") for b in (1, 2)

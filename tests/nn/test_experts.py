@@ -11,7 +11,7 @@ import torch
 from coe import CoEConfig, CoEForCausalLM
 from coe.nn import experts as experts_module
 from coe.nn.dispatch import combine, permute, sort_by_expert, sorted_weights, sum_copies
-from coe.nn.experts import GATHER_MAX_COPIES, Experts, grouped_mm, tiled_grouped_mm
+from coe.nn.experts import GATHER_MAX_COPIES, Experts, expected_reach, grouped_mm, tiled_grouped_mm
 from tests.conftest import rel_err
 
 GROUPED = ["grouped-combine", "grouped-add"]  # _grouped(add_copies=False / True)
@@ -256,17 +256,20 @@ def test_adaptive_runs_gather_for_few_copies_and_grouped_for_many_on_the_cpu(mon
     experts = make_experts()
     experts.backend = "adaptive"
     seen = []
-    for path in ("_gather", "_grouped"):
-        original = getattr(experts, path)
-        monkeypatch.setattr(
-            experts, path, lambda *a, _f=original, _p=path, **kw: seen.append(_p) or _f(*a, **kw)
-        )
+    original_gather = experts_module.gathered_swiglu
+    monkeypatch.setattr(
+        experts_module, "gathered_swiglu", lambda *a: seen.append("gather") or original_gather(*a)
+    )
+    original_grouped = experts._grouped
+    monkeypatch.setattr(
+        experts, "_grouped", lambda *a, **kw: seen.append("grouped") or original_grouped(*a, **kw)
+    )
     K = 4
     tokens = [1, GATHER_MAX_COPIES // K, GATHER_MAX_COPIES // K + 1, 2048]
     for T in tokens:
         y = experts(torch.randn(T, 24), torch.randint(0, 6, (T, K)), torch.rand(T, K))
         assert y.shape == (T, 24)
-    assert seen == ["_gather", "_gather", "_grouped", "_grouped"]
+    assert seen == ["gather", "gather", "grouped", "grouped"]
 
 
 def adaptive_path(experts, device, T, K, dtype=torch.float32):
@@ -298,7 +301,8 @@ def test_adaptive_rule_by_device_copies_bytes_and_tokens():
         with torch.device("meta"):
             many = Experts(160, 1024, 704, backend="adaptive")
         assert adaptive_path(many, "meta", 6, 6, bf16) == "grouped"
-        assert adaptive_path(many, "meta", 20, 6, bf16) == "dense"  # 53% reached
+        assert adaptive_path(many, "meta", 20, 6, bf16) == "dense"
+    assert round(expected_reach(160, 6, 6), 2) == 0.20 and round(expected_reach(160, 6, 20), 2) == 0.53
     assert adaptive_path(paper, "meta", 64, 8, bf16) == "grouped"  # training: dense's backward is unmeasured
     assert adaptive_path(paper, "meta", 8, 4, bf16) == "gather"  # gather's gradients are tested
     assert adaptive_path(paper, "meta", 64 * 512, 8, bf16) == "grouped"  # a training batch
@@ -331,9 +335,9 @@ def test_greedy_generation_is_the_same_with_adaptive_and_grouped(monkeypatch):
     config = grouped.config
     adaptive.load_state_dict(grouped.state_dict())
     calls = []
-    original = Experts._gather
+    original = experts_module.gathered_swiglu
     monkeypatch.setattr(
-        Experts, "_gather", lambda self, *a, **kw: calls.append(a[0].shape[0]) or original(self, *a, **kw)
+        experts_module, "gathered_swiglu", lambda *a: calls.append(a[0].shape[0]) or original(*a)
     )
     prompt = torch.randint(0, config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
     kwargs = dict(max_new_tokens=10, min_new_tokens=10, do_sample=False)
@@ -344,6 +348,16 @@ def test_greedy_generation_is_the_same_with_adaptive_and_grouped(monkeypatch):
     assert calls and set(calls) == {2}  # every decoding step of every MoE layer and iteration, no prefill
     moe_layers = config.num_hidden_layers - config.first_k_dense_replace
     assert len(calls) == 9 * moe_layers * config.inner_iter
+
+
+def test_expected_reach_matches_sampled_routing():
+    """The share of experts a batch's copies reach, against uniform routing sampled (K distinct of N a token):
+    4 of 63 by 64 tokens reach 98.5%, the figure the docs give for a batch-64 CoE step."""
+    g = torch.Generator().manual_seed(0)
+    for N, K, T in [(63, 4, 64), (63, 4, 8), (160, 6, 6)]:
+        trials = [torch.rand(T, N, generator=g).topk(K).indices.unique().numel() / N for _ in range(2000)]
+        assert abs(sum(trials) / len(trials) - expected_reach(N, K, T)) < 0.005, (N, K, T)
+    assert round(expected_reach(63, 4, 64), 3) == 0.985
 
 
 def test_dense_ignores_an_unchosen_expert_that_overflows():

@@ -178,11 +178,18 @@ bf16, whatever the widths, so the crossover in T should hold at other widths (th
 """
 
 DENSE_MIN_REACHED = 0.5
-"""Least expected share of the N experts that a call's copies reach, 1 - (1 - K / N) ** T under uniform
-routing, for "adaptive" to take "dense" (which reads all N). In the table above dense beat grouped at 41%
+"""Least expected share of the N experts that a call's copies reach (:func:`expected_reach`) for "adaptive"
+to take "dense" (which reads all N). In the table above dense beat grouped at 41%
 (K = 4, T = 8 of 63 experts) and 66% (K = 8, T = 8); with many experts and few tokens (DeepSeek-V2's 160,
 K = 6, T = 6 reach 20%) dense would read several times what grouped reads.
 """
+
+
+def expected_reach(num_experts: int, k: int, tokens: int) -> float:
+    """The expected share of ``num_experts`` experts reached by ``tokens`` tokens that choose ``k`` distinct
+    experts each under uniform routing: 1 - (1 - k / N) ** T (each expert is missed by a token with
+    probability 1 - k / N, independently across tokens)."""
+    return 1 - (1 - k / num_experts) ** tokens
 
 
 def gather(w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -289,10 +296,9 @@ class Experts(nn.Module):
         dtype = compute_dtype(x)
         weights = self.matmul_weights(dtype, cache)
         path = self._path(x, topk_idx, dtype)
-        if path == ExpertBackend.DENSE:
-            return dense_swiglu(x.to(dtype), topk_idx, topk_weight, *weights).to(x.dtype)
-        if path == ExpertBackend.GATHER:
-            return self._gather(x, topk_idx, topk_weight, weights)
+        if path in (ExpertBackend.GATHER, ExpertBackend.DENSE):
+            swiglu_of = gathered_swiglu if path == ExpertBackend.GATHER else dense_swiglu
+            return swiglu_of(x.to(dtype), topk_idx, topk_weight, *weights).to(x.dtype)
         return self._grouped(x, topk_idx, topk_weight, weights, add_copies=x.device.type == "cpu")
 
     def matmul_weights(
@@ -328,28 +334,14 @@ class Experts(nn.Module):
             return ExpertBackend.GATHER
         # Dense was measured for inference in bf16 (a float32 matmul has a fraction of the FLOP rate, and a
         # backward N / K times the FLOPs), and pays off where the copies reach most experts anyway.
-        N, K = self.num_experts, topk_idx.shape[1]
-        reached = 1 - (1 - K / N) ** tokens  # expected share of experts reached under uniform routing
         if (
             tokens <= DENSE_MAX_TOKENS
-            and reached >= DENSE_MIN_REACHED
+            and expected_reach(self.num_experts, topk_idx.shape[1], tokens) >= DENSE_MIN_REACHED
             and dtype.itemsize == 2
             and not torch.is_grad_enabled()
         ):
             return ExpertBackend.DENSE
         return ExpertBackend.GROUPED
-
-    def _gather(
-        self,
-        x: torch.Tensor,
-        topk_idx: torch.Tensor,
-        topk_weight: torch.Tensor,
-        weights: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        dtype = compute_dtype(x)
-        w_gate_up, w_down = weights if weights is not None else self.matmul_weights(dtype)
-        y = gathered_swiglu(x.to(dtype), topk_idx, topk_weight, w_gate_up, w_down)
-        return y.to(x.dtype)
 
     def _grouped(
         self,
