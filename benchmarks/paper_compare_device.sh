@@ -33,7 +33,7 @@
 #
 # Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
 # results/paper and results/paper-2); OUT_DIR (the comparison's directory relative to the repository, default
-# results/paper-3; its report covers every finished run in OUT_DIR/runs, each seed found there, and
+# results/paper-3; its report covers every finished run in OUT_DIR/runs, with the seed each saved, and
 # `collect`, or `report` alone, writes it again in the repository); WORK (work directory, default
 # /root/coe-paper); DEADLINE
 # (seconds after `start` by which every run must have ended, default 1500: a preset whose estimate does not fit is
@@ -160,15 +160,13 @@ else:
     done
 }
 
-report() {  # OUT_DIR's report over every finished run in OUT_DIR/runs, each seed found there
-    local seeds=0 run all
-    for run in "$out"/runs/*/summary.json; do
-        [[ $run =~ -seed(0|[1-9][0-9]*)/summary.json$ ]] && seeds="$seeds,${BASH_REMATCH[1]}"
-    done
-    all=$(PYTHONPATH=src python3 -c "from coe.presets import PRESETS; print(','.join(repr(p) for p in PRESETS))")
+report() {  # OUT_DIR's report over every finished run in OUT_DIR/runs, with the seed each one saved
     PYTHONPATH=src python3 -c "$prelude
 from coe.compare import compare
-compare(experiment({'out_dir': '$out', 'presets': [$all], 'seeds': sorted({$seeds}), 'report_only': True,
+from coe.presets import PRESETS
+from coe.train.config import saved_settings
+seeds = {0} | {saved_settings(s.parent)['seed'] for s in Path('$out', 'runs').glob('*/summary.json')}
+compare(experiment({'out_dir': '$out', 'presets': list(PRESETS), 'seeds': sorted(seeds), 'report_only': True,
                     'train': {'logging': {'progress': False}}}))
 "
 }
@@ -268,8 +266,8 @@ case ${1:-} in
                 cp -r "$entry" "$out/$kind/"; echo "$kind/$(basename "$entry"): new"
             done
         done
-        # The report again, here: over every finished run of the repository's OUT_DIR, each seed found there (the
-        # campaign's own report saw only the runs it was given and the repository's copy it was sent with).
+        # The report again, here: over every finished run of the repository's OUT_DIR (the campaign's own
+        # report saw only the runs of the machine: those it trained and the repository's copy sent with it).
         if report > "$scratch/report.log" 2>&1; then echo "report: written"
         else echo "report: failed"; tail -n 20 "$scratch/report.log"; fi
         for logs in "$scratch"/logs "$scratch"/logs-*; do  # logs-*: earlier campaigns on the same machine
