@@ -74,7 +74,7 @@ def summary_table(finished: dict[str, dict]) -> None:
 def throughput_table(finished: dict[str, dict], runs: dict) -> None:
     """tokens/s of each finished run times its training FLOPs per token relative to moe-8-64 (what moe-8-64
     would run at if the step cost only its FLOPs), its peak memory, and the largest gradient norm it logged
-    (a mean over a log window, before clipping)."""
+    (a mean over a log window, before clipping); then the presets with no finished run and their FLOPs."""
     from coe import CoEConfig
     from coe.flops import train_flops_per_token
 
@@ -95,6 +95,11 @@ def throughput_table(finished: dict[str, dict], runs: dict) -> None:
             f"| {name} | {ratio:.3f} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] * ratio:,.0f} | "
             f"{gib(s)} | {grad:.2f} |"
         )
+    missing = {name: flops(name) / flops("moe-8-64") for name in PRESETS if name not in finished}
+    if missing:  # what the comparison still has to train
+        each = ", ".join(f"{name} {ratio:.2f}" for name, ratio in missing.items())
+        total = sum(missing.values())
+        print(f"\nnot finished (training FLOPs / token vs moe-8-64): {each}; {total:.1f} together")
     print()
 
 
