@@ -81,11 +81,16 @@ progress() {  # one line: each started preset's last logged step
     echo "$(( $(date +%s) - $(cat "$work/started") ))s:$line"
 }
 
+split_run() {  # PRESET or PRESET@SEED into the caller's preset and seed
+    preset=${1%@*}; seed=0
+    [ "$1" != "$preset" ] && seed=${1##*@}
+}
+
 lane() {  # gpu, sharing (lanes on that GPU), presets...
     local gpu=$1 sharing=$2; shift 2
     for run in "$@"; do
-        local est left name preset=${run%@*} seed=0
-        [ "$run" != "$preset" ] && seed=${run##*@}
+        local est left name preset seed
+        split_run "$run"
         if [[ ! $seed =~ ^(0|[1-9][0-9]*)$ || $preset == *@* ]]; then
             echo "gpu $gpu: $run is not PRESET or PRESET@SEED (SEED a non-negative integer): skipped"; continue
         fi
@@ -140,7 +145,7 @@ analyze_run(Path(cfg.out_dir), finished_run(cfg, '$preset', $seed, summary), dev
 decode() {  # runs (PRESET or PRESET@SEED) that kept their weights: decoding latency on the GPU alone, then the weights go
     local run preset seed
     for run in "$@"; do
-        preset=${run%@*}; seed=0; [ "$run" != "$preset" ] && seed=${run##*@}
+        split_run "$run"
         PYTHONPATH=src python3 -c "$prelude
 from coe.analysis.comparison import measure_decode
 from coe.compare import finished_run
