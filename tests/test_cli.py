@@ -551,3 +551,30 @@ def test_generate_gives_the_same_greedy_text_on_every_decode_path(trained, capsy
     assert main(["generate", str(trained), "Q", "--decode", "fast"]) == 2
     err = capsys.readouterr().err
     assert "decode='fast' is invalid" in err and "'compiled'" in err
+
+
+def test_eval_and_generate_run_the_experts_on_the_backend_asked_for(trained, monkeypatch, capsys):
+    """``--expert_backend`` replaces the checkpoint's saved backend for the command (old checkpoints saved
+    "grouped"), with the same loss and text; unset, the saved one runs; a bad name is refused before the
+    checkpoint is read."""
+    from coe.nn.experts import Experts
+
+    loops = []
+    original = Experts._loop
+    monkeypatch.setattr(Experts, "_loop", lambda self, *a: loops.append(1) or original(self, *a))
+    results = {}
+    for backend in (None, "loop", "dense"):
+        option = [] if backend is None else ["--expert_backend", backend]
+        assert main(["eval", str(trained), *EVAL, *option]) == 0
+        loss = json.loads(capsys.readouterr().out)["val_loss"]
+        calls = len(loops)
+        assert main(["generate", str(trained), "Q", "--max_new_tokens", "6", *option]) == 0
+        results[backend] = loss, capsys.readouterr().out
+        assert (len(loops) > calls > 0) if backend == "loop" else not loops, (backend, len(loops))
+        loops.clear()
+    assert results[None][1] == results["loop"][1] == results["dense"][1]
+    for backend in ("loop", "dense"):
+        assert results[backend][0] == pytest.approx(results[None][0], abs=1e-5)
+    assert main(["generate", str(trained), "Q", "--expert_backend", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert "expert_backend='fast' is invalid: choose 'grouped'" in err and "'loop'" in err, err

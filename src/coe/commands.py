@@ -30,9 +30,22 @@ def only_used(command: str, section: str, spec: Any, used: tuple[str, ...]) -> N
             raise invalid(f"{section}.{option.name}", value, f"coe {command} does not use it")
 
 
-def open_checkpoint(checkpoint: str, runtime: RuntimeSpec):
+def expert_backend_option(backend: str | None) -> str | None:
+    """The ``expert_backend`` option of `coe eval` / `coe generate`, checked before the checkpoint is read."""
+    from coe.config import ExpertBackend
+
+    if backend is not None and backend not in tuple(ExpertBackend):
+        allowed = ", ".join(repr(b.value) for b in ExpertBackend)
+        raise invalid(
+            "expert_backend", backend, f"choose {allowed}, or leave it unset (the checkpoint's own)"
+        )
+    return backend
+
+
+def open_checkpoint(checkpoint: str, runtime: RuntimeSpec, expert_backend: str | None = None):
     """``(path, model, tokenizer, device)`` of a checkpoint (or a run directory's newest): the model in
-    float32 and eval mode on the resolved device."""
+    float32 and eval mode on the resolved device; its experts on ``expert_backend`` when given, else on the
+    backend its config saved (every backend computes the same outputs, to rounding)."""
     import torch
 
     from coe.data import load_tokenizer
@@ -43,7 +56,8 @@ def open_checkpoint(checkpoint: str, runtime: RuntimeSpec):
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(runtime.device)
     configure_threads(runtime.threads)
-    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32).to(dev).eval()
+    overrides = {} if expert_backend is None else {"expert_backend": expert_backend}
+    model = CoEForCausalLM.from_pretrained(path, dtype=torch.float32, **overrides).to(dev).eval()
     return path, model, load_tokenizer(path), dev
 
 
@@ -82,6 +96,7 @@ def cmd_eval(
     seq_len: int = 512,
     batch_size: int = 16,
     decode: str = "auto",
+    expert_backend: str | None = None,
 ) -> None:
     """Validation loss and exact-match accuracy of a checkpoint (or the newest one of a run directory).
 
@@ -97,6 +112,10 @@ def cmd_eval(
             cache), "static" (a preallocated static cache), "compiled" (the static cache and a compiled
             decoding step), "auto": compiled on CUDA, static elsewhere (the greedy tokens are the same; bf16
             ties aside, docs/performance.md)
+        expert_backend: the experts' backend for this command: "adaptive" (the fastest per call: gather,
+            dense or grouped), "grouped", "gather", "dense" or "loop"; unset: the one the checkpoint saved
+            (checkpoints made before 2026-12-03 saved "grouped", which decodes slower on a GPU). Every
+            backend gives the same losses and tokens, to rounding
     """
     import json
 
@@ -110,7 +129,7 @@ def cmd_eval(
     only_used("eval", "runtime", runtime, ("device", "precision", "threads"))
     only_used("eval", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer"))
     decode_path(decode, loop=False)  # a bad choice fails before the checkpoint is read
-    path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
+    path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, expert_backend_option(expert_backend))
     amp = autocast_dtype(runtime.precision, dev)
     splits = load_splits(data)
     result = {"checkpoint": str(path)}
@@ -168,6 +187,7 @@ def cmd_generate(
     temperature: float = 0.0,
     decode: str = "auto",
     runtime: RuntimeSpec = RuntimeSpec(),
+    expert_backend: str | None = None,
 ) -> None:
     """Continue a prompt with a checkpoint: greedy when temperature is 0, sampled otherwise.
 
@@ -184,6 +204,9 @@ def cmd_generate(
             to a minute), "auto": compiled on CUDA, static elsewhere; or "loop": not through generate() but
             coe.decoding.StepDecoder's loop (compiled steps on CUDA, eager elsewhere)
         runtime: the device and CPU threads (the rest is not used)
+        expert_backend: the experts' backend: "adaptive" (the fastest per call), "grouped", "gather",
+            "dense" or "loop"; unset: the one the checkpoint saved (before 2026-12-03: "grouped", slower for
+            decoding on a GPU). The tokens are the same, bf16 ties aside
     """
     from coe.decoding import StepDecoder
     from coe.generation import DecodePath, decode_kwargs, decode_path
@@ -195,7 +218,7 @@ def cmd_generate(
         raise invalid("temperature", temperature, "must be finite and >= 0 (0: greedy)")
     only_used("generate", "runtime", runtime, ("device", "threads"))
     path = decode_path(decode)  # a bad choice fails before the checkpoint is read
-    _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime)
+    _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, expert_backend_option(expert_backend))
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
     ends = dict(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
