@@ -9,11 +9,12 @@ MoE(8/64) (runs of one directory share a training revision, runs of two director
 throughput scaled by each preset's training FLOPs (docs/performance.md); the validation loss every 50 steps;
 and the figure docs/<DIR's name>_loss_curves.png. Where a preset ran with several seeds (runs/<preset>-seedN
 beside runs/<preset>, seed 0), each seed's gap to MoE(8/64) of the same seed at the last step every such run
-reached, their mean and range, and the gap by step (mean, lowest, highest over seeds). Then, for presets
-finished in several directories, their val loss in each, their gap to each directory's MoE(8/64) and their
-change from the first directory.  Works on
-finished and unfinished runs alike (a run that stopped early simply has fewer points); runs kept apart in
-DIR/stopped/ (stopped before their final evaluation) join the loss-by-step tables as "NAME (stopped)".
+reached, their mean and range, and the gap by step (mean, lowest, highest over seeds); the figure then holds
+every seed of those presets, and docs/<DIR's name>_seed0_loss_curves.png seed 0 of every preset. Then, for
+presets finished in several directories, their val loss in each, their gap to each directory's MoE(8/64) and
+their change from the first directory. Works on finished and unfinished runs alike (a run that stopped early
+simply has fewer points); runs kept apart in DIR/stopped/ (stopped before their final evaluation) join the
+loss-by-step tables as "NAME (stopped)".
 """
 
 from __future__ import annotations
@@ -316,10 +317,21 @@ def tables(out_dir: Path) -> dict[str, dict]:
     for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
         loss_curve_table(split, {**{name: runs[name]["metrics"] for name in seed0}, **stopped})
         seeds_table(split, {name: runs[name]["metrics"] for name in order})
-    out = ROOT / "docs" / f"{out_dir.name}_loss_curves.png"
-    loss_curves(out, {name: runs[name]["metrics"] for name in order})
-    print(f"\nwrote {out.relative_to(ROOT)}\n")
+    for figure, names in figures(order, seed0).items():
+        out = ROOT / "docs" / f"{out_dir.name}{figure}_loss_curves.png"
+        loss_curves(out, {name: runs[name]["metrics"] for name in names})
+        print(f"\nwrote {out.relative_to(ROOT)}\n")
     return finished
+
+
+def figures(order: list[str], seed0: list[str]) -> dict[str, list[str]]:
+    """The loss-curve figures (name suffix -> runs): one of every run; with presets run on several seeds
+    beside presets run on one, one of every seed of the former and one of seed 0 of all ("_seed0"), so
+    that neither holds a dozen curves."""
+    seeded = {seed_of(name)[0] for name in order if seed_of(name)[1] > 0}
+    if not seeded or len(seed0) == len(seeded):
+        return {"": order}
+    return {"": [name for name in order if seed_of(name)[0] in seeded], "_seed0": seed0}
 
 
 def label(out_dir: Path) -> str:

@@ -101,3 +101,14 @@ def test_distributed_benchmark_gives_one_process_losses_on_two_ranks(tmp_path):
     assert len(base) == 3 and base[0] != base[-1]  # the model trains: the losses move
     for name in ("dp2", "ep2"):
         assert all(abs(a - b) <= 1e-5 * abs(a) for a, b in zip(base, rows[name]["losses"], strict=True)), name
+
+
+def test_paper_runs_table_draws_the_seeded_presets_apart_from_seed_0_of_all():
+    """With several seeds of some presets beside single-seed presets, one figure holds every seed of the
+    former and another seed 0 of all; otherwise one figure holds every run."""
+    figures = load_benchmark("paper_runs_table").figures
+    seeded = ["moe-8-64", "moe-8-64-seed1", "coe-2-4-64", "coe-2-4-64-seed1", "moe-16-64"]
+    seed0 = ["moe-8-64", "coe-2-4-64", "moe-16-64"]
+    assert figures(seeded, seed0) == {"": seeded[:4], "_seed0": seed0}
+    assert figures(seed0, seed0) == {"": seed0}
+    assert figures(seeded[:4], seed0[:2]) == {"": seeded[:4]}
