@@ -553,28 +553,42 @@ def test_generate_gives_the_same_greedy_text_on_every_decode_path(trained, capsy
     assert "decode='fast' is invalid" in err and "'compiled'" in err
 
 
-def test_eval_and_generate_run_the_experts_on_the_backend_asked_for(trained, monkeypatch, capsys):
-    """``--expert_backend`` replaces the checkpoint's saved backend for the command (old checkpoints saved
-    "grouped"), with the same loss and text; unset, the saved one runs; a bad name is refused before the
-    checkpoint is read."""
+def test_eval_and_generate_run_the_experts_on_the_backend_asked_for(trained, tmp_path, monkeypatch, capsys):
+    """``--expert_backend`` replaces the checkpoint's saved backend for the command, with the same loss and
+    text; unset, the saved one runs (a copy saved with "grouped", as checkpoints before "adaptive" became the
+    default, stays grouped); a bad name is refused before the checkpoint is read."""
+    import shutil
+
     from coe.nn.experts import Experts
 
-    loops = []
-    original = Experts._loop
-    monkeypatch.setattr(Experts, "_loop", lambda self, *a: loops.append(1) or original(self, *a))
-    results = {}
-    for backend in (None, "loop", "dense"):
+    ran = []  # the expert path of every call: "loop", or what Experts._path chose
+    path_of, loop = Experts._path, Experts._loop
+    monkeypatch.setattr(
+        Experts, "_path", lambda self, *a: ran.append(str(path_of(self, *a))) or path_of(self, *a)
+    )
+    monkeypatch.setattr(Experts, "_loop", lambda self, *a: ran.append("loop") or loop(self, *a))
+    grouped = tmp_path / "grouped"
+    shutil.copytree(trained, grouped)
+    config = grouped / "model" / "config.json"
+    config.write_text(
+        config.read_text().replace('"expert_backend": "adaptive"', '"expert_backend": "grouped"')
+    )
+    results, paths = {}, {}
+    for checkpoint, backend in ((trained, None), (trained, "loop"), (trained, "dense"), (grouped, None)):
         option = [] if backend is None else ["--expert_backend", backend]
-        assert main(["eval", str(trained), *EVAL, *option]) == 0
+        assert main(["eval", str(checkpoint), *EVAL, *option]) == 0
         loss = json.loads(capsys.readouterr().out)["val_loss"]
-        calls = len(loops)
-        assert main(["generate", str(trained), "Q", "--max_new_tokens", "6", *option]) == 0
-        results[backend] = loss, capsys.readouterr().out
-        assert (len(loops) > calls > 0) if backend == "loop" else not loops, (backend, len(loops))
-        loops.clear()
-    assert results[None][1] == results["loop"][1] == results["dense"][1]
-    for backend in ("loop", "dense"):
-        assert results[backend][0] == pytest.approx(results[None][0], abs=1e-5)
-    assert main(["generate", str(trained), "Q", "--expert_backend", "fast"]) == 2
-    err = capsys.readouterr().err
-    assert "expert_backend='fast' is invalid: choose 'grouped'" in err and "'loop'" in err, err
+        assert main(["generate", str(checkpoint), "Q", "--max_new_tokens", "6", *option]) == 0
+        key = (checkpoint.name, backend)
+        results[key], paths[key] = (loss, capsys.readouterr().out), set(ran)
+        ran.clear()
+    saved, *others = results.values()
+    assert paths[(trained.name, None)] == {"gather", "grouped"}  # adaptive on the CPU: decoding steps gather
+    assert paths[(trained.name, "loop")] == {"loop"} and paths[(trained.name, "dense")] == {"dense"}
+    assert paths[("grouped", None)] == {"grouped"}
+    for loss, text in others:
+        assert text == saved[1] and loss == pytest.approx(saved[0], abs=1e-5)
+    for command in (["eval", str(tmp_path / "missing")], ["generate", str(tmp_path / "missing"), "Q"]):
+        assert main([*command, "--expert_backend", "fast"]) == 2
+        err = capsys.readouterr().err
+        assert "expert_backend='fast' is invalid: choose 'grouped'" in err and "'loop'" in err, err

@@ -30,7 +30,7 @@ def only_used(command: str, section: str, spec: Any, used: tuple[str, ...]) -> N
             raise invalid(f"{section}.{option.name}", value, f"coe {command} does not use it")
 
 
-def expert_backend_option(backend: str | None) -> str | None:
+def checked_expert_backend(backend: str | None) -> str | None:
     """The ``expert_backend`` option of `coe eval` / `coe generate`, checked before the checkpoint is read."""
     from coe.config import ExpertBackend
 
@@ -129,7 +129,7 @@ def cmd_eval(
     only_used("eval", "runtime", runtime, ("device", "precision", "threads"))
     only_used("eval", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer"))
     decode_path(decode, loop=False)  # a bad choice fails before the checkpoint is read
-    path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, expert_backend_option(expert_backend))
+    path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, checked_expert_backend(expert_backend))
     amp = autocast_dtype(runtime.precision, dev)
     splits = load_splits(data)
     result = {"checkpoint": str(path)}
@@ -218,7 +218,7 @@ def cmd_generate(
         raise invalid("temperature", temperature, "must be finite and >= 0 (0: greedy)")
     only_used("generate", "runtime", runtime, ("device", "threads"))
     path = decode_path(decode)  # a bad choice fails before the checkpoint is read
-    _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, expert_backend_option(expert_backend))
+    _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, checked_expert_backend(expert_backend))
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
     ends = dict(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
