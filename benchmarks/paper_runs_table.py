@@ -35,6 +35,7 @@ from coe.presets import PRESETS  # noqa: E402
 from coe.train.metrics import read_metrics  # noqa: E402
 
 PAPER_VAL_LOSS = load_experiment("paper").reference.val_loss
+BASELINE = "moe-8-64"  # every gap is to it
 
 
 def finished_runs(runs_dir: Path) -> dict[str, dict]:
@@ -55,7 +56,7 @@ def summary_table(finished: dict[str, dict]) -> None:
     """Finished runs at step 1000 beside the paper, each as a difference to MoE(8/64) in both."""
     from coe.train.config import run_revision
 
-    base, paper_base = finished.get("moe-8-64", {}).get("val_loss"), PAPER_VAL_LOSS["moe-8-64"]
+    base, paper_base = finished.get(BASELINE, {}).get("val_loss"), PAPER_VAL_LOSS[BASELINE]
     print(
         "| preset | val loss | vs MoE(8/64) | paper | paper vs MoE(8/64) | exact match | tokens/s | "
         "peak GiB | train s | revision |"
@@ -88,7 +89,7 @@ def throughput_table(finished: dict[str, dict], runs: dict) -> None:
     )
     print("|---" * 6 + "|")
     for name, s in finished.items():
-        ratio = flops(name) / flops("moe-8-64")
+        ratio = flops(name) / flops(BASELINE)
         grad = max(
             m["grad_norm"] for m in runs[name]["metrics"] if m["split"] == "train" and "grad_norm" in m
         )
@@ -96,7 +97,7 @@ def throughput_table(finished: dict[str, dict], runs: dict) -> None:
             f"| {name} | {ratio:.3f} | {s['tokens_per_s']:,.0f} | {s['tokens_per_s'] * ratio:,.0f} | "
             f"{gib(s)} | {grad:.2f} |"
         )
-    missing = {name: flops(name) / flops("moe-8-64") for name in PRESETS if name not in finished}
+    missing = {name: flops(name) / flops(BASELINE) for name in PRESETS if name not in finished}
     if missing:  # what the comparison still has to train
         each = ", ".join(f"{name} {ratio:.2f}" for name, ratio in missing.items())
         total = sum(missing.values())
@@ -119,7 +120,7 @@ def passes_table(passes: dict[str, dict[str, dict]]) -> None:
             if name not in finished:
                 cells.append("-")
                 continue
-            loss, base = finished[name]["val_loss"], finished.get("moe-8-64", {}).get("val_loss")
+            loss, base = finished[name]["val_loss"], finished.get(BASELINE, {}).get("val_loss")
             gap = "-" if base is None else f"{loss - base:+.3f}"
             change = "-" if name not in first else f"{loss - first[name]['val_loss']:+.3f}"
             cells.append(f"{loss:.3f} ({gap}; {change})")
@@ -133,8 +134,8 @@ def loss_curve_table(split: str, metrics: dict[str, list[dict]]) -> None:
     losses = {name: by_step for name, by_step in losses.items() if by_step}
     if not losses:
         return
-    base = losses.get("moe-8-64")
-    others = [name for name in losses if base is not None and name != "moe-8-64"]
+    base = losses.get(BASELINE)
+    others = [name for name in losses if base is not None and name != BASELINE]
     print(f"{split} loss by step\n")
     print("| step | " + " | ".join([*losses, *(f"{n} - moe-8-64" for n in others)]) + " |")
     print("|---" * (len(losses) + len(others) + 1) + "|")
@@ -164,26 +165,26 @@ def seeds_table(split: str, metrics: dict[str, list[dict]]) -> None:
         by_step = {m["step"]: m["loss"] for m in ms if m["split"] == split}
         if by_step:
             losses.setdefault(preset, {})[seed] = by_step
-    base = losses.get("moe-8-64", {})
+    base = losses.get(BASELINE, {})
     seeded = {p: seeds for p, seeds in losses.items() if len(seeds) > 1 and p in PRESETS}
-    others = [p for p in seeded if p != "moe-8-64" and set(seeded[p]) <= set(base)]
+    others = [p for p in seeded if p != BASELINE and set(seeded[p]) <= set(base)]
     if len(base) < 2 or not others:
         return
-    runs = [by_step for p in ("moe-8-64", *others) for by_step in seeded[p].values()]
+    runs = [by_step for p in (BASELINE, *others) for by_step in seeded[p].values()]
     last = max(set.intersection(*(set(by_step) for by_step in runs)))
     print(f"{split} loss over seeds at step {last} (the last step every seeded run reached)\n")
     print("| preset | seed | loss | vs MoE(8/64), same seed |")
     print("|---" * 4 + "|")
-    for preset in ("moe-8-64", *others):
+    for preset in (BASELINE, *others):
         for seed, by_step in sorted(seeded[preset].items()):
-            gap = "-" if preset == "moe-8-64" else f"{by_step[last] - base[seed][last]:+.4f}"
+            gap = "-" if preset == BASELINE else f"{by_step[last] - base[seed][last]:+.4f}"
             print(f"| {preset} | {seed} | {by_step[last]:.4f} | {gap} |")
         values = [by_step[last] for by_step in seeded[preset].values()]
         mean, spread = sum(values) / len(values), max(values) - min(values)
         gaps = [seeded[preset][s][last] - base[s][last] for s in seeded[preset]]
         gap = (
             "-"
-            if preset == "moe-8-64"
+            if preset == BASELINE
             else (f"{sum(gaps) / len(gaps):+.4f} (from {min(gaps):+.4f} to {max(gaps):+.4f})")
         )
         print(f"| {preset} | mean (range) | {mean:.4f} ({spread:.4f}) | {gap} |")
@@ -218,7 +219,7 @@ def seed_finals_table(runs_dir: Path, names: list[str]) -> None:
             preset, seed = seed_of(name)
             finals.setdefault(preset, {})[seed] = json.loads((runs_dir / name / "summary.json").read_text())
     finals = {p: seeds for p, seeds in finals.items() if len(seeds) > 1}
-    base = finals.get("moe-8-64", {})
+    base = finals.get(BASELINE, {})
     if not base:
         return
     print("final numbers over seeds (summary.json of each seed)\n")
@@ -255,7 +256,7 @@ def seed_finals_table(runs_dir: Path, names: list[str]) -> None:
             if key != "accuracy":
                 cells.append(
                     "-"
-                    if preset == "moe-8-64" or not gaps
+                    if preset == BASELINE or not gaps
                     else f"{sum(gaps) / len(gaps):+.{digits}f} "
                     f"[{min(gaps):+.{digits}f}, {max(gaps):+.{digits}f}]"
                 )
@@ -317,21 +318,28 @@ def tables(out_dir: Path) -> dict[str, dict]:
     for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
         loss_curve_table(split, {**{name: runs[name]["metrics"] for name in seed0}, **stopped})
         seeds_table(split, {name: runs[name]["metrics"] for name in order})
-    for figure, names in figures(order, seed0).items():
+    drawn = figures(order, seed0)
+    for figure, names in drawn.items():
         out = ROOT / "docs" / f"{out_dir.name}{figure}_loss_curves.png"
         loss_curves(out, {name: runs[name]["metrics"] for name in names})
         print(f"\nwrote {out.relative_to(ROOT)}\n")
+    stale = ROOT / "docs" / f"{out_dir.name}_seed0_loss_curves.png"
+    if "_seed0" not in drawn and stale.exists():  # drawn by an earlier call, when the split applied
+        stale.unlink()
+        print(f"removed {stale.relative_to(ROOT)}: one figure holds every run now\n")
     return finished
 
 
 def figures(order: list[str], seed0: list[str]) -> dict[str, list[str]]:
     """The loss-curve figures (name suffix -> runs): one of every run; with presets run on several seeds
-    beside presets run on one, one of every seed of the former and one of seed 0 of all ("_seed0"), so
-    that neither holds a dozen curves."""
+    beside presets run on one, one of every seed of the former (after MoE(8/64) seed 0, the curve the figure
+    subtracts, when MoE(8/64) has one seed) and one of seed 0 of all ("_seed0"), so that neither holds a dozen
+    curves."""
     seeded = {seed_of(name)[0] for name in order if seed_of(name)[1] > 0}
-    if not seeded or len(seed0) == len(seeded):
+    if not seeded or {seed_of(name)[0] for name in seed0} <= seeded:
         return {"": order}
-    return {"": [name for name in order if seed_of(name)[0] in seeded], "_seed0": seed0}
+    baseline = [BASELINE] if BASELINE in seed0 and BASELINE not in seeded else []
+    return {"": baseline + [name for name in order if seed_of(name)[0] in seeded], "_seed0": seed0}
 
 
 def label(out_dir: Path) -> str:

@@ -105,10 +105,24 @@ def test_distributed_benchmark_gives_one_process_losses_on_two_ranks(tmp_path):
 
 def test_paper_runs_table_draws_the_seeded_presets_apart_from_seed_0_of_all():
     """With several seeds of some presets beside single-seed presets, one figure holds every seed of the
-    former and another seed 0 of all; otherwise one figure holds every run."""
+    former (after MoE(8/64) seed 0, the curve it subtracts) and another seed 0 of all; otherwise one figure
+    holds every run."""
     figures = load_benchmark("paper_runs_table").figures
     seeded = ["moe-8-64", "moe-8-64-seed1", "coe-2-4-64", "coe-2-4-64-seed1", "moe-16-64"]
     seed0 = ["moe-8-64", "coe-2-4-64", "moe-16-64"]
     assert figures(seeded, seed0) == {"": seeded[:4], "_seed0": seed0}
     assert figures(seed0, seed0) == {"": seed0}
     assert figures(seeded[:4], seed0[:2]) == {"": seeded[:4]}
+    # a seeded preset without a seed-0 run still splits
+    order = ["moe-8-64", "moe-8-64-seed1", "moe-16-64", "coe-2-4-64-seed1"]
+    assert figures(order, ["moe-8-64", "moe-16-64"]) == {
+        "": ["moe-8-64", "moe-8-64-seed1", "coe-2-4-64-seed1"],
+        "_seed0": ["moe-8-64", "moe-16-64"],
+    }
+    # MoE(8/64) with one seed leads the seeded figure as its baseline
+    order = ["moe-8-64", "coe-2-4-64", "coe-2-4-64-seed1", "moe-16-64"]
+    assert figures(order, ["moe-8-64", "coe-2-4-64", "moe-16-64"])[""] == [
+        "moe-8-64",
+        "coe-2-4-64",
+        "coe-2-4-64-seed1",
+    ]
