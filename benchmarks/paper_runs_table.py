@@ -73,6 +73,29 @@ def summary_table(finished: dict[str, dict]) -> None:
     print()
 
 
+def by_source_table(finished: dict[str, dict]) -> None:
+    """The final validation loss of each training source, for the runs that have it (runs trained from
+    2026-12-03 on), each beside MoE(8/64)'s where that has it too."""
+    runs = {name: s for name, s in finished.items() if "val_loss_by_source" in s}
+    if not runs:
+        return
+    sources = list(next(iter(runs.values()))["val_loss_by_source"])
+    base = finished.get(BASELINE, {}).get("val_loss_by_source")
+    print("final validation loss by source (all of each source's validation documents; vs MoE(8/64))\n")
+    print("| preset | " + " | ".join(sources) + " | share of tokens |")
+    print("|---" * (len(sources) + 2) + "|")
+    for name, s in runs.items():
+        losses, tokens = s["val_loss_by_source"], s["val_tokens_by_source"]
+        cells = [
+            f"{losses[src]:.4f}"
+            + ("" if base is None or name == BASELINE else f" ({losses[src] - base[src]:+.4f})")
+            for src in sources
+        ]
+        share = " / ".join(f"{100 * tokens[src] / sum(tokens.values()):.1f}%" for src in sources)
+        print(f"| {name} | " + " | ".join(cells) + f" | {share} |")
+    print()
+
+
 def throughput_table(finished: dict[str, dict], runs: dict) -> None:
     """tokens/s of each finished run times its training FLOPs per token relative to moe-8-64 (what moe-8-64
     would run at if the step cost only its FLOPs), its peak memory, and the largest gradient norm it logged
@@ -311,6 +334,7 @@ def tables(out_dir: Path) -> dict[str, dict]:
     print(f"## {label(out_dir)}\n")
     summary_table(finished)
     seed_finals_table(runs_dir, order)
+    by_source_table(finished)
     throughput_table(finished, runs)
     routing_table(out_dir, order, runs)
     stopped_dir = out_dir / "stopped"

@@ -126,3 +126,19 @@ def test_paper_runs_table_draws_the_seeded_presets_apart_from_seed_0_of_all():
         "coe-2-4-64",
         "coe-2-4-64-seed1",
     ]
+
+
+def test_paper_runs_table_prints_the_loss_of_each_source_where_runs_have_it(capsys):
+    by_source_table = load_benchmark("paper_runs_table").by_source_table
+    by_source_table({"moe-8-64": {"val_loss": 0.9}})  # runs from before the loss by source: no table
+    assert capsys.readouterr().out == ""
+    tokens = {"a": 300, "b": 100}
+    by_source_table(
+        {
+            "moe-8-64": {"val_loss_by_source": {"a": 0.5, "b": 3.0}, "val_tokens_by_source": tokens},
+            "coe-2-4-64": {"val_loss_by_source": {"a": 0.6, "b": 2.9}, "val_tokens_by_source": tokens},
+        }
+    )
+    out = capsys.readouterr().out
+    assert "| moe-8-64 | 0.5000 | 3.0000 | 75.0% / 25.0% |" in out
+    assert "| coe-2-4-64 | 0.6000 (+0.1000) | 2.9000 (-0.1000) | 75.0% / 25.0% |" in out

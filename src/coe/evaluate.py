@@ -93,8 +93,9 @@ def validation_sums(
                 # vocabulary.
                 out = model(**inputs, use_cache=False, return_logits=False)
             n = int((batch["labels"] != IGNORE_INDEX).sum())  # counted on the host's copy: no device sync
-            sums[0] += out.lm_loss.double() * n
-            sums[1] += n
+            if n:  # a batch of filler rows alone (validation_batches' keep_last) has a loss of 0 / 0
+                sums[0] += out.lm_loss.double() * n
+                sums[1] += n
     return sums
 
 

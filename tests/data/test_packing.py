@@ -175,6 +175,27 @@ def test_validation_batches_are_fixed_and_sharded() -> None:
         validation_batches(ds, 30, world_size=2)
 
 
+def test_validation_batches_keep_the_last_sequences_in_a_step_of_filler_rows() -> None:
+    """keep_last: the sequences short of a full step make one more, on every rank, whose missing rows repeat
+    the first sequence with no label; every sequence is labelled exactly once over the ranks."""
+    ds = _arange_dataset(8 * 13 + 1)  # 13 sequences: 1 step of 2 ranks x 4, and 5 more
+    per_rank = [validation_batches(ds, 4, rank=r, world_size=2, keep_last=True) for r in range(2)]
+    assert [len(b) for b in per_rank] == [2, 2]
+    labelled = [
+        i
+        for batches in per_rank
+        for b in batches
+        for i, row in zip(_sequence_ids(b), b["labels"], strict=True)
+        if (row != IGNORE_INDEX).any()
+    ]
+    assert sorted(labelled) == list(range(13))
+    last = per_rank[1][1]  # rows 12 (the last sequence) and three fillers
+    assert _sequence_ids(last) == [12, 0, 0, 0]
+    assert (last["labels"][1:] == IGNORE_INDEX).all() and (last["labels"][0] != IGNORE_INDEX).all()
+    assert len(validation_batches(ds, 4, world_size=2)) == 1  # without keep_last: full steps only
+    assert len(validation_batches(ds, 8, keep_last=True)) == 2
+
+
 def test_end_to_end_from_documents(tokenizer: PreTrainedTokenizerFast, documents: list[str]) -> None:
     ds = pack_documents(tokenizer, documents, seq_len=64)
     batch = next(BatchIterator(ds, 8, seed=0))

@@ -398,3 +398,16 @@ def test_tokenizer_spec_nested_in_the_data_spec() -> None:
     assert spec.tokenizer == TokenizerSpec(vocab_size=300, min_frequency=3)
     assert DataSpec(tokenizer={}).tokenizer == TokenizerSpec()
     assert DataSpec(tokenizer=TokenizerSpec(path="tok.json")).tokenizer.path == "tok.json"
+
+
+def test_validation_by_source_holds_each_training_source_s_own_documents() -> None:
+    """Two training sources: each one's validation documents, in order, make up the validation split; a
+    single source, or validation from val_source, has nothing to tell apart."""
+    spec = DataSpec(source=("synthetic-math", "synthetic-metamath"), synthetic_train=10, synthetic_eval=3)
+    s = load_splits(spec)
+    assert list(s.validation_by_source) == ["synthetic-math", "synthetic-metamath"]
+    assert [d for docs in s.validation_by_source.values() for d in docs] == s.validation
+    assert s.validation_by_source["synthetic-math"] != s.validation_by_source["synthetic-metamath"]
+    assert load_splits(DataSpec(synthetic_train=10, synthetic_eval=3)).validation_by_source == {}
+    with_val = DataSpec(source=spec.source, val_source=GSM8K_TEST, synthetic_train=10, synthetic_eval=3)
+    assert load_splits(with_val).validation_by_source == {}

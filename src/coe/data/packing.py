@@ -318,14 +318,18 @@ def validation_batches(
     rank: int = 0,
     world_size: int = 1,
     max_batches: int | None = None,
+    keep_last: bool = False,
 ) -> list[Batch]:
     """Fixed validation batches for one rank: the sequences in order, split among ranks like training steps.
 
     Every rank gets the same number of batches (at most ``max_batches``), each the dataset's batch of B
-    sequences; sequences that do not fill a step of all ranks are left out.
+    sequences; sequences that do not fill a step of all ranks are left out, or with ``keep_last`` make one
+    more step, whose missing rows repeat the first sequence with every label ignored (they add no token to a
+    loss; every rank still runs the step's forward, as sharded weights need).
     """
     _check_parallel(batch_size, rank, world_size)
-    steps = len(dataset) // (batch_size * world_size)
+    per_step = batch_size * world_size
+    steps = len(dataset) // per_step + int(keep_last and len(dataset) % per_step > 0)
     if max_batches is not None:
         if max_batches < 1:
             raise ValueError(f"max_batches must be None or >= 1, got {max_batches}")
@@ -335,5 +339,12 @@ def validation_batches(
             f"the validation split has {len(dataset)} sequences, too few for one batch of "
             f"{world_size} ranks x {batch_size} sequences"
         )
-    starts = [(s * world_size + rank) * batch_size for s in range(steps)]
-    return [dataset.batch(np.arange(start, start + batch_size)) for start in starts]
+    batches = []
+    for step in range(steps):
+        rows = (step * world_size + rank) * batch_size + np.arange(batch_size)
+        missing = rows >= len(dataset)
+        batch = dataset.batch(np.where(missing, 0, rows))
+        if missing.any():
+            batch["labels"][torch.from_numpy(missing)] = IGNORE_INDEX
+        batches.append(batch)
+    return batches

@@ -113,6 +113,9 @@ class DataSplits:
     train: list[str]
     validation: list[str]
     test: list[str]
+    validation_by_source: dict[str, list[str]] = field(default_factory=dict)
+    """With no ``val_source`` and validation documents from two or more distinct training sources: each such
+    source's, whose concatenation in the sources' order is ``validation``; empty otherwise."""
 
 
 @dataclass(frozen=True)
@@ -482,7 +485,10 @@ def load_splits(spec: DataSpec) -> DataSplits:
     test = (
         _split_of(spec.test_source, "test", spec) if spec.test_source else [d for p in parts for d in p.test]
     )
-    return DataSplits(train=train, validation=val, test=test)
+    by_source = {s: p.validation for s, p in zip(spec.sources, parts, strict=True) if p.validation}
+    if spec.val_source or len(by_source) < 2 or len(set(spec.sources)) < len(spec.sources):
+        by_source = {}  # one source of validation documents, or one named twice: nothing to tell apart
+    return DataSplits(train=train, validation=val, test=test, validation_by_source=by_source)
 
 
 def _synthetic(source: str, split: str, n: int, spec: DataSpec) -> list[str]:

@@ -3,7 +3,7 @@ held-out problems for exact match, built once from a DataSpec."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coe.checks import invalid
@@ -27,6 +27,10 @@ class RunData:
     validation: list  # fixed micro-batches
     problems: list[tuple[str, str]]  # held-out (question, worked answer) pairs for exact match
     test: list  # fixed micro-batches of the test split for its loss (empty unless asked for)
+    # Each training source's own validation documents as fixed micro-batches, all of them (keep_last), for
+    # the final evaluation's loss by source; empty unless the validation documents come from two or more
+    # training sources (DataSplits.validation_by_source).
+    validation_by_source: dict[str, list] = field(default_factory=dict)
 
 
 def prepare_run_data(
@@ -78,9 +82,19 @@ def prepare_run_data(
         if not splits.test:
             raise invalid("eval.test_loss", True, "the data has no test split: set data.test_source")
         test = validation_batches(pack_documents(tok, splits.test, seq_len, **packing), local, **fixed)
+    by_source = {
+        source: validation_batches(
+            pack_documents(tok, documents, seq_len, **packing),
+            local,
+            rank=rank,
+            world_size=world_size,
+            keep_last=True,
+        )
+        for source, documents in splits.validation_by_source.items()
+    }
     problems = held_out_problems(splits, accuracy_problems)
     train = BatchIterator(train_set, local, seed=seed, rank=rank, world_size=world_size)
-    return RunData(tok, train, validation, problems, test)
+    return RunData(tok, train, validation, problems, test, by_source)
 
 
 def held_out_problems(splits: DataSplits, limit: int) -> list[tuple[str, str]]:

@@ -564,6 +564,10 @@ def _finish(
         raise TrainingInterrupted(f"signal {who} at the final step: checkpoint {final}")
     signals.stop_at_once(f"during the final evaluation; the final checkpoint {final} is complete")
     losses = _validate(run)
+    by_source = {
+        source: run.par.sum_(validation_sums(run.model, batches, amp_dtype=run.amp)).tolist()
+        for source, batches in run.data.validation_by_source.items()
+    }
     summary: dict[str, Any] = {
         "preset": cfg.model.preset,
         "size": cfg.model.size,
@@ -571,6 +575,11 @@ def _finish(
         "tokens": run.step * run.tokens_per_step,
         "val_loss": losses["val"],
         **({"test_loss": losses["test"]} if "test" in losses else {}),
+        # Where the validation loss comes from, source by source: every validation document of each.
+        **(
+            {"val_loss_by_source": {s: total / n for s, (total, n) in by_source.items()}} if by_source else {}
+        ),
+        **({"val_tokens_by_source": {s: int(n) for s, (_, n) in by_source.items()}} if by_source else {}),
         "total_params": total_parameters(config),
         "active_params": active_parameters(config),
         "expert_combinations": expert_combinations(
@@ -605,6 +614,8 @@ def _finish(
         summary["accuracy"] = accuracy
         summary["accuracy_problems"] = len(samples)
         summary["samples"] = [s.__dict__ for s in samples[:5]]
-    logger.log(run.step, {k: v for k, v in summary.items() if isinstance(v, (int, float))}, "final")
+    numbers = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
+    by_source = {f"val_loss/{s}": v for s, v in summary.get("val_loss_by_source", {}).items()}
+    logger.log(run.step, {**numbers, **by_source}, "final")
     (run.dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
