@@ -75,24 +75,26 @@ def summary_table(finished: dict[str, dict]) -> None:
 
 def by_source_table(finished: dict[str, dict]) -> None:
     """The final validation loss of each training source, for the runs that have it (runs trained from
-    2026-12-03 on), each beside MoE(8/64)'s where that has it too."""
+    2026-12-03 on), each beside MoE(8/64)'s where that has it too ('-': a source a run did not have)."""
     runs = {name: s for name, s in finished.items() if "val_loss_by_source" in s}
     if not runs:
         return
-    sources = list(next(iter(runs.values()))["val_loss_by_source"])
-    base = finished.get(BASELINE, {}).get("val_loss_by_source")
-    print("final validation loss by source (all of each source's validation documents; vs MoE(8/64))\n")
+    sources = list(dict.fromkeys(src for s in runs.values() for src in s["val_loss_by_source"]))
+    base = finished.get(BASELINE, {}).get("val_loss_by_source", {})
+
+    def cell(name: str, losses: dict[str, float], src: str) -> str:
+        if src not in losses:
+            return "-"
+        gap = "" if name == BASELINE or src not in base else f" ({losses[src] - base[src]:+.4f})"
+        return f"{losses[src]:.4f}{gap}"
+
+    print("final validation loss by source (each source's validation documents; vs MoE(8/64))\n")
     print("| preset | " + " | ".join(sources) + " | share of tokens |")
     print("|---" * (len(sources) + 2) + "|")
     for name, s in runs.items():
         losses, tokens = s["val_loss_by_source"], s["val_tokens_by_source"]
-        cells = [
-            f"{losses[src]:.4f}"
-            + ("" if base is None or name == BASELINE else f" ({losses[src] - base[src]:+.4f})")
-            for src in sources
-        ]
-        share = " / ".join(f"{100 * tokens[src] / sum(tokens.values()):.1f}%" for src in sources)
-        print(f"| {name} | " + " | ".join(cells) + f" | {share} |")
+        share = " / ".join(f"{100 * tokens[src] / sum(tokens.values()):.1f}%" for src in tokens)
+        print(f"| {name} | " + " | ".join(cell(name, losses, src) for src in sources) + f" | {share} |")
     print()
 
 

@@ -142,3 +142,16 @@ def test_paper_runs_table_prints_the_loss_of_each_source_where_runs_have_it(caps
     out = capsys.readouterr().out
     assert "| moe-8-64 | 0.5000 | 3.0000 | 75.0% / 25.0% |" in out
     assert "| coe-2-4-64 | 0.6000 (+0.1000) | 2.9000 (-0.1000) | 75.0% / 25.0% |" in out
+    # a source the baseline lacks: no gap; a source a run lacks: '-'
+    by_source_table(
+        {
+            "moe-8-64": {"val_loss_by_source": {"a": 0.5}, "val_tokens_by_source": {"a": 300}},
+            "coe-2-4-64": {
+                "val_loss_by_source": {"a": 0.6, "c": 1.0},
+                "val_tokens_by_source": {"a": 1, "c": 1},
+            },
+        }
+    )
+    out = capsys.readouterr().out
+    assert "| moe-8-64 | 0.5000 | - | 100.0% |" in out
+    assert "| coe-2-4-64 | 0.6000 (+0.1000) | 1.0000 | 50.0% / 50.0% |" in out

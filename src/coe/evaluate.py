@@ -93,7 +93,7 @@ def validation_sums(
                 # vocabulary.
                 out = model(**inputs, use_cache=False, return_logits=False)
             n = int((batch["labels"] != IGNORE_INDEX).sum())  # counted on the host's copy: no device sync
-            if n:  # a batch of filler rows alone (validation_batches' keep_last) has a loss of 0 / 0
+            if n:  # a batch of filler rows alone (validation_batches' keep_last) has no loss to add
                 sums[0] += out.lm_loss.double() * n
                 sums[1] += n
     return sums

@@ -175,25 +175,32 @@ def test_validation_batches_are_fixed_and_sharded() -> None:
         validation_batches(ds, 30, world_size=2)
 
 
-def test_validation_batches_keep_the_last_sequences_in_a_step_of_filler_rows() -> None:
-    """keep_last: the sequences short of a full step make one more, on every rank, whose missing rows repeat
-    the first sequence with no label; every sequence is labelled exactly once over the ranks."""
-    ds = _arange_dataset(8 * 13 + 1)  # 13 sequences: 1 step of 2 ranks x 4, and 5 more
+@pytest.mark.parametrize("packing", ["packed", "documents", "padded"])
+def test_validation_batches_keep_the_last_sequences_in_a_step_of_filler_rows(packing: str) -> None:
+    """keep_last: the sequences short of a full step make one more, on every rank, whose missing rows are the
+    first sequence with no label; every sequence is labelled exactly once over the ranks, as it is alone."""
+    eos = 999
+    stream = np.arange(8 * 13 + 1, dtype=np.int32)
+    stream[7::9] = eos  # documents of 8 tokens and their EOS
+    ds = make_sequences(stream, T, packing=packing, eos_token_id=eos)
+    n = len(ds)
     per_rank = [validation_batches(ds, 4, rank=r, world_size=2, keep_last=True) for r in range(2)]
-    assert [len(b) for b in per_rank] == [2, 2]
-    labelled = [
-        i
-        for batches in per_rank
-        for b in batches
-        for i, row in zip(_sequence_ids(b), b["labels"], strict=True)
-        if (row != IGNORE_INDEX).any()
-    ]
-    assert sorted(labelled) == list(range(13))
-    last = per_rank[1][1]  # rows 12 (the last sequence) and three fillers
-    assert _sequence_ids(last) == [12, 0, 0, 0]
-    assert (last["labels"][1:] == IGNORE_INDEX).all() and (last["labels"][0] != IGNORE_INDEX).all()
-    assert len(validation_batches(ds, 4, world_size=2)) == 1  # without keep_last: full steps only
-    assert len(validation_batches(ds, 8, keep_last=True)) == 2
+    assert n % 8 and len(per_rank[0]) == len(per_rank[1]) == n // 8 + 1
+    first = ds.batch([0])
+    for rank, batches in enumerate(per_rank):
+        for step, batch in enumerate(batches):
+            for row in range(4):
+                index = (step * 2 + rank) * 4 + row
+                if index < n:  # the sequence as it is alone
+                    alone = ds.batch([index])
+                    assert all(torch.equal(batch[key][row], alone[key][0]) for key in batch)
+                else:  # a filler: the first sequence, inputs intact, no label
+                    assert (batch["labels"][row] == IGNORE_INDEX).all()
+                    assert all(
+                        torch.equal(batch[key][row], first[key][0]) for key in batch if key != "labels"
+                    )
+    assert len(validation_batches(ds, 4, world_size=2)) == n // 8  # without keep_last: full steps only
+    assert len(validation_batches(ds, 4, max_batches=1, keep_last=True)) == 1  # the cap still holds
 
 
 def test_end_to_end_from_documents(tokenizer: PreTrainedTokenizerFast, documents: list[str]) -> None:

@@ -312,28 +312,31 @@ def test_test_loss_is_logged_beside_the_validation_loss(tmp_path):
         train(tiny_run(tmp_path, "x", data=no_test, eval={"test_loss": True}))
 
 
-def test_the_final_evaluation_gives_the_validation_loss_of_each_source(tmp_path):
-    """Two training sources: the summary holds each one's loss over all its validation documents (30 of each,
-    in batches of 4: the last batch filled up with unlabelled rows), which a plain evaluation of the final
-    model on that source's documents, one per batch, gives as well; with padded rows (one document each) and
-    every validation document in val_loss, val_loss is their token-weighted mean."""
+@pytest.mark.parametrize("packing", ["padded", "documents", "packed"])
+def test_the_final_evaluation_gives_the_validation_loss_of_each_source(tmp_path, packing):
+    """Two training sources: the summary holds each one's loss over its validation documents (30 of each,
+    made into sequences apart, in batches of 4, the last filled up with unlabelled rows), which a plain
+    evaluation of the final model on those sequences, one per batch, gives as well. With padded rows (one
+    document each) and every validation document in val_loss, val_loss is their token-weighted mean."""
     from coe.data import load_splits, pack_documents, validation_batches
     from coe.data.tokenizer import load_tokenizer
     from coe.evaluate import validation_loss
 
-    data = replace(TINY_RUN["data"], source=("synthetic-math", "synthetic-metamath"), packing="padded")
-    result = train(tiny_run(tmp_path, data=data, seq_len=160, eval={"batches": 100}))
+    data = replace(TINY_RUN["data"], source=("synthetic-math", "synthetic-metamath"), packing=packing)
+    seq_len = 160 if packing == "padded" else 32
+    result = train(tiny_run(tmp_path, data=data, seq_len=seq_len, eval={"batches": 100}))
     summary = result.summary
     by_source, tokens = summary["val_loss_by_source"], summary["val_tokens_by_source"]
     assert list(by_source) == list(tokens) == ["synthetic-math", "synthetic-metamath"]
-    mean = sum(by_source[s] * tokens[s] for s in by_source) / sum(tokens.values())
-    assert summary["val_loss"] == pytest.approx(mean, abs=1e-5)
+    if packing == "padded":
+        mean = sum(by_source[s] * tokens[s] for s in by_source) / sum(tokens.values())
+        assert summary["val_loss"] == pytest.approx(mean, abs=1e-5)
     final = latest_checkpoint(result.run_dir)
     model = CoEForCausalLM.from_pretrained(final / MODEL_DIR, dtype=torch.float32)
     tokenizer = load_tokenizer(final / MODEL_DIR)
     for source, documents in load_splits(data).validation_by_source.items():
-        alone = validation_batches(pack_documents(tokenizer, documents, 160, packing="padded"), 1)
-        assert len(alone) == 30
+        alone = validation_batches(pack_documents(tokenizer, documents, seq_len, packing=packing), 1)
+        assert len(alone) == 30 or packing != "padded"
         assert by_source[source] == pytest.approx(validation_loss(model, alone, progress=False), abs=1e-5)
     record = [m for m in read_metrics(result.run_dir) if m["split"] == "final"][-1]
     assert {s: record[f"val_loss/{s}"] for s in by_source} == by_source

@@ -344,7 +344,7 @@ def validation_batches(
         rows = (step * world_size + rank) * batch_size + np.arange(batch_size)
         missing = rows >= len(dataset)
         batch = dataset.batch(np.where(missing, 0, rows))
-        if missing.any():
-            batch["labels"][torch.from_numpy(missing)] = IGNORE_INDEX
+        if missing.any():  # not in place: packed labels are a view of the inputs
+            batch["labels"] = batch["labels"].masked_fill(torch.from_numpy(missing)[:, None], IGNORE_INDEX)
         batches.append(batch)
     return batches

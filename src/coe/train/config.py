@@ -186,7 +186,8 @@ class RuntimeSpec:
 # What a run with given settings computes changes when the model, data or recipe code does. The revision is
 # written into every run's summary.json so that results of different revisions are never mixed unknowingly
 # (`coe compare` will not count an older revision's run as a finished one of this revision). Bump it with any
-# such change and say here what changed.
+# such change and say here what changed. A field added to summary.json that changes nothing already computed
+# (val_loss_by_source, 2026-12-03) needs none: a bump would count every finished run as unfinished.
 TRAINING_REVISIONS = {
     1: "until 2026-12-01: the EOS (pad) embedding row frozen at zero; 5% of a training file held out and "
     "unused beside val_source",

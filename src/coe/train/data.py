@@ -27,7 +27,8 @@ class RunData:
     validation: list  # fixed micro-batches
     problems: list[tuple[str, str]]  # held-out (question, worked answer) pairs for exact match
     test: list  # fixed micro-batches of the test split for its loss (empty unless asked for)
-    # Each training source's own validation documents as fixed micro-batches, all of them (keep_last), for
+    # Each training source's own validation documents as fixed micro-batches (its sequences made apart from
+    # the other sources', the last step filled up: keep_last; at most as many batches as `validation`), for
     # the final evaluation's loss by source; empty unless the validation documents come from two or more
     # training sources (DataSplits.validation_by_source).
     validation_by_source: dict[str, list] = field(default_factory=dict)
@@ -84,11 +85,7 @@ def prepare_run_data(
         test = validation_batches(pack_documents(tok, splits.test, seq_len, **packing), local, **fixed)
     by_source = {
         source: validation_batches(
-            pack_documents(tok, documents, seq_len, **packing),
-            local,
-            rank=rank,
-            world_size=world_size,
-            keep_last=True,
+            pack_documents(tok, documents, seq_len, **packing), local, keep_last=True, **fixed
         )
         for source, documents in splits.validation_by_source.items()
     }
