@@ -67,6 +67,19 @@ def test_rope_forms_rotate_the_same_pairs_differently_laid_out():
     torch.testing.assert_close(torch.cat([a[..., 0::2], a[..., 1::2]], dim=-1), b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_interleaved_rope_equals_the_pairwise_formula_bit_for_bit(dtype):
+    """(x0 cos - x1 sin, x0 sin + x1 cos) for every pair, by a plain loop in float32, to the last bit."""
+    x = torch.randn(2, 3, 5, 8).to(dtype)
+    cos, sin = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+    expected = torch.empty(2, 3, 5, 8)
+    x32 = x.float()
+    for p in range(4):
+        x0, x1, c, s = x32[..., 2 * p], x32[..., 2 * p + 1], cos[:, None, :, p], sin[:, None, :, p]
+        expected[..., 2 * p], expected[..., 2 * p + 1] = x0 * c - x1 * s, x0 * s + x1 * c
+    assert torch.equal(rotate_interleaved(x, cos, sin), expected.to(dtype))
+
+
 def test_yarn_softmax_scale():
     cfg = CoEConfig(
         rope_parameters={
