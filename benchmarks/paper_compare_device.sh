@@ -100,8 +100,9 @@ lane() {  # gpu, sharing (lanes on that GPU), presets...
         # CoE-2(4/64) 483-512 s (estimated 520 and 534); MoE(16/64) with CoE-2(8/64) 526 and 556 s (629,
         # 643); two C = 2, K = 8 runs reached step 1000 540-570 s after launch, were stopped at 566 s in
         # their final evaluation (642 and 643: no longer started with the 562 s they had left); the two
-        # dense runs 396 s (505). It errs on the safe side: a run that ends past DEADLINE is lost work, one
-        # not started costs a later command.
+        # dense runs 396 s (505); MoE(24/64) with the 12-layer MoE 694 and 847 s (738, 1028; the 12-layer run
+        # alone for its last 190 steps). It errs on the safe side: a run that ends past DEADLINE is lost work,
+        # one not started costs a later command.
         # The paper-packed runs of 2026-12-01 took less (less validation).
         # The run's directory name (compare's run_name) and the estimate, in one call. A run that left a
         # checkpoint here (stopped at DEADLINE by an earlier `start` on this machine) resumes from it: only
