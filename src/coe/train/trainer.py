@@ -510,16 +510,17 @@ class _LogWindow:
         return metrics
 
 
+def _loss_and_tokens(run: _Run, batches: list) -> tuple[float, int]:
+    """The mean loss over ``batches`` and its labelled tokens: every rank its share, token-weighted over all
+    ranks (their shares hold different numbers of labelled tokens when documents are padded or masked)."""
+    loss_sum, tokens = run.par.sum_(validation_sums(run.model, batches, amp_dtype=run.amp)).tolist()
+    return loss_sum / tokens, int(tokens)
+
+
 def _validate(run: _Run) -> dict[str, float]:
-    """The validation loss ("val") and, with eval.test_loss, the test split's ("test"): every rank its
-    share, token-weighted over all ranks (their shares hold different numbers of labelled tokens when
-    documents are padded or masked)."""
-    losses = {}
-    for split, batches in (("val", run.data.validation), ("test", run.data.test)):
-        if batches:
-            loss_sum, tokens = run.par.sum_(validation_sums(run.model, batches, amp_dtype=run.amp)).tolist()
-            losses[split] = loss_sum / tokens
-    return losses
+    """The validation loss ("val") and, with eval.test_loss, the test split's ("test")."""
+    splits = (("val", run.data.validation), ("test", run.data.test))
+    return {split: _loss_and_tokens(run, batches)[0] for split, batches in splits if batches}
 
 
 def _save(run: _Run, window: _LogWindow) -> Path:
@@ -564,10 +565,7 @@ def _finish(
         raise TrainingInterrupted(f"signal {who} at the final step: checkpoint {final}")
     signals.stop_at_once(f"during the final evaluation; the final checkpoint {final} is complete")
     losses = _validate(run)
-    by_source = {
-        source: run.par.sum_(validation_sums(run.model, batches, amp_dtype=run.amp)).tolist()
-        for source, batches in run.data.validation_by_source.items()
-    }
+    by_source = {s: _loss_and_tokens(run, batches) for s, batches in run.data.validation_by_source.items()}
     summary: dict[str, Any] = {
         "preset": cfg.model.preset,
         "size": cfg.model.size,
@@ -575,11 +573,6 @@ def _finish(
         "tokens": run.step * run.tokens_per_step,
         "val_loss": losses["val"],
         **({"test_loss": losses["test"]} if "test" in losses else {}),
-        # Where the validation loss comes from, source by source: every validation document of each.
-        **(
-            {"val_loss_by_source": {s: total / n for s, (total, n) in by_source.items()}} if by_source else {}
-        ),
-        **({"val_tokens_by_source": {s: int(n) for s, (_, n) in by_source.items()}} if by_source else {}),
         "total_params": total_parameters(config),
         "active_params": active_parameters(config),
         "expert_combinations": expert_combinations(
@@ -593,6 +586,9 @@ def _finish(
         "expert_parallel": par.expert_parallel,
         "revision": TRAINING_REVISION,
     }
+    if by_source:  # where the validation loss comes from, source by source
+        summary["val_loss_by_source"] = {s: loss for s, (loss, _) in by_source.items()}
+        summary["val_tokens_by_source"] = {s: tokens for s, (_, tokens) in by_source.items()}
     if not par.is_main:
         return summary
     if run.data.problems:
