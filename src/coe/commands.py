@@ -30,29 +30,24 @@ def only_used(command: str, section: str, spec: Any, used: tuple[str, ...]) -> N
             raise invalid(f"{section}.{option.name}", value, f"coe {command} does not use it")
 
 
-def checked_expert_backend(backend: str | None) -> str | None:
-    """The ``expert_backend`` option of `coe eval` / `coe generate`, checked before the checkpoint is read."""
-    from coe.config import ExpertBackend
-
-    if backend is not None and backend not in tuple(ExpertBackend):
-        allowed = ", ".join(repr(b.value) for b in ExpertBackend)
-        raise invalid(
-            "expert_backend", backend, f"choose {allowed}, or leave it unset (the checkpoint's own)"
-        )
-    return backend
-
-
 def open_checkpoint(checkpoint: str, runtime: RuntimeSpec, expert_backend: str | None = None):
     """``(path, model, tokenizer, device)`` of a checkpoint (or a run directory's newest): the model in
-    float32 and eval mode on the resolved device; its experts on ``expert_backend`` when given, else on the
-    backend its config saved (every backend computes the same outputs, to rounding)."""
+    float32 and eval mode on the resolved device; its experts on ``expert_backend`` when given (checked
+    before the checkpoint is read), else on the backend its config saved (every backend computes the same
+    outputs, to rounding)."""
     import torch
 
+    from coe.config import ExpertBackend
     from coe.data import load_tokenizer
     from coe.device import configure_threads, resolve_device
     from coe.modeling import CoEForCausalLM
     from coe.train.checkpoint import resolve_checkpoint
 
+    if expert_backend is not None and expert_backend not in tuple(ExpertBackend):
+        allowed = ", ".join(repr(b.value) for b in ExpertBackend)
+        raise invalid(
+            "expert_backend", expert_backend, f"choose {allowed}, or leave it unset (the checkpoint's own)"
+        )
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(runtime.device)
     configure_threads(runtime.threads)
@@ -129,7 +124,7 @@ def cmd_eval(
     only_used("eval", "runtime", runtime, ("device", "precision", "threads"))
     only_used("eval", "data", data, tuple(f.name for f in dataclasses.fields(data) if f.name != "tokenizer"))
     decode_path(decode, loop=False)  # a bad choice fails before the checkpoint is read
-    path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, checked_expert_backend(expert_backend))
+    path, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, expert_backend)
     amp = autocast_dtype(runtime.precision, dev)
     splits = load_splits(data)
     result = {"checkpoint": str(path)}
@@ -218,7 +213,7 @@ def cmd_generate(
         raise invalid("temperature", temperature, "must be finite and >= 0 (0: greedy)")
     only_used("generate", "runtime", runtime, ("device", "threads"))
     path = decode_path(decode)  # a bad choice fails before the checkpoint is read
-    _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, checked_expert_backend(expert_backend))
+    _, model, tokenizer, dev = open_checkpoint(checkpoint, runtime, expert_backend)
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(dev)
     sample = temperature > 0
     ends = dict(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
