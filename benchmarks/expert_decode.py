@@ -30,7 +30,7 @@ import torch
 
 from coe import CoEConfig, CoEForCausalLM
 from coe.device import device_name
-from coe.nn.experts import Experts, expected_reach
+from coe.nn.experts import Experts, compute_dtype, expected_reach
 from coe.presets import PAPER_SHAPE, SIZES
 
 SHAPES = (("moe-like", 8), ("coe-like", 4))  # (name, K); 63 routed experts in both
@@ -78,7 +78,7 @@ def measure(
                     row[f"{backend}_ms"] = 1e3 * min(t)
                     row[f"{backend}_median_ms"] = 1e3 * statistics.median(t)
                 experts.backend = "adaptive"  # what the default backend runs here, in inference as timed
-                row["adaptive"] = str(experts._path(x, topk_idx, x.dtype))
+                row["adaptive"] = str(experts._path(x, topk_idx, compute_dtype(x)))
             reached = N * expected_reach(N, K, T)  # distinct experts under uniform routing
             fastest = min(row[f"{b}_ms"] for b in BACKENDS)
             row["weights_gb_per_s"] = reached * 3 * D * F * experts.down_proj.element_size() / fastest / 1e6

@@ -325,17 +325,15 @@ class Experts(nn.Module):
         if self.backend != ExpertBackend.ADAPTIVE:
             return self.backend
         tokens, copies = topk_idx.shape[0], topk_idx.numel()
-        if x.device.type == "cpu":
-            expert_bytes = 3 * self.gate_up_proj.shape[-1] * self.intermediate_size * dtype.itemsize
-            if copies <= GATHER_MAX_COPIES and copies * expert_bytes <= GATHER_MAX_BYTES_CPU:
-                return ExpertBackend.GATHER
-            return ExpertBackend.GROUPED
-        if copies <= GATHER_MAX_COPIES:
+        gpu = x.device.type != "cpu"
+        expert_bytes = 3 * self.gate_up_proj.shape[-1] * self.intermediate_size * dtype.itemsize
+        if copies <= GATHER_MAX_COPIES and (gpu or copies * expert_bytes <= GATHER_MAX_BYTES_CPU):
             return ExpertBackend.GATHER
-        # Dense was measured for inference in bf16 (a float32 matmul has a fraction of the FLOP rate, and a
-        # backward N / K times the FLOPs), and pays off where the copies reach most experts anyway.
+        # Dense was measured on a GPU for inference in bf16 (a float32 matmul has a fraction of the FLOP rate,
+        # and a backward N / K times the FLOPs), and pays off where the copies reach most experts anyway.
         if (
-            tokens <= DENSE_MAX_TOKENS
+            gpu
+            and tokens <= DENSE_MAX_TOKENS
             and expected_reach(self.num_experts, topk_idx.shape[1], tokens) >= DENSE_MIN_REACHED
             and dtype.itemsize == 2
             and not torch.is_grad_enabled()
