@@ -180,16 +180,47 @@ def seed_of(name: str) -> tuple[str, int]:
     return (preset, int(seed)) if preset and seed.isdigit() else (name, 0)
 
 
-def seeds_table(split: str, metrics: dict[str, list[dict]]) -> None:
-    """For presets run with several seeds: the ``split`` loss of each seed and its gap to MoE(8/64) of the
-    same seed at the last step that every one of these runs reached, the gap's mean and range over seeds, and
-    the gap by step (mean [lowest, highest])."""
-    losses: dict[str, dict[int, dict[int, float]]] = {}  # preset -> seed -> step -> loss
+def losses_by_seed(split: str, metrics: dict[str, list[dict]]) -> dict[str, dict[int, dict[int, float]]]:
+    """preset -> seed -> step -> ``split`` loss, for the runs that logged that split."""
+    losses: dict[str, dict[int, dict[int, float]]] = {}
     for name, ms in metrics.items():
         preset, seed = seed_of(name)
         by_step = {m["step"]: m["loss"] for m in ms if m["split"] == split}
         if by_step:
             losses.setdefault(preset, {})[seed] = by_step
+    return losses
+
+
+def single_seed_table(split: str, metrics: dict[str, list[dict]]) -> None:
+    """For presets run with one seed: their ``split`` loss gap to each of MoE(8/64)'s seeds by step, as
+    [lowest, highest] over those seeds (where MoE(8/64) ran several): how a single-seed gap compares with
+    MoE(8/64)'s own spread."""
+    losses = losses_by_seed(split, metrics)
+    base = losses.get(BASELINE, {})
+    single = [p for p, seeds in losses.items() if p != BASELINE and p in PRESETS and list(seeds) == [0]]
+    if len(base) < 2 or not single:
+        return
+    print(
+        f"{split} loss gap of single-seed presets to each of MoE(8/64)'s {len(base)} seeds, by step: "
+        "[lowest, highest]\n"
+    )
+    print("| step | " + " | ".join(single) + " |")
+    print("|---" * (len(single) + 1) + "|")
+    for step in sorted({s for p in single for s in losses[p][0]}):
+        cells = []
+        for preset in single:
+            loss = losses[preset][0].get(step)
+            gaps = [loss - by_step[step] for by_step in base.values() if loss is not None and step in by_step]
+            cells.append(f"[{min(gaps):+.3f}, {max(gaps):+.3f}]" if len(gaps) == len(base) else "-")
+        print(f"| {step} | " + " | ".join(cells) + " |")
+    print()
+
+
+def seeds_table(split: str, metrics: dict[str, list[dict]]) -> None:
+    """For presets run with several seeds: the ``split`` loss of each seed and its gap to MoE(8/64) of the
+    same seed at the last step that every one of these runs reached, the gap's mean and range over seeds, and
+    the gap by step (mean [lowest, highest])."""
+    losses = losses_by_seed(split, metrics)
     base = losses.get(BASELINE, {})
     seeded = {p: seeds for p, seeds in losses.items() if len(seeds) > 1 and p in PRESETS}
     others = [p for p in seeded if p != BASELINE and set(seeded[p]) <= set(base)]
@@ -344,6 +375,7 @@ def tables(out_dir: Path) -> dict[str, dict]:
     for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
         loss_curve_table(split, {**{name: runs[name]["metrics"] for name in seed0}, **stopped})
         seeds_table(split, {name: runs[name]["metrics"] for name in order})
+        single_seed_table(split, {name: runs[name]["metrics"] for name in order})
     drawn = figures(order, seed0)
     for figure, names in drawn.items():
         out = ROOT / "docs" / f"{out_dir.name}{figure}_loss_curves.png"

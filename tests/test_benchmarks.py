@@ -155,3 +155,24 @@ def test_paper_runs_table_prints_the_loss_of_each_source_where_runs_have_it(caps
     out = capsys.readouterr().out
     assert "| moe-8-64 | 0.5000 | - | 100.0% |" in out
     assert "| coe-2-4-64 | 0.6000 (+0.1000) | 1.0000 | 50.0% / 50.0% |" in out
+
+
+def test_paper_runs_table_gives_single_seed_gaps_against_every_baseline_seed(capsys):
+    """A preset run once, against each of MoE(8/64)'s seeds: the lowest and highest gap at each step; '-'
+    at a step some seed lacks; no table with one baseline seed."""
+    single_seed_table = load_benchmark("paper_runs_table").single_seed_table
+
+    def run(**losses):
+        return [{"split": "val", "step": int(step[1:]), "loss": loss} for step, loss in losses.items()]
+
+    metrics = {
+        "moe-8-64": run(s50=2.0, s100=1.0),
+        "moe-8-64-seed1": run(s50=2.2, s100=1.3),
+        "moe-8-64-seed2": run(s50=2.1),
+        "moe-8-64-12l": run(s50=1.9, s100=1.1),
+    }
+    single_seed_table("val", metrics)
+    out = capsys.readouterr().out
+    assert "| 50 | [-0.300, -0.100] |" in out and "| 100 | - |" in out
+    single_seed_table("val", {k: metrics[k] for k in ("moe-8-64", "moe-8-64-12l")})
+    assert capsys.readouterr().out == ""
