@@ -71,12 +71,19 @@ class RotaryEmbedding(nn.Module):
 
 
 def rotate_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on adjacent pairs (x0, x1), (x2, x3), ... as DeepSeek-V2. x: (B, *, S, R); cos, sin:
-    (B, S, R/2)."""
+    """RoPE on adjacent pairs (x0, x1), (x2, x3), ... as DeepSeek-V2: (x0 cos - x1 sin, x0 sin + x1 cos) per
+    pair. x: (B, *, S, R); cos, sin: (B, S, R/2).
+
+    Written as x * (c, c) + (x1, x0) * (-s, s), elementwise over R, which gives the same values bit for bit
+    (negation is exact, addition commutes) without stacking the rotated halves of each pair: the stack made
+    the compiled decoding step's kernel that rotates the key and writes it into the cache a 3-D grid
+    (rows x pairs x 2), where the flat form can be one dimension (docs/performance.md)."""
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    x32 = x.float().unflatten(-1, (-1, 2))
-    x0, x1 = x32[..., 0], x32[..., 1]
-    return torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1).flatten(-2).to(x.dtype)
+    x32 = x.float()
+    swapped = x32.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x1, x0, x3, x2, ...)
+    cos2 = cos.repeat_interleave(2, dim=-1)
+    sin2 = torch.stack((-sin, sin), dim=-1).flatten(-2)
+    return (x32 * cos2 + swapped * sin2).to(x.dtype)
 
 
 def rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
