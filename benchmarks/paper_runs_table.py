@@ -379,7 +379,8 @@ def tables(out_dir: Path) -> dict[str, dict]:
     drawn = figures(order, seed0)
     for figure, names in drawn.items():
         out = ROOT / "docs" / f"{out_dir.name}{figure}_loss_curves.png"
-        loss_curves(out, {name: runs[name]["metrics"] for name in names})
+        metrics = {name: runs[name]["metrics"] for name in order}
+        loss_curves(out, {n: metrics[n] for n in names}, {n: metrics[n] for n in band(names, order)})
         print(f"\nwrote {out.relative_to(ROOT)}\n")
     stale = ROOT / "docs" / f"{out_dir.name}_seed0_loss_curves.png"
     if "_seed0" not in drawn and stale.exists():  # drawn by an earlier call, when the split applied
@@ -398,6 +399,13 @@ def figures(order: list[str], seed0: list[str]) -> dict[str, list[str]]:
         return {"": order}
     baseline = [BASELINE] if BASELINE in seed0 and BASELINE not in seeded else []
     return {"": baseline + [name for name in order if seed_of(name)[0] in seeded], "_seed0": seed0}
+
+
+def band(names: list[str], order: list[str]) -> list[str]:
+    """The runs whose spread a figure of ``names`` shades about its first curve, the one it subtracts: the
+    other seeds of that curve's preset which the figure does not draw (the seed noise a single-seed gap is
+    read against)."""
+    return [n for n in order if seed_of(n)[0] == seed_of(names[0])[0] and n not in names]
 
 
 def label(out_dir: Path) -> str:

@@ -128,6 +128,14 @@ def test_paper_runs_table_draws_the_seeded_presets_apart_from_seed_0_of_all():
     ]
 
 
+def test_paper_runs_table_shades_the_other_seeds_of_the_subtracted_run_where_the_figure_leaves_them_out():
+    band = load_benchmark("paper_runs_table").band
+    order = ["moe-8-64", "moe-8-64-seed1", "moe-8-64-seed2", "coe-2-4-64", "coe-2-4-64-seed1", "moe-16-64"]
+    assert band(["moe-8-64", "coe-2-4-64", "moe-16-64"], order) == ["moe-8-64-seed1", "moe-8-64-seed2"]
+    assert band(order[:5], order) == []  # the main pair's figure draws every seed itself
+    assert band(["coe-2-4-64", "moe-16-64"], order) == ["coe-2-4-64-seed1"]
+
+
 def test_paper_runs_table_prints_the_loss_of_each_source_where_runs_have_it(capsys):
     by_source_table = load_benchmark("paper_runs_table").by_source_table
     by_source_table({"moe-8-64": {"val_loss": 0.9}})  # runs from before the loss by source: no table

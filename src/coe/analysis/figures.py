@@ -294,31 +294,42 @@ def _smooth(values: list[float], window: int) -> np.ndarray:
     return (c[1:] - c[np.arange(1, len(v) + 1) - n]) / n
 
 
-def loss_curves(path: Path, curves: dict[str, list[dict[str, Any]]]) -> Path:
+def _split(records: list[dict[str, Any]], split: str) -> tuple[list[int], list[float]]:
+    """The steps and losses of one split's records."""
+    chosen = [m for m in records if m["split"] == split]
+    return [m["step"] for m in chosen], [m["loss"] for m in chosen]
+
+
+def seed_band(
+    base: dict[int, float], others: list[tuple[list[int], list[float]]]
+) -> tuple[list[int], list[float], list[float]]:
+    """The spread of other runs of a baseline (its other seeds) about it: the steps where the baseline and
+    every other run have a loss, and at each the lowest and highest of (other - baseline), 0 (the baseline
+    itself) included."""
+    at = [dict(zip(steps, losses, strict=True)) for steps, losses in others]
+    steps = [s for s in sorted(base) if all(s in a for a in at)]
+    gaps = [[0.0] + [a[s] - base[s] for a in at] for s in steps]
+    return steps, [min(g) for g in gaps], [max(g) for g in gaps]
+
+
+def loss_curves(
+    path: Path, curves: dict[str, list[dict[str, Any]]], band: dict[str, list[dict[str, Any]]] | None = None
+) -> Path:
     """Validation loss (left), with two or more curves each one's validation loss minus the first's
     (middle), and training loss (right) against the step, one line per entry of ``curves``: label -> loss
     records ({"split", "step", "loss"}, as :func:`coe.train.metrics.read_metrics` gives them; records of
     other splits are left out). Linear axes zoomed past the first steps; final validation losses written
-    at the ends of the curves; the training loss as a moving average over the logged points."""
+    at the ends of the curves; the training loss as a moving average over the logged points. ``band``:
+    other runs of the first curve's configuration (its other seeds; label -> records), drawn in the middle
+    panel as the shaded spread about it (:func:`seed_band`), the seed noise each gap is read against."""
     diff = len(curves) > 1
-    fig = Figure(figsize=(16 if diff else 12, 4.8), layout="constrained")
+    beside = len(curves) > 6  # one legend beside the panels, which it would cover
+    fig = Figure(figsize=((16 if diff else 12) + 2.5 * beside, 4.8), layout="constrained")
     axes = fig.subplots(1, 3 if diff else 2)
     ax_val, ax_train = axes[0], axes[-1]
     colors = matplotlib.colormaps["tab10" if len(curves) <= 10 else "tab20"].colors
-    val = {
-        label: (
-            [m["step"] for m in ms if m["split"] == "val"],
-            [m["loss"] for m in ms if m["split"] == "val"],
-        )
-        for label, ms in curves.items()
-    }
-    train = {
-        label: (
-            [m["step"] for m in ms if m["split"] == "train"],
-            [m["loss"] for m in ms if m["split"] == "train"],
-        )
-        for label, ms in curves.items()
-    }
+    val = {label: _split(ms, "val") for label, ms in curves.items()}
+    train = {label: _split(ms, "train") for label, ms in curves.items()}
     ends = []
     for i, (label, (steps, losses)) in enumerate(val.items()):
         color = colors[i % len(colors)]
@@ -341,6 +352,11 @@ def loss_curves(path: Path, curves: dict[str, list[dict[str, Any]]]) -> Path:
         first, (base_steps, base_losses) = next(iter(val.items()))
         base = dict(zip(base_steps, base_losses, strict=True))
         ax_diff.axhline(0, color=colors[0], lw=1, label=f"{first} (baseline)")
+        if band:
+            steps, low, high = seed_band(base, [_split(ms, "val") for ms in band.values()])
+            shade = ax_diff.fill_between(
+                steps, low, high, color="0.5", alpha=0.3, lw=0, label=f"spread of {', '.join(band)}"
+            )
         for i, (label, (steps, losses)) in enumerate(list(val.items())[1:], start=1):
             points = [(s, v - base[s]) for s, v in zip(steps, losses, strict=True) if s in base]
             if points:
@@ -362,8 +378,16 @@ def loss_curves(path: Path, curves: dict[str, list[dict[str, Any]]]) -> Path:
         ax.set_xlabel("step")
         ax.set_ylabel("loss" if ax is not axes[1] or not diff else "loss difference")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
         ax.margins(x=0.08)
+    if beside:
+        handles, labels = ax_val.get_legend_handles_labels()
+        if diff and band:
+            handles.append(shade)
+            labels.append(shade.get_label())
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    else:
+        for ax in axes:
+            ax.legend(fontsize=8)
     fig.savefig(path, dpi=110)
     return path
 

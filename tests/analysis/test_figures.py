@@ -1,0 +1,33 @@
+"""The loss-curve figure's seed band, against values worked out by hand."""
+
+import random
+
+import pytest
+
+from coe.analysis.figures import loss_curves, seed_band
+
+
+def test_seed_band_spans_the_other_runs_and_the_baseline_where_all_have_a_loss():
+    base = {50: 2.0, 100: 1.5, 150: 1.2}
+    others = [([50, 100, 150], [2.1, 1.4, 1.25]), ([50, 100], [1.9, 1.55])]
+    steps, low, high = seed_band(base, others)
+    assert steps == [50, 100]  # step 150: the second run has no loss there
+    assert low == pytest.approx([-0.1, -0.1]) and high == pytest.approx([0.1, 0.05])
+    # every other run above the baseline: the band still starts at the baseline itself
+    steps, low, high = seed_band(base, [([50], [2.3])])
+    assert (steps, low) == ([50], [0.0]) and high == pytest.approx([0.3])
+
+
+def test_loss_curves_draws_many_runs_with_a_band(tmp_path):
+    rng = random.Random(0)
+
+    def records(offset: float) -> list[dict]:
+        return [
+            {"split": split, "step": step, "loss": 3.0 / step**0.3 + offset + rng.uniform(0, 0.01)}
+            for step in range(10, 110, 10)
+            for split in ("train", "val")
+        ]
+
+    curves = {f"run{i}": records(0.01 * i) for i in range(8)}
+    path = loss_curves(tmp_path / "curves.png", curves, band={"run0-seed1": records(0.02)})
+    assert path.read_bytes()[:4] == b"\x89PNG"
