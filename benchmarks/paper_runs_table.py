@@ -377,9 +377,9 @@ def tables(out_dir: Path) -> dict[str, dict]:
         seeds_table(split, {name: runs[name]["metrics"] for name in order})
         single_seed_table(split, {name: runs[name]["metrics"] for name in order})
     drawn = figures(order, seed0)
+    metrics = {name: runs[name]["metrics"] for name in order}
     for figure, names in drawn.items():
         out = ROOT / "docs" / f"{out_dir.name}{figure}_loss_curves.png"
-        metrics = {name: runs[name]["metrics"] for name in order}
         loss_curves(out, {n: metrics[n] for n in names}, {n: metrics[n] for n in band(names, order)})
         print(f"\nwrote {out.relative_to(ROOT)}\n")
     stale = ROOT / "docs" / f"{out_dir.name}_seed0_loss_curves.png"

@@ -18,7 +18,7 @@ def test_seed_band_spans_the_other_runs_and_the_baseline_where_all_have_a_loss()
     assert (steps, low) == ([50], [0.0]) and high == pytest.approx([0.3])
 
 
-def test_loss_curves_draws_many_runs_with_a_band(tmp_path):
+def test_loss_curves_draws_many_runs_with_and_without_a_band_and_one_run(tmp_path):
     rng = random.Random(0)
 
     def records(offset: float) -> list[dict]:
@@ -29,5 +29,8 @@ def test_loss_curves_draws_many_runs_with_a_band(tmp_path):
         ]
 
     curves = {f"run{i}": records(0.01 * i) for i in range(8)}
-    path = loss_curves(tmp_path / "curves.png", curves, band={"run0-seed1": records(0.02)})
-    assert path.read_bytes()[:4] == b"\x89PNG"
+    bands = {"banded": {"run0-seed1": records(0.02)}, "plain": None, "one": {"x": records(0)}}
+    for name, band in bands.items():
+        chosen = {"run0": curves["run0"]} if name == "one" else curves  # one curve: no difference panel
+        path = loss_curves(tmp_path / f"{name}.png", chosen, band=band)
+        assert path.read_bytes()[:4] == b"\x89PNG", name

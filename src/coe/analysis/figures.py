@@ -321,7 +321,8 @@ def loss_curves(
     other splits are left out). Linear axes zoomed past the first steps; final validation losses written
     at the ends of the curves; the training loss as a moving average over the logged points. ``band``:
     other runs of the first curve's configuration (its other seeds; label -> records), drawn in the middle
-    panel as the shaded spread about it (:func:`seed_band`), the seed noise each gap is read against."""
+    panel as the shaded spread about it (:func:`seed_band`), the seed noise each gap is read against; with
+    one curve there is no middle panel, and the band is not drawn."""
     diff = len(curves) > 1
     beside = len(curves) > 6  # one legend beside the panels, which it would cover
     fig = Figure(figsize=((16 if diff else 12) + 2.5 * beside, 4.8), layout="constrained")
@@ -347,6 +348,7 @@ def loss_curves(
         ax_train.plot(*smoothed[label], color=color, label=label)
     _zoom(ax_train, list(smoothed.values()))
     ax_train.set_title("training loss (faint: as logged; line: moving average)")
+    shade = None  # the band's patch, for the legend beside the panels
     if diff:
         ax_diff = axes[1]
         first, (base_steps, base_losses) = next(iter(val.items()))
@@ -381,7 +383,7 @@ def loss_curves(
         ax.margins(x=0.08)
     if beside:
         handles, labels = ax_val.get_legend_handles_labels()
-        if diff and band:
+        if shade is not None:
             handles.append(shade)
             labels.append(shade.get_label())
         fig.legend(handles, labels, loc="outside right upper", fontsize=8)
