@@ -162,7 +162,7 @@ def loss_curve_table(split: str, metrics: dict[str, list[dict]]) -> None:
     base = losses.get(BASELINE)
     others = [name for name in losses if base is not None and name != BASELINE]
     print(f"{split} loss by step\n")
-    print("| step | " + " | ".join([*losses, *(f"{n} - moe-8-64" for n in others)]) + " |")
+    print("| step | " + " | ".join([*losses, *(f"{n} - {BASELINE}" for n in others)]) + " |")
     print("|---" * (len(losses) + len(others) + 1) + "|")
     for step in sorted({s for by_step in losses.values() for s in by_step}):
         cells = [f"{by_step[step]:.4f}" if step in by_step else "-" for by_step in losses.values()]
@@ -372,12 +372,12 @@ def tables(out_dir: Path) -> dict[str, dict]:
     routing_table(out_dir, order, runs)
     stopped_dir = out_dir / "stopped"
     stopped = {f"{p.name} (stopped)": read_metrics(p) for p in sorted(stopped_dir.glob("*/")) if p.is_dir()}
-    for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
-        loss_curve_table(split, {**{name: runs[name]["metrics"] for name in seed0}, **stopped})
-        seeds_table(split, {name: runs[name]["metrics"] for name in order})
-        single_seed_table(split, {name: runs[name]["metrics"] for name in order})
-    drawn = figures(order, seed0)
     metrics = {name: runs[name]["metrics"] for name in order}
+    for split in ("val", "test"):  # "test": runs with eval.test_loss (the transfer set)
+        loss_curve_table(split, {**{name: metrics[name] for name in seed0}, **stopped})
+        seeds_table(split, metrics)
+        single_seed_table(split, metrics)
+    drawn = figures(order, seed0)
     for figure, names in drawn.items():
         out = ROOT / "docs" / f"{out_dir.name}{figure}_loss_curves.png"
         loss_curves(out, {n: metrics[n] for n in names}, {n: metrics[n] for n in band(names, order)})

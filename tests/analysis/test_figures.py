@@ -29,8 +29,18 @@ def test_loss_curves_draws_many_runs_with_and_without_a_band_and_one_run(tmp_pat
         ]
 
     curves = {f"run{i}": records(0.01 * i) for i in range(8)}
+
+    def width(path) -> int:  # pixels, from the PNG's header
+        data = path.read_bytes()
+        assert data[:4] == b"\x89PNG"
+        return int.from_bytes(data[16:20], "big")
+
     bands = {"banded": {"run0-seed1": records(0.02)}, "plain": None, "one": {"x": records(0)}}
+    widths = {}
     for name, band in bands.items():
         chosen = {"run0": curves["run0"]} if name == "one" else curves  # one curve: no difference panel
-        path = loss_curves(tmp_path / f"{name}.png", chosen, band=band)
-        assert path.read_bytes()[:4] == b"\x89PNG", name
+        widths[name] = width(loss_curves(tmp_path / f"{name}.png", chosen, band=band))
+    few = width(loss_curves(tmp_path / "few.png", {k: curves[k] for k in ("run0", "run1")}))
+    # three panels 16 inches wide at 110 dpi; more than six curves: 2.5 inches more for the legend beside
+    assert few == 16 * 110 and widths["banded"] == widths["plain"] == int(18.5 * 110)
+    assert widths["one"] == 12 * 110  # two panels, one curve: no legend beside, the band not drawn

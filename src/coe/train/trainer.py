@@ -611,7 +611,7 @@ def _finish(
         summary["accuracy_problems"] = len(samples)
         summary["samples"] = [s.__dict__ for s in samples[:5]]
     numbers = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
-    source_losses = {f"val_loss/{s}": v for s, v in summary.get("val_loss_by_source", {}).items()}
+    source_losses = {f"val_loss/{s}": loss for s, (loss, _) in by_source.items()}
     logger.log(run.step, {**numbers, **source_losses}, "final")
     (run.dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
