@@ -328,7 +328,8 @@ def loss_curves(
     fig = Figure(figsize=((16 if diff else 12) + 2.5 * beside, 4.8), layout="constrained")
     axes = fig.subplots(1, 3 if diff else 2)
     ax_val, ax_train = axes[0], axes[-1]
-    colors = matplotlib.colormaps["tab10" if len(curves) <= 10 else "tab20"].colors
+    palette = matplotlib.colormaps["tab10" if len(curves) <= 10 else "tab20"].colors
+    colors = [c for c in palette if len(set(c)) > 1]  # no greys: the seed band is grey
     val = {label: _split(ms, "val") for label, ms in curves.items()}
     train = {label: _split(ms, "train") for label, ms in curves.items()}
     ends = []
