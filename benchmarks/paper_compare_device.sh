@@ -29,8 +29,8 @@
 # evaluation included, about 500-530 s after `start`; two C = 2, K = 8 runs, or three 4-layer runs, reach
 # step 1000 after 540-570 s, too late for one command: queue those with a DEADLINE past the command's limit
 # and follow them with `watch` at once. Three lanes (the 8-layer MoE and two C = 2, K = 8 ablations) ended
-# 854-901 s after `start` (estimated 823, 824 and 1,011 s). Keep WATCH at 570 or less: the packing after it
-# takes a few seconds.
+# 854-901 s after `start` (estimated 823, 824 and 1,011 s); two dense 8-of-8 runs with C = 2 ended 555-558 s
+# after `start` (estimated 615 s). Keep WATCH at 570 or less: the packing after it takes a few seconds.
 # A run whose summary.json is in the repository's OUT_DIR is not trained again.
 #
 # Environment: EXPERIMENT (default paper: the reference code's regime; paper-packed: the first reproduction,
