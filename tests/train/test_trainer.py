@@ -69,7 +69,8 @@ def assert_same_runs(full, resumed) -> None:
     assert len(losses(resumed.run_dir)) == 6
     a = CoEForCausalLM.from_pretrained(latest_checkpoint(full.run_dir)).state_dict()
     b = CoEForCausalLM.from_pretrained(latest_checkpoint(resumed.run_dir)).state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    differ = {k: (a[k] - b[k]).abs().max().item() for k in a if not torch.equal(a[k], b[k])}
+    assert not differ, f"weights differ (largest difference by tensor): {differ}"
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
