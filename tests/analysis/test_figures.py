@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from coe.analysis.figures import loss_curves, seed_band
+from coe.analysis.figures import curve_colors, loss_curves, seed_band
 
 
 def test_seed_band_spans_the_other_runs_and_the_baseline_where_all_have_a_loss():
@@ -44,3 +44,10 @@ def test_loss_curves_draws_many_runs_with_and_without_a_band_and_one_run(tmp_pat
     # three panels 16 inches wide at 110 dpi; more than six curves: 2.5 inches more for the legend beside
     assert few == 16 * 110 and widths["banded"] == widths["plain"] == int(18.5 * 110)
     assert widths["one"] == 12 * 110  # two panels, one curve: no legend beside, the band not drawn
+
+
+@pytest.mark.parametrize("n", [1, 9, 10, 18])
+def test_curves_get_distinct_colours_none_grey_like_the_seed_band(n):
+    colors = curve_colors(n)
+    assert len(set(colors[:n])) == n  # up to tab20's eighteen non-grey colours, every curve its own
+    assert all(len(set(c)) > 1 for c in colors)  # grey: equal red, green and blue

@@ -312,6 +312,16 @@ def seed_band(
     return steps, [min(g) for g in gaps], [max(g) for g in gaps]
 
 
+def curve_colors(n: int) -> list[tuple[float, float, float]]:
+    """Colours for ``n`` curves: tab10's, or tab20's past as many curves as it has, without their greys (the
+    seed band is grey); repeated only past tab20's eighteen."""
+    for name in ("tab10", "tab20"):
+        colors = [c for c in matplotlib.colormaps[name].colors if len(set(c)) > 1]
+        if n <= len(colors):
+            break
+    return colors
+
+
 def loss_curves(
     path: Path, curves: dict[str, list[dict[str, Any]]], band: dict[str, list[dict[str, Any]]] | None = None
 ) -> Path:
@@ -328,8 +338,7 @@ def loss_curves(
     fig = Figure(figsize=((16 if diff else 12) + 2.5 * beside, 4.8), layout="constrained")
     axes = fig.subplots(1, 3 if diff else 2)
     ax_val, ax_train = axes[0], axes[-1]
-    palette = matplotlib.colormaps["tab10" if len(curves) <= 10 else "tab20"].colors
-    colors = [c for c in palette if len(set(c)) > 1]  # no greys: the seed band is grey
+    colors = curve_colors(len(curves))
     val = {label: _split(ms, "val") for label, ms in curves.items()}
     train = {label: _split(ms, "train") for label, ms in curves.items()}
     ends = []
